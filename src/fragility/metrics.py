@@ -54,7 +54,6 @@ def summary(labels: np.ndarray, preds: np.ndarray, n_classes: int) -> dict:
         "gmean": geometric_mean_recall(labels, preds, n_classes),
         "accuracy": float(np.mean(np.asarray(labels) == np.asarray(preds))),
         "per_class_accuracy": [
-            None if np.isnan(a) else float(a)
-            for a in per_class_accuracy(labels, preds, n_classes)
+            None if np.isnan(a) else float(a) for a in per_class_accuracy(labels, preds, n_classes)
         ],
     }

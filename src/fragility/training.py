@@ -1,0 +1,415 @@
+"""Device-resident, batched training (after airbench) with the paper's SGD regime.
+
+The uint8 images live on the device once; each epoch draws a permutation and augments
+whole batches (random crop from a once-padded tensor, a flip by ``torch.where``). Every
+random draw comes from a generator seeded by ``(seed, epoch)``, so a resumed run repeats
+exactly what an uninterrupted one would have done.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from . import metrics
+from .errors import ConfigError, TrainingDiverged
+from .io import atomic_path
+from .losses import build_loss, class_balanced_weights
+from .models import ResNetCifar, build_model
+
+SELECTIONS = ("test_bac", "val_bac", "last")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that determines a trained model (besides the data and the split)."""
+
+    arch: str = "resnet32"
+    loss: str = "ce"
+    drw: bool = False  # deferred class-balanced re-weighting from ``drw_start`` of training
+    epochs: int = 200
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 2e-4
+    warmup_epochs: int | None = None  # None: 5 epochs per 200, at least 1
+    focal_gamma: float = 1.0
+    ldam_max_margin: float = 0.5
+    ldam_scale: float = 30.0
+    cb_beta: float = 0.9999
+    drw_start: float = 0.8  # fraction of epochs
+    lr_milestones: tuple[float, float] = (0.8, 0.9)  # fractions of epochs: lr ×0.01, ×0.0001
+    select: str = "test_bac"
+    augment: bool = True
+    flip: bool = True
+    crop_padding: int = 4
+    seed: int = 0
+    eval_batch_size: int = 1024
+
+    def __post_init__(self):
+        if self.select not in SELECTIONS:
+            raise ConfigError(f"unknown select {self.select!r}; choose one of {list(SELECTIONS)}")
+        if self.epochs < 1:
+            raise ConfigError(f"epochs must be at least 1, got {self.epochs}")
+        self.lr_milestones = tuple(self.lr_milestones)
+
+    def hash(self) -> str:
+        blob = json.dumps(dataclasses.asdict(self), sort_keys=True, default=list)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+# -- the schedule: every epoch-dependent choice is derived here, from the config alone --------
+
+
+def warmup_epochs(cfg: TrainConfig) -> int:
+    if cfg.warmup_epochs is not None:
+        return cfg.warmup_epochs
+    return max(1, round(5 * cfg.epochs / 200))
+
+
+def learning_rate(cfg: TrainConfig, epoch: int) -> float:
+    """LR for 0-based ``epoch``: linear warm-up, then ×0.01 and ×0.0001 at the milestones."""
+    warm = warmup_epochs(cfg)
+    if epoch < warm:
+        return cfg.lr * (epoch + 1) / warm
+    first, second = (int(f * cfg.epochs) for f in cfg.lr_milestones)
+    if epoch >= second:
+        return cfg.lr * 1e-4
+    if epoch >= first:
+        return cfg.lr * 1e-2
+    return cfg.lr
+
+
+def drw_active(cfg: TrainConfig, epoch: int) -> bool:
+    return cfg.drw and epoch >= int(cfg.drw_start * cfg.epochs)
+
+
+# -- data on the device ------------------------------------------------------------------------
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def channel_stats(x_uint8: np.ndarray) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std in [0, 1] units of ``(N, H, W, C)`` uint8 images."""
+    flat = x_uint8.reshape(-1, x_uint8.shape[-1]).astype(np.float64) / 255.0
+    return flat.mean(axis=0).tolist(), flat.std(axis=0).tolist()
+
+
+def to_device_images(x_uint8: np.ndarray, device: torch.device) -> torch.Tensor:
+    """``(N, H, W, C)`` uint8 numpy → ``(N, C, H, W)`` uint8 on ``device``."""
+    return (
+        torch.from_numpy(np.ascontiguousarray(x_uint8)).permute(0, 3, 1, 2).contiguous().to(device)
+    )
+
+
+class Normalizer:
+    """uint8 → normalised float, channels-last on CUDA."""
+
+    def __init__(self, mean, std, device: torch.device):
+        self.mean = torch.tensor(mean, device=device).view(1, -1, 1, 1) * 255
+        self.std = torch.tensor(std, device=device).view(1, -1, 1, 1) * 255
+        self.channels_last = device.type == "cuda"
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        out = (x.float() - self.mean) / self.std
+        return out.contiguous(memory_format=torch.channels_last) if self.channels_last else out
+
+
+def augment_batch(
+    padded: torch.Tensor, crop: int, flip: bool, generator: torch.Generator
+) -> torch.Tensor:
+    """Random ``(H, W)`` crops of once-padded images ``(B, C, H+2p, W+2p)``, then random flips.
+
+    Offsets are uniform on ``0..2p`` per image and axis; each image flips with p = 1/2.
+    """
+    b, c, hp, wp = padded.shape
+    h, w = hp - 2 * crop, wp - 2 * crop
+    dev = padded.device
+    dy = torch.randint(0, 2 * crop + 1, (b,), generator=generator).to(dev)
+    dx = torch.randint(0, 2 * crop + 1, (b,), generator=generator).to(dev)
+    rows = (dy[:, None] + torch.arange(h, device=dev))[:, None, :, None]
+    cols = (dx[:, None] + torch.arange(w, device=dev))[:, None, None, :]
+    out = padded[
+        torch.arange(b, device=dev)[:, None, None, None],
+        torch.arange(c, device=dev)[None, :, None, None],
+        rows,
+        cols,
+    ]
+    if flip:
+        mask = (torch.rand(b, generator=generator) < 0.5).to(dev)[:, None, None, None]
+        out = torch.where(mask, out.flip(3), out)
+    return out
+
+
+@torch.no_grad()
+def predict(
+    model: ResNetCifar,
+    images: torch.Tensor,
+    normalize: Normalizer,
+    batch_size: int = 1024,
+    with_features: bool = False,
+):
+    """Logits ``(N, C)`` (and FE ``(N, H)``) of uint8 device images in eval mode, float32."""
+    model.eval()
+    logits, feats = [], []
+    autocast = _autocast(images.device)
+    for start in range(0, len(images), batch_size):
+        x = normalize(images[start : start + batch_size])
+        with autocast:
+            fe = model.features(x)
+            out = model.classifier(fe)
+        logits.append(out.float())
+        feats.append(fe.float())
+    empty = torch.empty(0, device=images.device)
+    lg = torch.cat(logits) if logits else empty
+    return (lg, torch.cat(feats) if feats else empty) if with_features else lg
+
+
+def _autocast(device: torch.device):
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return torch.autocast("cpu", enabled=False)
+
+
+# -- training ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Subset:
+    """Images ``(N, H, W, C)`` uint8 and labels ``(N,)`` of one split subset."""
+
+    x: np.ndarray
+    y: np.ndarray
+
+
+@dataclass
+class TrainResult:
+    model: ResNetCifar
+    best_epoch: int
+    history: list[dict]
+    metrics: dict
+    normalization: tuple[list[float], list[float]]
+    seconds: float
+    extra: dict = field(default_factory=dict)
+
+
+def _new_model(cfg: TrainConfig, n_classes: int, in_channels: int) -> ResNetCifar:
+    # The seed is applied inside a forked RNG so no global state leaks out of the call.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        return build_model(cfg.arch, n_classes, in_channels, normed_classifier=cfg.loss == "ldam")
+
+
+def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+
+
+def train(
+    cfg: TrainConfig,
+    train_set: Subset,
+    test_set: Subset,
+    val_set: Subset | None = None,
+    *,
+    n_classes: int | None = None,
+    normalization: tuple[list[float], list[float]] | None = None,
+    device: str | torch.device = "auto",
+    resume_path: str | Path | None = None,
+    progress: bool = True,
+    desc: str = "train",
+) -> TrainResult:
+    """Train one model and keep the checkpoint chosen by ``cfg.select``.
+
+    ``normalization`` is the per-channel (mean, std) in [0, 1] units (default: from the
+    training subset). With ``resume_path``, a state file is written there after every epoch
+    and a run with the same config picks up from it.
+    """
+    device = resolve_device(device)
+    if cfg.select == "val_bac" and (val_set is None or len(val_set.y) == 0):
+        raise ConfigError("select: val_bac needs a validation set: set n_val > 0")
+    n_classes = n_classes or int(max(train_set.y.max(), test_set.y.max())) + 1
+    counts = np.bincount(train_set.y, minlength=n_classes)
+    if np.any(counts == 0):
+        raise ConfigError(
+            f"the training subset has no images of classes {np.flatnonzero(counts == 0).tolist()}"
+        )
+    mean, std = normalization or channel_stats(train_set.x)
+    normalize = Normalizer(mean, std, device)
+
+    model = _new_model(cfg, n_classes, train_set.x.shape[-1]).to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    criterion = build_loss(
+        cfg.loss,
+        counts,
+        gamma=cfg.focal_gamma,
+        max_margin=cfg.ldam_max_margin,
+        scale=cfg.ldam_scale,
+    ).to(device)
+    cb_weights = class_balanced_weights(counts, cfg.cb_beta).to(device)
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+    )
+
+    x_train = to_device_images(train_set.x, device)
+    y_train = torch.from_numpy(train_set.y.astype(np.int64)).to(device)
+    pad = cfg.crop_padding
+    padded = torch.nn.functional.pad(x_train, (pad, pad, pad, pad)) if cfg.augment else x_train
+    evals = {"train": train_set, "test": test_set}
+    if val_set is not None and len(val_set.y):
+        evals["val"] = val_set
+    eval_images = {k: to_device_images(s.x, device) for k, s in evals.items()}
+
+    history: list[dict] = []
+    best = {"score": -math.inf, "epoch": -1, "state": None}
+    start_epoch, elapsed = 0, 0.0
+    state_file = Path(resume_path) if resume_path else None
+    if state_file and state_file.exists():
+        state = torch.load(state_file, map_location=device, weights_only=False)
+        if state.get("config_hash") == cfg.hash():
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            history, best, elapsed = state["history"], state["best"], state["elapsed"]
+            start_epoch = state["epoch"] + 1
+            print(f"resuming from epoch {start_epoch} ({state_file})", file=sys.stderr)
+
+    bar = tqdm(
+        range(start_epoch, cfg.epochs),
+        initial=start_epoch,
+        total=cfg.epochs,
+        desc=desc,
+        file=sys.stderr,
+        disable=not progress,
+        dynamic_ncols=True,
+        mininterval=1.0,
+    )
+    for epoch in bar:
+        t0 = time.perf_counter()
+        lr = learning_rate(cfg, epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        weight = cb_weights if drw_active(cfg, epoch) else None
+        gen = _epoch_generator(cfg.seed, epoch)
+        model.train()
+        order = torch.randperm(len(y_train), generator=gen).to(device)
+        loss_sum = torch.zeros((), device=device)
+        for start in range(0, len(order), cfg.batch_size):
+            idx = order[start : start + cfg.batch_size]
+            xb = augment_batch(padded[idx], pad, cfg.flip, gen) if cfg.augment else x_train[idx]
+            with _autocast(device):
+                logits = model(normalize(xb))
+            loss = criterion(logits.float(), y_train[idx], weight)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.detach() * len(idx)
+        mean_loss = float(loss_sum) / len(order)
+        if not math.isfinite(mean_loss):
+            where = (
+                f"; the last good state (epoch {epoch}) is kept at {state_file}"
+                if state_file and epoch > 0
+                else ""
+            )
+            raise TrainingDiverged(
+                f"the training loss became non-finite ({mean_loss}) at epoch {epoch + 1}{where}; "
+                "lower lr or check the data"
+            )
+        row = {"epoch": epoch + 1, "lr": lr, "loss": mean_loss, "drw": weight is not None}
+        for name, subset in evals.items():
+            preds = (
+                predict(model, eval_images[name], normalize, cfg.eval_batch_size)
+                .argmax(1)
+                .cpu()
+                .numpy()
+            )
+            row[f"{name}_bac"] = metrics.balanced_accuracy(subset.y, preds, n_classes)
+            row[f"{name}_acc"] = metrics.per_class_accuracy(subset.y, preds, n_classes).tolist()
+        elapsed += time.perf_counter() - t0
+        row["seconds"] = elapsed
+        history.append(row)
+
+        score = {"test_bac": row["test_bac"], "val_bac": row.get("val_bac"), "last": epoch}[
+            cfg.select
+        ]
+        if score > best["score"]:
+            best = {
+                "score": score,
+                "epoch": epoch + 1,
+                "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+            }
+        bar.set_postfix(loss=f"{mean_loss:.3f}", test_bac=f"{row['test_bac']:.3f}", lr=f"{lr:.3g}")
+        if state_file:
+            with atomic_path(state_file) as tmp:
+                torch.save(
+                    {
+                        "config_hash": cfg.hash(),
+                        "epoch": epoch,
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "history": history,
+                        "best": best,
+                        "elapsed": elapsed,
+                    },
+                    tmp,
+                )
+    bar.close()
+
+    model.load_state_dict(best["state"])
+    test_preds = (
+        predict(model, eval_images["test"], normalize, cfg.eval_batch_size).argmax(1).cpu().numpy()
+    )
+    summary = metrics.summary(test_set.y, test_preds, n_classes)
+    summary.update(
+        kept_epoch=best["epoch"],
+        select=cfg.select,
+        epochs=cfg.epochs,
+        wall_seconds=elapsed,
+        device=str(device),
+        train_class_counts=counts.tolist(),
+    )
+    return TrainResult(model.cpu(), best["epoch"], history, summary, (mean, std), elapsed)
+
+
+# -- checkpoints -------------------------------------------------------------------------------
+
+
+def save_model(result: TrainResult, cfg: TrainConfig, path: str | Path, metadata: dict) -> None:
+    """Weights plus everything needed to rebuild the model, written atomically."""
+    model = result.model
+    payload = {
+        "state_dict": model.state_dict(),
+        "arch": cfg.arch,
+        "n_classes": model.classifier.weight.shape[0],
+        "in_channels": model.conv1.in_channels,
+        "normed": model.normed,
+        "normalization": {"mean": result.normalization[0], "std": result.normalization[1]},
+        "epoch": result.best_epoch,
+        "train_config": dataclasses.asdict(cfg),
+        "config_hash": cfg.hash(),
+        "metadata": metadata,
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[ResNetCifar, dict]:
+    """Rebuild a saved model (eval mode) and return it with its saved payload."""
+    payload = torch.load(path, map_location="cpu", weights_only=False)
+    model = build_model(
+        payload["arch"], payload["n_classes"], payload["in_channels"], payload["normed"]
+    )
+    model.load_state_dict(payload["state_dict"])
+    return model.to(resolve_device(device)).eval(), payload
