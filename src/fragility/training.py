@@ -103,10 +103,18 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return torch.device(device)
 
 
-def channel_stats(x_uint8: np.ndarray) -> tuple[list[float], list[float]]:
-    """Per-channel mean and std in [0, 1] units of ``(N, H, W, C)`` uint8 images."""
-    flat = x_uint8.reshape(-1, x_uint8.shape[-1]).astype(np.float64) / 255.0
-    return flat.mean(axis=0).tolist(), flat.std(axis=0).tolist()
+def channel_stats(x_uint8: np.ndarray, chunk: int = 4096) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std in [0, 1] units of ``(N, H, W, C)`` uint8 images (chunked)."""
+    total = np.zeros(x_uint8.shape[-1])
+    total_sq = np.zeros(x_uint8.shape[-1])
+    for start in range(0, len(x_uint8), chunk):
+        part = x_uint8[start : start + chunk].reshape(-1, x_uint8.shape[-1]).astype(np.float64)
+        total += part.sum(axis=0)
+        total_sq += (part**2).sum(axis=0)
+    n = x_uint8.size / x_uint8.shape[-1]
+    mean = total / n
+    std = np.sqrt(np.maximum(total_sq / n - mean**2, 1e-12))
+    return (mean / 255).tolist(), (std / 255).tolist()
 
 
 def to_device_images(x_uint8: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -117,16 +125,16 @@ def to_device_images(x_uint8: np.ndarray, device: torch.device) -> torch.Tensor:
 
 
 class Normalizer:
-    """uint8 → normalised float, channels-last on CUDA."""
+    """uint8 → normalised float in channels-last layout."""
 
     def __init__(self, mean, std, device: torch.device):
         self.mean = torch.tensor(mean, device=device).view(1, -1, 1, 1) * 255
         self.std = torch.tensor(std, device=device).view(1, -1, 1, 1) * 255
-        self.channels_last = device.type == "cuda"
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        # channels-last makes convolutions faster on both oneDNN (CPU) and cuDNN
         out = (x.float() - self.mean) / self.std
-        return out.contiguous(memory_format=torch.channels_last) if self.channels_last else out
+        return out.contiguous(memory_format=torch.channels_last)
 
 
 def augment_batch(
@@ -250,8 +258,7 @@ def train(
     normalize = Normalizer(mean, std, device)
 
     model = _new_model(cfg, n_classes, train_set.x.shape[-1]).to(device)
-    if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
+    model = model.to(memory_format=torch.channels_last)
     criterion = build_loss(
         cfg.loss,
         counts,

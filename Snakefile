@@ -1,0 +1,20 @@
+# fragility: why CNNs trained on class-imbalanced images fail on minority classes.
+# Stages: data -> splits -> training (-> embeddings -> analysis -> remedies -> report).
+from snakemake.utils import min_version
+
+min_version("8.0")
+
+
+configfile: "config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/splits.smk"
+include: "rules/training.smk"
+
+
+rule all:
+    input:
+        get_all_targets(),
+    default_target: True

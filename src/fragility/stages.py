@@ -1,0 +1,133 @@
+"""The pipeline's stages as file-in, file-out functions (used by the workflow and the CLI)."""
+
+from __future__ import annotations
+
+import platform
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+from . import __version__, data
+from .io import write_json, write_parquet
+from .splits import make_split, subset_indices
+from .training import Subset, TrainConfig, channel_stats, save_model, train
+
+
+def prepare_data(name: str, settings: dict, out_path: str | Path) -> None:
+    """Convert dataset ``name`` (config entry ``settings``) once into the canonical ``.npz``."""
+    data.prepare_dataset(
+        settings.get("loader", name),
+        out_path,
+        root=settings.get("root"),
+        download=settings.get("download", False),
+        **settings.get("options", {}),
+    )
+
+
+def split_dataset(
+    canonical_path: str | Path,
+    out_path: str | Path,
+    *,
+    imbalance: str,
+    seed: int,
+    n_max: int,
+    n_val: int = 0,
+    n_test: int | None = None,
+    class_order: list[int] | None = None,
+) -> pa.Table:
+    canonical = data.load_canonical(canonical_path)
+    table = make_split(
+        canonical.y_train,
+        canonical.y_test,
+        imbalance,
+        n_max,
+        seed,
+        n_val=n_val,
+        n_test=n_test,
+        class_order=class_order,
+    )
+    meta = {
+        "dataset": canonical.name,
+        "imbalance": imbalance,
+        "seed": seed,
+        "n_max": n_max,
+        "n_val": n_val,
+        "n_test": n_test,
+        "class_order": class_order,
+    }
+    write_parquet(table, out_path, metadata=meta)
+    return table
+
+
+def load_subsets(canonical: data.Canonical, split: pa.Table) -> dict[str, Subset]:
+    """Images and labels of every subset of a split (test rows come from the test array)."""
+    out = {}
+    for name in ("train", "pool", "val", "test"):
+        index, labels = subset_indices(split, name)
+        x = canonical.x_test if name == "test" else canonical.x_train
+        out[name] = Subset(x[index], labels)
+    return out
+
+
+def environment() -> dict:
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "fragility": __version__,
+        "platform": platform.platform(),
+    }
+
+
+def train_run(
+    canonical_path: str | Path,
+    split_path: str | Path,
+    *,
+    model_path: str | Path,
+    history_path: str | Path,
+    metrics_path: str | Path,
+    settings: dict,
+    run_info: dict,
+    device: str = "auto",
+    resume_path: str | Path | None = None,
+    progress: bool = True,
+) -> dict:
+    """Train one run and write ``model.pt``, ``history.parquet`` and ``metrics.json``."""
+    cfg = TrainConfig(**settings)
+    canonical = data.load_canonical(canonical_path)
+    subsets = load_subsets(canonical, pq.read_table(split_path))
+    result = train(
+        cfg,
+        subsets["train"],
+        subsets["test"],
+        subsets["val"],
+        n_classes=len(canonical.classes),
+        normalization=channel_stats(canonical.x_train),
+        device=device,
+        resume_path=resume_path,
+        progress=progress,
+        desc=run_info.get("run", "train"),
+    )
+    meta = dict(run_info, epoch=result.best_epoch, arch=cfg.arch, config_hash=cfg.hash())
+    save_model(result, cfg, model_path, meta)
+    write_parquet(pa.Table.from_pylist(result.history), history_path, metadata=meta)
+    metrics = dict(
+        result.metrics,
+        classes=canonical.classes,
+        run=run_info,
+        config_hash=cfg.hash(),
+        train_config=settings,
+        environment=environment(),
+    )
+    write_json(metrics, metrics_path)
+    if resume_path:
+        Path(resume_path).unlink(missing_ok=True)
+    print(
+        f"kept epoch {result.best_epoch} ({cfg.select}); test BAC {metrics['bac']:.4f}",
+        file=sys.stderr,
+    )
+    return metrics

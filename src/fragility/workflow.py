@@ -1,0 +1,50 @@
+"""What every workflow script shares: logging to the rule's log and one-line errors."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from typing import Callable
+
+
+class _Tee:
+    """A text stream writing to several streams (the rule's log and the terminal)."""
+
+    def __init__(self, *streams):
+        self.streams = streams
+
+    def write(self, text: str) -> int:
+        for stream in self.streams:
+            stream.write(text)
+            stream.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        for stream in self.streams:
+            stream.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+
+def run_logged(log_path: str, stage: Callable[[], object]) -> None:
+    """Run ``stage`` with stderr copied into ``log_path``.
+
+    A :class:`FragilityError` ends the job with its one-line message (in the log and on the
+    terminal); anything else is a bug and keeps its traceback in the log.
+    """
+    from .errors import FragilityError
+
+    log = open(log_path, "w", buffering=1)
+    sys.stderr = _Tee(log, sys.__stderr__)
+    try:
+        stage()
+    except FragilityError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)
+    except Exception:
+        traceback.print_exc(file=log)
+        raise
+    finally:
+        sys.stderr = sys.__stderr__
+        log.close()

@@ -1,0 +1,14 @@
+from fragility.stages import split_dataset
+from fragility.workflow import run_logged
+
+sm = snakemake  # noqa: F821 (injected by Snakemake)
+run_logged(
+    sm.log[0],
+    lambda: split_dataset(
+        sm.input[0],
+        sm.output[0],
+        imbalance=sm.wildcards.imbalance,
+        seed=int(sm.wildcards.seed),
+        **sm.params.settings,
+    ),
+)

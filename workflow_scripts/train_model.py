@@ -1,0 +1,21 @@
+import torch
+
+from fragility.stages import train_run
+from fragility.workflow import run_logged
+
+sm = snakemake  # noqa: F821 (injected by Snakemake)
+torch.set_num_threads(sm.threads)
+run_logged(
+    sm.log[0],
+    lambda: train_run(
+        sm.input.data,
+        sm.input.split,
+        model_path=sm.output.model,
+        history_path=sm.output.history,
+        metrics_path=sm.output.metrics,
+        settings=dict(sm.params.settings),
+        run_info=dict(sm.params.run_info),
+        device=sm.params.device,
+        resume_path=sm.params.resume,
+    ),
+)
