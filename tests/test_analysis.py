@@ -165,6 +165,12 @@ def test_rq3_94_percent_threshold():
         rq3_coverage(fe, W3, B3, _logits3(fe), ks=(5,))  # K > H = 4
 
 
+def test_rq3_tie_is_not_covered():
+    # fe [1, 2, 0, .75]: LG0 = 4, LG1 = 1.5 + .5 = 2; CE0 sorted 2,2,0,0: 2 > 2 is false
+    fe = np.array([[1, 2, 0, 0.75]])
+    assert topk_coverage_matrix(fe, W3, B3, _logits3(fe))[0].tolist() == [False, True, True, True]
+
+
 def test_rq3_normed():
     # fe' = [0, .6, 0, .8]; LG0 = 6, LG1 = 4; CE0 = [0, 6, 0, 0]: 6 > 4 at K=1
     fe = np.array([[0, 3, 0, 4.0]])

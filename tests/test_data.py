@@ -114,7 +114,7 @@ def make_celeba(root: Path) -> Path:
     folder = root / "celeba"
     (folder / "img_align_celeba").mkdir(parents=True)
     attr_lines = [str(len(CELEBA_ROWS)), " ".join(CELEBA_ATTRS)]
-    for fname, hair, male, part, colour in CELEBA_ROWS:
+    for fname, hair, male, _part, colour in CELEBA_ROWS:
         values = [-1] * 40
         values[8], values[20] = hair, male
         attr_lines.append(fname + "  " + " ".join(f"{v:2d}" for v in values))

@@ -26,7 +26,7 @@ class Imbalance:
     ratio: float = 1.0
 
     @classmethod
-    def parse(cls, spec: str) -> "Imbalance":
+    def parse(cls, spec: str) -> Imbalance:
         m = _IMBALANCE.match(str(spec))
         if not m:
             raise ConfigError(

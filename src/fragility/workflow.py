@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import traceback
-from typing import Callable
+from collections.abc import Callable
 
 
 class _Tee:
@@ -35,7 +35,7 @@ def run_logged(log_path: str, stage: Callable[[], object]) -> None:
     """
     from .errors import FragilityError
 
-    log = open(log_path, "w", buffering=1)
+    log = open(log_path, "w", buffering=1)  # noqa: SIM115 (closed in the finally below)
     sys.stderr = _Tee(log, sys.__stderr__)
     try:
         stage()

@@ -2,8 +2,8 @@
 
 Instance top-K FE = the indices of an instance's K largest fe. A class's *members* are fe
 indices ordered by how many of the class's instances have them in their top-K set (higher
-count first, lower index on ties). The class of an instance is its predicted class by
-default (SPEC: instance measures use the predicted class); pass labels to use true classes.
+count first, lower index on ties). ``classes`` assigns instances to classes: pass the
+predictions (SPEC: instance measures use the predicted class) or the labels.
 """
 
 from __future__ import annotations

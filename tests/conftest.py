@@ -1,0 +1,20 @@
+import numpy as np
+import pytest
+
+from fragility.training import Subset
+
+
+@pytest.fixture(scope="session")
+def digit_subsets():
+    """A small real learning problem: 8x8 digits, 3 classes, 30 train / 15 test per class."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = np.round(d.images * 255 / 16).astype(np.uint8)[..., None]
+    y = d.target.astype(np.int64)
+    train_idx, test_idx = [], []
+    for c in range(3):
+        rows = np.flatnonzero(y == c)
+        train_idx += rows[:30].tolist()
+        test_idx += rows[30:45].tolist()
+    return Subset(x[train_idx], y[train_idx]), Subset(x[test_idx], y[test_idx])

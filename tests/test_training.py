@@ -1,0 +1,157 @@
+import numpy as np
+import pytest
+import torch
+
+import fragility.training as training
+from fragility.errors import ConfigError, TrainingDiverged
+from fragility.training import TrainConfig, augment_batch, drw_active, learning_rate, train
+
+
+def test_lr_schedule_of_the_paper_at_200_epochs():
+    cfg = TrainConfig(epochs=200, lr=0.1)
+    lrs = [learning_rate(cfg, e) for e in range(200)]
+    assert lrs[:5] == pytest.approx([0.02, 0.04, 0.06, 0.08, 0.1])
+    assert lrs[5] == lrs[159] == 0.1
+    assert lrs[160] == pytest.approx(1e-3) and lrs[179] == pytest.approx(1e-3)
+    assert lrs[180] == pytest.approx(1e-5) and lrs[199] == pytest.approx(1e-5)
+    assert not drw_active(TrainConfig(epochs=200, drw=True), 159)
+    assert drw_active(TrainConfig(epochs=200, drw=True), 160)
+    assert not drw_active(TrainConfig(epochs=200, drw=False), 199)
+
+
+def test_lr_schedule_scales_with_the_epoch_count():
+    cfg = TrainConfig(epochs=20, lr=0.1)
+    lrs = [learning_rate(cfg, e) for e in range(20)]
+    assert lrs[0] == pytest.approx(0.1)  # 5 warm-up epochs per 200 -> at least 1
+    assert lrs[15] == 0.1 and lrs[16] == pytest.approx(1e-3) and lrs[18] == pytest.approx(1e-5)
+
+
+def test_bad_training_settings_are_config_errors(digit_subsets):
+    with pytest.raises(ConfigError, match="select"):
+        TrainConfig(select="best")
+    tr, te = digit_subsets
+    with pytest.raises(ConfigError, match="n_val"):
+        train(TrainConfig(select="val_bac", epochs=1, arch="resnet8"), tr, te, progress=False)
+
+
+def test_augmentation_offsets_and_flips_are_uniform():
+    # pixel (i, j) of every padded image holds 100*i + j, so a crop's top-left pixel tells
+    # its offset and the order of its first row tells whether it was flipped
+    b, pad, size = 5000, 2, 6
+    grid = torch.arange(size + 2 * pad)
+    padded = (100 * grid[:, None] + grid[None, :]).expand(b, 1, -1, -1)
+    out = augment_batch(padded, pad, flip=True, generator=torch.Generator().manual_seed(0))
+    assert out.shape == (b, 1, size, size)
+    flipped = out[:, 0, 0, 0] > out[:, 0, 0, -1]
+    assert abs(flipped.float().mean().item() - 0.5) < 0.03
+    unflipped = torch.where(flipped[:, None, None, None], out.flip(3), out)
+    # an unflipped crop is the padded grid shifted by (dy, dx): a contiguous window
+    dy, dx = unflipped[:, 0, 0, 0] // 100, unflipped[:, 0, 0, 0] % 100
+    expected = 100 * (dy[:, None, None] + grid[:size, None]) + dx[:, None, None] + grid[None, :size]
+    assert torch.equal(unflipped[:, 0], expected)
+    for offset in (dy, dx):
+        share = torch.bincount(offset, minlength=2 * pad + 1).float() / b
+        assert torch.allclose(share, torch.full((2 * pad + 1,), 0.2), atol=0.025)
+    assert (dy != dx).float().mean() > 0.7  # drawn independently per axis
+
+
+def _cfg(**kw):
+    base = dict(arch="resnet8", epochs=3, batch_size=16, crop_padding=1, flip=False, seed=5)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_training_learns_and_reports(digit_subsets):
+    tr, te = digit_subsets
+    result = train(_cfg(epochs=4), tr, te, progress=False)
+    assert len(result.history) == 4
+    row = result.history[-1]
+    assert {
+        "epoch",
+        "lr",
+        "loss",
+        "train_bac",
+        "test_bac",
+        "train_acc",
+        "test_acc",
+        "seconds",
+    } <= set(row)
+    assert len(row["test_acc"]) == 3
+    assert result.metrics["bac"] > 0.6  # 3 digit classes: chance is 1/3
+    assert result.metrics["kept_epoch"] == result.best_epoch
+    best = max(h["test_bac"] for h in result.history)
+    assert result.metrics["bac"] == pytest.approx(best)  # select: test_bac keeps the best epoch
+
+
+def test_same_seed_same_weights_on_cpu(digit_subsets):
+    tr, te = digit_subsets
+    a = train(_cfg(), tr, te, progress=False, device="cpu").model.state_dict()
+    b = train(_cfg(), tr, te, progress=False, device="cpu").model.state_dict()
+    c = train(_cfg(seed=6), tr, te, progress=False, device="cpu").model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_resume_after_interruption_gives_the_same_model(digit_subsets, tmp_path, monkeypatch):
+    tr, te = digit_subsets
+    cfg = _cfg(epochs=4, select="last")
+    reference = train(cfg, tr, te, progress=False).model.state_dict()
+
+    state = tmp_path / "resume.pt"
+    real_generator = training._epoch_generator
+
+    def killed_at_epoch_2(seed, epoch):
+        if epoch == 2:
+            raise KeyboardInterrupt  # as if the job were killed during epoch 3
+        return real_generator(seed, epoch)
+
+    monkeypatch.setattr(training, "_epoch_generator", killed_at_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tr, te, progress=False, resume_path=state)
+    assert torch.load(state, weights_only=False)["epoch"] == 1  # epochs 0 and 1 are saved
+    monkeypatch.setattr(training, "_epoch_generator", real_generator)
+    resumed = train(cfg, tr, te, progress=False, resume_path=state)
+    assert len(resumed.history) == 4
+    assert all(torch.equal(reference[k], resumed.model.state_dict()[k]) for k in reference)
+
+
+def test_resume_state_of_another_config_is_ignored(digit_subsets, tmp_path):
+    tr, te = digit_subsets
+    state = tmp_path / "resume.pt"
+    train(_cfg(epochs=2), tr, te, progress=False, resume_path=state)
+    other = train(_cfg(epochs=2, lr=0.05), tr, te, progress=False, resume_path=state)
+    assert [h["epoch"] for h in other.history] == [1, 2]
+
+
+def test_non_finite_loss_stops_with_the_epoch_and_keeps_the_last_good_state(
+    digit_subsets, tmp_path, monkeypatch
+):
+    tr, te = digit_subsets
+    real_lr = training.learning_rate
+    monkeypatch.setattr(
+        training, "learning_rate", lambda cfg, e: 1e30 if e == 1 else real_lr(cfg, e)
+    )
+    state = tmp_path / "resume.pt"
+    with pytest.raises(TrainingDiverged, match="non-finite .* at epoch 2.*epoch 1"):
+        train(_cfg(), tr, te, progress=False, resume_path=state)
+    assert torch.load(state, weights_only=False)["epoch"] == 0
+
+
+def test_drw_switches_class_weights_on(digit_subsets, monkeypatch):
+    tr, te = digit_subsets
+    seen = []
+    real = training.build_loss
+
+    def spy(*args, **kwargs):
+        loss = real(*args, **kwargs)
+        forward = loss.forward
+        loss.forward = lambda logits, target, weight=None: (
+            seen.append(weight is not None),
+            forward(logits, target, weight),
+        )[1]
+        return loss
+
+    monkeypatch.setattr(training, "build_loss", spy)
+    train(_cfg(epochs=5, drw=True, batch_size=90), tr, te, progress=False)
+    assert seen == [False] * 4 + [True]  # int(0.8 * 5) = 4 epochs without weights
+    assert np.isfinite(len(seen))
