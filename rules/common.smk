@@ -14,9 +14,19 @@ try:
 except FragilityError as error:
     sys.exit(f"config error: {error}")
 
+# Path templates of every output, in one place (the layout of SPEC section 6).
 RESULTS = config["results"]
-DATA = config["data_dir"]
-RUN_DIR = RESULTS + "/{dataset}/{imbalance}/{loss}/seed{seed}"
+RUN_DIR = f"{RESULTS}/{{dataset}}/{{imbalance}}/{{loss}}/seed{{seed}}"
+PATHS = {
+    "dataset": f"{config['data_dir']}/{{dataset}}.npz",
+    "split": f"{RESULTS}/{{dataset}}/{{imbalance}}/split_seed{{seed}}.parquet",
+    "model": f"{RUN_DIR}/model.pt",
+    "history": f"{RUN_DIR}/history.parquet",
+    "metrics": f"{RUN_DIR}/metrics.json",
+    "embeddings": f"{RUN_DIR}/embeddings/{{subset}}.parquet",
+    # the resume state is not a declared output, so a killed job keeps it
+    "resume": f"{RUN_DIR}/.resume.pt",
+}
 
 
 wildcard_constraints:

@@ -1,10 +1,12 @@
 rule prepare_dataset:
     output:
-        DATA + "/{dataset}.npz",
+        PATHS["dataset"],
     log:
         "logs/data/{dataset}.log",
     params:
         name="{dataset}",
         settings=get_dataset_settings,
+    conda:
+        "../envs/fragility.yaml"
     script:
         "../workflow_scripts/prepare_dataset.py"

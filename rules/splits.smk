@@ -1,11 +1,13 @@
 rule make_split:
     input:
-        DATA + "/{dataset}.npz",
+        PATHS["dataset"],
     output:
-        RESULTS + "/{dataset}/{imbalance}/split_seed{seed}.parquet",
+        PATHS["split"],
     log:
         "logs/splits/{dataset}/{imbalance}/seed{seed}.log",
     params:
         settings=get_split_settings,
+    conda:
+        "../envs/fragility.yaml"
     script:
         "../workflow_scripts/make_split.py"

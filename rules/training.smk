@@ -1,11 +1,11 @@
 rule train_model:
     input:
-        data=DATA + "/{dataset}.npz",
-        split=RESULTS + "/{dataset}/{imbalance}/split_seed{seed}.parquet",
+        data=PATHS["dataset"],
+        split=PATHS["split"],
     output:
-        model=RUN_DIR + "/model.pt",
-        history=RUN_DIR + "/history.parquet",
-        metrics=RUN_DIR + "/metrics.json",
+        model=PATHS["model"],
+        history=PATHS["history"],
+        metrics=PATHS["metrics"],
     log:
         "logs/train/{dataset}/{imbalance}/{loss}/seed{seed}.log",
     benchmark:
@@ -14,8 +14,9 @@ rule train_model:
         settings=get_train_settings,
         run_info=get_run_info,
         device=config["device"],
-        # the resume state lives outside the declared outputs, so a killed job keeps it
-        resume=RESULTS + "/{dataset}/{imbalance}/{loss}/seed{seed}/.resume.pt",
+        resume=PATHS["resume"],
+    conda:
+        "../envs/fragility.yaml"
     threads: 2
     resources:
         gpu=1,

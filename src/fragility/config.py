@@ -13,6 +13,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
+from .data import LOADERS
 from .errors import ConfigError
 from .losses import LOSSES
 from .models import ARCHITECTURES
@@ -47,6 +48,13 @@ class Study:
         self.losses: dict = config.get("losses", {})
         self.runs: list[Run] = []
         self._train_overrides: dict[Run, dict] = {}
+        for name, settings in self.datasets.items():
+            loader = settings.get("loader", name)
+            if loader not in LOADERS:
+                raise ConfigError(
+                    f"dataset {name!r} has no loader {loader!r}; set 'loader' to one of "
+                    f"{sorted(LOADERS)}"
+                )
         for group in config.get("runs", []):
             self._add_group(group)
         if not self.runs:

@@ -131,3 +131,31 @@ def train_run(
         file=sys.stderr,
     )
     return metrics
+
+
+def extract_run(
+    canonical_path: str | Path,
+    split_path: str | Path,
+    model_path: str | Path,
+    out_dir: str | Path,
+    *,
+    device: str = "auto",
+) -> None:
+    """Write ``train``, ``pool`` (the whole balanced pool: the training subset and the rest)
+    and ``test`` embeddings plus ``classifier.parquet`` of one kept checkpoint."""
+    from .embeddings import write_embeddings
+    from .training import load_model
+
+    canonical = data.load_canonical(canonical_path)
+    split = pq.read_table(split_path)
+    model, payload = load_model(model_path)
+    parts = {name: subset_indices(split, name) for name in ("train", "pool", "test")}
+    pool_index = np.concatenate([parts["train"][0], parts["pool"][0]])
+    pool_labels = np.concatenate([parts["train"][1], parts["pool"][1]])
+    order = np.argsort(pool_index, kind="stable")
+    subsets = {
+        "train": (parts["train"][0], canonical.x_train[parts["train"][0]], parts["train"][1]),
+        "pool": (pool_index[order], canonical.x_train[pool_index[order]], pool_labels[order]),
+        "test": (parts["test"][0], canonical.x_test[parts["test"][0]], parts["test"][1]),
+    }
+    write_embeddings(model, payload["normalization"], subsets, out_dir, payload["metadata"], device)

@@ -1,0 +1,25 @@
+rule extract_embeddings:
+    input:
+        data=PATHS["dataset"],
+        split=PATHS["split"],
+        model=PATHS["model"],
+    output:
+        expand(
+            PATHS["embeddings"],
+            subset=["train", "pool", "test", "classifier"],
+            allow_missing=True,
+        ),
+    log:
+        "logs/embeddings/{dataset}/{imbalance}/{loss}/seed{seed}.log",
+    benchmark:
+        "benchmarks/embeddings/{dataset}/{imbalance}/{loss}/seed{seed}.tsv"
+    params:
+        out_dir=f"{RUN_DIR}/embeddings",
+        device=config["device"],
+    conda:
+        "../envs/fragility.yaml"
+    threads: 2
+    resources:
+        gpu=1,
+    script:
+        "../workflow_scripts/extract_embeddings.py"

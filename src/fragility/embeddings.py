@@ -1,0 +1,116 @@
+"""Embeddings of a kept checkpoint as Parquet (SPEC §3): the hand-off to the analyses.
+
+Each subset file has columns ``index``, ``label``, ``pred``, ``fe`` (fixed_size_list<float32>[H])
+and ``logits`` (fixed_size_list<float32>[C]); ``classifier.parquet`` has one row per class
+with ``class``, ``weight`` (fixed_size_list<float32>[H]) and ``bias``, such that
+``(fe' * weight[c]).sum() + bias[c] == logits[:, c]`` with fe' = fe (linear classifier) or
+fe / ‖fe‖ (normed classifier, metadata ``normed = true``; ``weight`` then carries the scale).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+from .io import read_parquet_metadata, write_parquet
+from .models import ResNetCifar
+from .training import Normalizer, predict, resolve_device, to_device_images
+
+
+def _fixed_list(matrix: np.ndarray) -> pa.FixedSizeListArray:
+    matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+    return pa.FixedSizeListArray.from_arrays(pa.array(matrix.reshape(-1)), matrix.shape[1])
+
+
+def embed(
+    model: ResNetCifar,
+    images: np.ndarray,
+    normalization: dict,
+    device: str | torch.device = "auto",
+    batch_size: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """FE ``(N, H)`` and logits ``(N, C)`` of uint8 images ``(N, H, W, C)``, eval mode, no
+    augmentation, float32 on every device."""
+    device = resolve_device(device)
+    model = model.to(device).to(memory_format=torch.channels_last)
+    normalize = Normalizer(normalization["mean"], normalization["std"], device)
+    batch = batch_size or (2048 if device.type == "cuda" else 256)
+    with torch.autocast(device.type, enabled=False):  # full precision for the decomposition
+        logits, fe = predict(model, to_device_images(images, device), normalize, batch, True)
+    return fe.cpu().numpy(), logits.cpu().numpy()
+
+
+def embeddings_table(index, labels, fe: np.ndarray, logits: np.ndarray) -> pa.Table:
+    return pa.table(
+        {
+            "index": pa.array(np.asarray(index, dtype=np.int64)),
+            "label": pa.array(np.asarray(labels, dtype=np.int64)),
+            "pred": pa.array(logits.argmax(axis=1).astype(np.int64)),
+            "fe": _fixed_list(fe),
+            "logits": _fixed_list(logits),
+        }
+    )
+
+
+def classifier_table(model: ResNetCifar) -> pa.Table:
+    w, b = model.classifier_weights()
+    w = w.detach().float().cpu().numpy()
+    return pa.table(
+        {
+            "class": pa.array(np.arange(len(w), dtype=np.int64)),
+            "weight": _fixed_list(w),
+            "bias": pa.array(b.detach().float().cpu().numpy().astype(np.float32)),
+        }
+    )
+
+
+def write_embeddings(
+    model: ResNetCifar,
+    normalization: dict,
+    subsets: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+    out_dir: str | Path,
+    metadata: dict,
+    device: str | torch.device = "auto",
+) -> None:
+    """Write ``{name}.parquet`` for each ``name -> (index, images, labels)`` and
+    ``classifier.parquet`` into ``out_dir``."""
+    out_dir = Path(out_dir)
+    meta = dict(metadata, normed=str(model.normed).lower())
+    for name, (index, images, labels) in subsets.items():
+        fe, logits = embed(model, images, normalization, device)
+        write_parquet(
+            embeddings_table(index, labels, fe, logits), out_dir / f"{name}.parquet", meta
+        )
+    write_parquet(classifier_table(model.cpu()), out_dir / "classifier.parquet", meta)
+
+
+# -- reading ------------------------------------------------------------------------------------
+
+
+def _matrix(column: pa.ChunkedArray) -> np.ndarray:
+    column = column.combine_chunks()
+    width = column.type.list_size
+    return column.values.to_numpy(zero_copy_only=False).reshape(-1, width)
+
+
+def read_embeddings(path: str | Path) -> dict[str, np.ndarray]:
+    """``index``, ``label``, ``pred`` ``(N,)`` and ``fe`` ``(N, H)``, ``logits`` ``(N, C)``."""
+    table = pq.read_table(path)
+    out = {k: table.column(k).to_numpy() for k in ("index", "label", "pred")}
+    out.update(fe=_matrix(table.column("fe")), logits=_matrix(table.column("logits")))
+    return out
+
+
+def read_classifier(path: str | Path) -> dict:
+    """``weight`` ``(C, H)``, ``bias`` ``(C,)`` and ``normed`` (bool) of a classifier file."""
+    table = pq.read_table(path)
+    normed = read_parquet_metadata(path).get("normed") == "true"
+    return {
+        "weight": _matrix(table.column("weight")),
+        "bias": table.column("bias").to_numpy(),
+        "normed": normed,
+    }
