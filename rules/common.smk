@@ -50,7 +50,7 @@ def get_all_targets():
 
 
 def get_dataset_settings(wildcards):
-    return STUDY.dataset(wildcards.dataset)
+    return STUDY.data_settings(wildcards.dataset)
 
 
 def get_split_settings(wildcards):

@@ -39,6 +39,12 @@ def config_hash(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def sorted_settings(obj):
+    """``obj`` with every dict's keys sorted: Snakemake compares params by their text, so
+    the same settings written in another key order must not look changed."""
+    return json.loads(json.dumps(obj, sort_keys=True))
+
+
 class Study:
     """The runs a config asks for and the resolved settings of each."""
 
@@ -83,17 +89,28 @@ class Study:
         for run in self.runs:
             self.train_settings(run)  # fail now, not halfway through the workflow
 
-    def dataset(self, name: str) -> dict:
-        return self.datasets[name]
+    def data_settings(self, name: str) -> dict:
+        """What determines the canonical form of dataset ``name`` (not its split or training)."""
+        entry = self.datasets[name]
+        return sorted_settings(
+            {
+                "loader": entry.get("loader", name),
+                "root": entry.get("root"),
+                "download": entry.get("download", False),
+                "options": entry.get("options", {}),
+            }
+        )
 
     def split_settings(self, dataset: str) -> dict:
         split = dict(self.datasets[dataset].get("split", {}))
-        return {
-            "n_max": split.get("n_max", 1000),
-            "n_val": split.get("n_val", 0),
-            "n_test": split.get("n_test"),
-            "class_order": split.get("class_order"),
-        }
+        return sorted_settings(
+            {
+                "n_max": split.get("n_max", 1000),
+                "n_val": split.get("n_val", 0),
+                "n_test": split.get("n_test"),
+                "class_order": split.get("class_order"),
+            }
+        )
 
     def train_settings(self, run: Run) -> dict:
         """The resolved ``TrainConfig`` fields of ``run`` (a plain, JSON-able dict)."""
@@ -112,7 +129,7 @@ class Study:
                 f"unknown arch {settings['arch']!r}; choose one of {sorted(ARCHITECTURES)}"
             )
         TrainConfig(**settings)  # validates select, epochs
-        return settings
+        return sorted_settings(settings)
 
     def runs_for(self, **match) -> list[Run]:
         return [r for r in self.runs if all(getattr(r, k) == v for k, v in match.items())]

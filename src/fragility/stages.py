@@ -20,7 +20,7 @@ from .training import Subset, TrainConfig, channel_stats, save_model, train
 def prepare_data(name: str, settings: dict, out_path: str | Path) -> None:
     """Convert dataset ``name`` (config entry ``settings``) once into the canonical ``.npz``."""
     data.prepare_dataset(
-        settings.get("loader", name),
+        settings.get("loader") or name,
         out_path,
         root=settings.get("root"),
         download=settings.get("download", False),
