@@ -36,7 +36,9 @@ def planned_jobs(result: subprocess.CompletedProcess) -> dict[str, int]:
         parts = line.split()
         if parts[:2] == ["job", "count"]:
             in_table = True
-        elif in_table and len(parts) == 2 and parts[1].isdigit() and parts[0] != "total":
+        elif in_table and parts[:1] == ["total"]:
+            break
+        elif in_table and len(parts) == 2 and parts[1].isdigit():
             counts[parts[0]] = int(parts[1])
     return counts
 
