@@ -46,8 +46,11 @@ from fragility.analysis.rq7 import (
     rq7_generalization,
     top_identities,
 )
+from fragility.analysis.tables import TABLES, RunInputs, rq_tables, write_table
 
 __all__ = [
+    "TABLES",
+    "RunInputs",
     "CoverageResult",
     "Rq7Result",
     "class_mean_own_ce",
@@ -72,6 +75,7 @@ __all__ = [
     "retrain_classifier",
     "retrained_bac",
     "rq3_coverage",
+    "rq_tables",
     "rq7_generalization",
     "smallest_k",
     "table1",
@@ -86,4 +90,5 @@ __all__ = [
     "topk_coverage_matrix",
     "topk_logit_share",
     "weight_sums",
+    "write_table",
 ]

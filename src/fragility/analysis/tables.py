@@ -1,0 +1,542 @@
+"""Per-run tables for RQ2-RQ7 (SPEC §4), built from one run's files by the RQ functions.
+
+:class:`RunInputs` loads what one run's analyses read (``embeddings/{train,test,pool}.parquet``,
+``embeddings/classifier.parquet``, ``history.parquet``, ``metrics.json``) once;
+:func:`rq_tables` returns the tables of one research question as small pyarrow Tables, named
+as in :data:`TABLES`. The metrics themselves live in ``fragility.analysis.rq*``; this module
+only arranges their output.
+
+Conventions shared by every table:
+
+- ``class`` (int) and ``class_name``; ``role`` = ``"majority"`` (largest training class,
+  first on ties), ``"minority"`` (smallest, last on ties) or ``"other"``; ``n_train`` = the
+  run's training images of that class (``metrics.json`` ``train_class_counts``).
+- Accuracies, coverage ratios and shares are fractions in [0, 1], not percentages.
+- Everything is measured on the ``train`` embeddings, except RQ2's test accuracy and RQ7's
+  test groups. Instance measures group by *predicted* class (RQ3 coverage, RQ6 members),
+  class means by *true* class (RQ4 ce, RQ6 fe means, RQ7 train means), as in the paper.
+- "Top 10" tables hold ``min(10, H)`` ranks; a value that does not exist (a class with no
+  instance, a class nothing is predicted as) is null, never NaN.
+- ``ks`` are RQ3's K values; ``k_fe`` is the paper's K = 7 used by the instance top-K sets
+  of RQ4 (Fig 6 / Table 4), RQ6 and RQ7's frequency-based feature identities.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from fragility.analysis.rq2 import majority_minority, per_class_train_test_accuracy, table2
+from fragility.analysis.rq3 import rq3_coverage
+from fragility.analysis.rq4 import (
+    class_mean_own_ce,
+    table3,
+    table4,
+    top_class_mean_ce,
+    topk_logit_share,
+)
+from fragility.analysis.rq5 import largest_weight_vs_ce, top_abs_weights, weight_sums
+from fragility.analysis.rq6 import class_topk_members, members_to_cover, top_class_mean_fe
+from fragility.analysis.rq7 import rq7_generalization
+from fragility.embeddings import read_classifier, read_embeddings
+from fragility.errors import ConfigError, FragilityError
+from fragility.io import atomic_path
+
+TABLES: dict[str, tuple[str, ...]] = {
+    "rq2": ("per_class_accuracy", "table2", "accuracy_over_epochs"),
+    "rq3": ("topk_coverage", "smallest_k"),
+    "rq4": ("class_mean_ce_top10", "table3", "topk_logit_share", "table4"),
+    "rq5": ("top_weights", "weight_sums"),
+    "rq6": ("class_topk_members", "members_to_cover", "class_mean_fe_top10"),
+    "rq7": ("fe_means_top10", "generalization_gap", "top_feature_overlap"),
+}
+
+N_TOP = 10  # the paper's "ten largest" in Figs 4, 7, 8, 10 and RQ7
+COVERAGE_THRESHOLD = 0.94  # RQ3: smallest K covering >= 94 % of all instances
+SUBSETS = ("train", "test", "val")  # history columns {subset}_acc
+
+
+@dataclass
+class RunInputs:
+    """Everything one run's RQ2-RQ7 analyses need, loaded once.
+
+    ``train``/``test``/``pool`` are :func:`fragility.embeddings.read_embeddings` dicts
+    (``pool`` is None when the file is absent or not asked for: RQ2-RQ7 do not use it),
+    ``classifier`` a :func:`read_classifier` dict, ``history`` the per-epoch table (None
+    when absent), ``class_counts`` (C,) the training images per class, ``kept_epoch`` the
+    epoch whose checkpoint was embedded (None when unknown).
+    """
+
+    train: dict
+    test: dict
+    pool: dict | None
+    classifier: dict
+    history: pa.Table | None
+    class_names: list[str]
+    class_counts: np.ndarray
+    kept_epoch: int | None = None
+
+    @classmethod
+    def load(cls, run_dir: str | Path, *, pool: bool | None = None) -> RunInputs:
+        """Read a run directory (``results/{dataset}/{imbalance}/{loss}/seed{seed}``).
+
+        ``pool``: True requires ``embeddings/pool.parquet``, False skips it, None (default)
+        reads it when present. ``metrics.json`` supplies ``classes`` and
+        ``train_class_counts``; without it names default to the class index and counts to
+        the labels of the train embeddings.
+        """
+        run_dir = Path(run_dir)
+        emb = run_dir / "embeddings"
+        required = [emb / "train.parquet", emb / "test.parquet", emb / "classifier.parquet"]
+        if pool:
+            required.append(emb / "pool.parquet")
+        missing = [str(p) for p in required if not p.is_file()]
+        if missing:
+            raise FragilityError(
+                f"run {run_dir} lacks {', '.join(missing)}; produce the embeddings of this run "
+                "first (the workflow's embeddings step)"
+            )
+        train = read_embeddings(emb / "train.parquet")
+        test = read_embeddings(emb / "test.parquet")
+        pool_path = emb / "pool.parquet"
+        pool_data = (
+            read_embeddings(pool_path) if pool is not False and pool_path.is_file() else None
+        )
+        classifier = read_classifier(emb / "classifier.parquet")
+        n_classes = classifier["weight"].shape[0]
+        history_path = run_dir / "history.parquet"
+        history = pq.read_table(history_path) if history_path.is_file() else None
+
+        metrics: dict = {}
+        metrics_path = run_dir / "metrics.json"
+        if metrics_path.is_file():
+            metrics = json.loads(metrics_path.read_text())
+        names = [str(n) for n in metrics.get("classes") or range(n_classes)]
+        counts = metrics.get("train_class_counts")
+        if counts is None:
+            counts = np.bincount(train["label"], minlength=n_classes)
+        counts = np.asarray(counts, dtype=np.int64)
+        if len(names) != n_classes or len(counts) != n_classes:
+            raise FragilityError(
+                f"{metrics_path} lists {len(names)} class names and {len(counts)} class counts, "
+                f"but the classifier in {emb / 'classifier.parquet'} has {n_classes} classes"
+            )
+        kept = metrics.get("kept_epoch")
+        return cls(
+            train=train,
+            test=test,
+            pool=pool_data,
+            classifier=classifier,
+            history=history,
+            class_names=names,
+            class_counts=counts,
+            kept_epoch=None if kept is None else int(kept),
+        )
+
+    @property
+    def n_classes(self) -> int:
+        return int(self.classifier["weight"].shape[0])
+
+    @property
+    def n_features(self) -> int:
+        return int(self.classifier["weight"].shape[1])
+
+    @property
+    def majority(self) -> int:
+        return majority_minority(self.class_counts)[0]
+
+    @property
+    def minority(self) -> int:
+        return majority_minority(self.class_counts)[1]
+
+    def roles(self) -> list[str]:
+        out = ["other"] * self.n_classes
+        out[self.minority] = "minority"
+        out[self.majority] = "majority"
+        return out
+
+
+# -- table helpers --------------------------------------------------------------------------
+
+
+def _float_array(values) -> pa.Array:
+    """float64 column; NaN becomes null (a value that does not exist)."""
+    arr = np.asarray(values, dtype=np.float64)
+    return pa.array(arr, mask=np.isnan(arr), type=pa.float64())
+
+
+def _int_array(values, missing: Callable[[np.ndarray], np.ndarray] | None = None) -> pa.Array:
+    arr = np.asarray(values, dtype=np.int64)
+    mask = missing(arr) if missing is not None else None
+    return pa.array(arr, mask=mask, type=pa.int64())
+
+
+def _class_columns(inputs: RunInputs, classes: np.ndarray) -> dict[str, pa.Array]:
+    """``class``, ``class_name``, ``role``, ``n_train`` for a column of class indices."""
+    classes = np.asarray(classes, dtype=np.int64)
+    roles = inputs.roles()
+    return {
+        "class": _int_array(classes),
+        "class_name": pa.array([inputs.class_names[c] for c in classes], type=pa.string()),
+        "role": pa.array([roles[c] for c in classes], type=pa.string()),
+        "n_train": _int_array(inputs.class_counts[classes]),
+    }
+
+
+def _ranked_table(
+    inputs: RunInputs,
+    values: np.ndarray,
+    value_name: str,
+    idx: np.ndarray | None = None,
+    per_class: dict[str, np.ndarray] | None = None,
+    extra: dict[str, np.ndarray] | None = None,
+) -> pa.Table:
+    """Long table, one row per (class, rank): class columns, ``per_class`` columns (C,),
+    ``rank`` (1 = largest), ``feature`` (fe index, when ``idx`` is given; null for -1) and
+    ``value_name``; ``extra`` adds further (C, n) columns."""
+    n_classes, n = values.shape
+    classes = np.repeat(np.arange(n_classes), n)
+    cols = _class_columns(inputs, classes)
+    for name, vals in (per_class or {}).items():
+        cols[name] = _int_array(np.asarray(vals)[classes])
+    cols["rank"] = _int_array(np.tile(np.arange(1, n + 1), n_classes))
+    if idx is not None:
+        cols["feature"] = _int_array(idx.ravel(), missing=lambda a: a < 0)
+    cols[value_name] = _float_array(values.ravel())
+    for name, vals in (extra or {}).items():
+        cols[name] = _float_array(np.asarray(vals).ravel())
+    return pa.table(cols)
+
+
+def _one_row(values: dict, int_keys: tuple[str, ...] = ()) -> pa.Table:
+    """One-row table; NaN and None become null. ``int_keys`` are int64 even when None."""
+    cols = {}
+    for key, val in values.items():
+        if isinstance(val, str):
+            cols[key] = pa.array([val], type=pa.string())
+        elif isinstance(val, bool | np.bool_):
+            cols[key] = pa.array([bool(val)], type=pa.bool_())
+        elif isinstance(val, int | np.integer) or key in int_keys:
+            cols[key] = pa.array([None if val is None else int(val)], type=pa.int64())
+        else:
+            cols[key] = _float_array([np.nan if val is None else val])
+    return pa.table(cols)
+
+
+def _row_max(x: np.ndarray) -> np.ndarray:
+    """Largest entry per row (NaN for an all-NaN row), as Tables 3-4 take it."""
+    return np.array([np.nan if np.all(np.isnan(r)) else np.nanmax(r) for r in x])
+
+
+def _roles_row(inputs: RunInputs) -> dict:
+    maj, mino = inputs.majority, inputs.minority
+    return {
+        "majority_class": maj,
+        "majority_name": inputs.class_names[maj],
+        "minority_class": mino,
+        "minority_name": inputs.class_names[mino],
+    }
+
+
+def _classifier(inputs: RunInputs) -> tuple[np.ndarray, np.ndarray, bool]:
+    c = inputs.classifier
+    return (
+        np.asarray(c["weight"], dtype=np.float64),
+        np.asarray(c["bias"], dtype=np.float64),
+        bool(c["normed"]),
+    )
+
+
+# -- RQ2 --------------------------------------------------------------------------------------
+
+
+def _history_matrix(
+    history: pa.Table, column: str, n_classes: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(epochs (E,), acc (E, C))`` for the epochs whose ``column`` is present."""
+    epochs = np.asarray(history.column("epoch").to_pylist(), dtype=np.int64)
+    rows = history.column(column).to_pylist()
+    keep = [i for i, r in enumerate(rows) if r is not None and len(r) == n_classes]
+    acc = np.array(
+        [[np.nan if v is None else v for v in rows[i]] for i in keep], dtype=np.float64
+    ).reshape(len(keep), n_classes)
+    return epochs[keep], acc
+
+
+def accuracy_over_epochs(inputs: RunInputs) -> pa.Table:
+    """Long table ``epoch, class, class_name, role, n_train, subset, accuracy, kept``
+    (``kept`` marks the epoch of the embedded checkpoint) from the training history; empty
+    when there is no history. ``train`` accuracy is the running accuracy of the training
+    epoch (augmented images, weights changing), as logged during training."""
+    n_classes = inputs.n_classes
+    parts: list[tuple[np.ndarray, np.ndarray, str]] = []
+    hist = inputs.history
+    if hist is not None and "epoch" in hist.column_names:
+        for subset in SUBSETS:
+            if f"{subset}_acc" in hist.column_names:
+                epochs, acc = _history_matrix(hist, f"{subset}_acc", n_classes)
+                if len(epochs):
+                    parts.append((epochs, acc, subset))
+    epoch_col = np.concatenate([np.repeat(e, n_classes) for e, _, _ in parts] or [[]])
+    class_col = np.concatenate([np.tile(np.arange(n_classes), len(e)) for e, _, _ in parts] or [[]])
+    subset_col = [s for e, _, s in parts for _ in range(len(e) * n_classes)]
+    acc_col = np.concatenate([a.ravel() for _, a, _ in parts] or [[]])
+    cols = {"epoch": _int_array(epoch_col)}
+    cols.update(_class_columns(inputs, class_col.astype(np.int64)))
+    cols["subset"] = pa.array(subset_col, type=pa.string())
+    cols["accuracy"] = _float_array(acc_col)
+    kept = inputs.kept_epoch
+    cols["kept"] = pa.array(
+        (epoch_col == kept) if kept is not None else np.zeros(len(epoch_col), dtype=bool),
+        type=pa.bool_(),
+    )
+    return pa.table(cols)
+
+
+def _rq2(inputs: RunInputs, **_) -> dict[str, pa.Table]:
+    tr, te, n_classes = inputs.train, inputs.test, inputs.n_classes
+    acc = per_class_train_test_accuracy(tr["label"], tr["pred"], te["label"], te["pred"], n_classes)
+    cols = _class_columns(inputs, np.arange(n_classes))
+    cols["n_test"] = _int_array(acc["n_test"])
+    cols["train_acc"] = _float_array(acc["train_acc"])
+    cols["test_acc"] = _float_array(acc["test_acc"])
+    cols["generalization_gap"] = _float_array(
+        np.asarray(acc["train_acc"]) - np.asarray(acc["test_acc"])
+    )
+    t2 = table2(acc["train_acc"], acc["test_acc"], inputs.class_counts)
+    maj, mino = inputs.majority, inputs.minority
+    row = _roles_row(inputs)
+    row.update(
+        n_train_majority=int(inputs.class_counts[maj]),
+        n_train_minority=int(inputs.class_counts[mino]),
+        train_acc_majority=t2["train_majority"][0],
+        test_acc_majority=t2["test_majority"][0],
+        train_acc_minority=t2["train_minority"][0],
+        test_acc_minority=t2["test_minority"][0],
+    )
+    return {
+        "per_class_accuracy": pa.table(cols),
+        "table2": _one_row(row),
+        "accuracy_over_epochs": accuracy_over_epochs(inputs),
+    }
+
+
+# -- RQ3 --------------------------------------------------------------------------------------
+
+
+def _rq3(inputs: RunInputs, *, ks: Sequence[int], **_) -> dict[str, pa.Table]:
+    W, bias, normed = _classifier(inputs)
+    tr = inputs.train
+    res = rq3_coverage(tr["fe"], W, bias, tr["logits"], normed, tuple(ks), COVERAGE_THRESHOLD)
+    n_classes, n_k = res.class_ratio.shape
+    classes = np.repeat(np.arange(n_classes), n_k)
+    cols = _class_columns(inputs, classes)
+    cols["n_pred"] = _int_array(res.n_per_class[classes])
+    cols["k"] = _int_array(np.tile(np.asarray(res.ks), n_classes))
+    cols["coverage_ratio"] = _float_array(res.class_ratio.ravel())
+    k = res.smallest_k
+    smallest = _one_row(
+        {
+            "threshold": res.threshold,
+            "smallest_k": k,
+            "coverage_at_smallest_k": None if k is None else float(res.overall_by_k[k - 1]),
+            "n_features": inputs.n_features,
+            "n_instances": len(tr["label"]),
+        },
+        int_keys=("smallest_k",),
+    )
+    return {"topk_coverage": pa.table(cols), "smallest_k": smallest}
+
+
+# -- RQ4 --------------------------------------------------------------------------------------
+
+
+def _rq4(inputs: RunInputs, *, k_fe: int, **_) -> dict[str, pa.Table]:
+    W, bias, normed = _classifier(inputs)
+    tr, n_classes = inputs.train, inputs.n_classes
+    maj, mino = inputs.majority, inputs.minority
+    mean_ce = class_mean_own_ce(tr["fe"], W, tr["label"], n_classes, normed)
+    vals, idx = top_class_mean_ce(mean_ce, N_TOP)
+    t3 = table3(mean_ce, maj)
+    largest_ce = _row_max(mean_ce)
+    row3 = _roles_row(inputs)
+    row3.update(
+        majority_largest_mean_ce=t3["majority"],
+        minority_largest_mean_ce=float(largest_ce[mino]),
+        others_mean_largest_mean_ce=t3["others_mean"],
+        ratio_others_to_majority=t3["ratio"],
+    )
+    shares, n_used = topk_logit_share(tr["fe"], W, bias, tr["label"], n_classes, normed, k=k_fe)
+    t4 = table4(shares, maj)
+    largest_share = _row_max(shares)
+    row4 = _roles_row(inputs)
+    row4.update(
+        k=k_fe,
+        majority_largest_share=t4["majority"],
+        minority_largest_share=float(largest_share[mino]),
+        others_mean_largest_share=t4["others_mean"],
+        ratio_others_to_majority=t4["ratio"],
+    )
+    return {
+        "class_mean_ce_top10": _ranked_table(inputs, vals, "mean_ce", idx),
+        "table3": _one_row(row3),
+        "topk_logit_share": _ranked_table(inputs, shares, "share", per_class={"n_used": n_used}),
+        "table4": _one_row(row4),
+    }
+
+
+# -- RQ5 --------------------------------------------------------------------------------------
+
+
+def _rq5(inputs: RunInputs, **_) -> dict[str, pa.Table]:
+    W, _, normed = _classifier(inputs)
+    tr, n_classes = inputs.train, inputs.n_classes
+    maj, mino = inputs.majority, inputs.minority
+    vals, idx = top_abs_weights(W, N_TOP)
+    signed = np.take_along_axis(W, np.maximum(idx, 0), axis=1)
+    sums = weight_sums(W, maj, mino, N_TOP)
+    mean_ce = class_mean_own_ce(tr["fe"], W, tr["label"], n_classes, normed)
+    vs = largest_weight_vs_ce(W, mean_ce)
+    row = _roles_row(inputs)
+    row.update(
+        n_top=int(vals.shape[1]),
+        majority_top_abs_w_sum=sums["majority_sum"],
+        minority_top_abs_w_sum=sums["minority_sum"],
+        largest_abs_w=vs["largest_abs_w"],
+        largest_mean_ce=vs["largest_mean_ce"],
+        ratio_ce_to_w=vs["ratio"],
+    )
+    return {
+        "top_weights": _ranked_table(inputs, vals, "abs_weight", idx, extra={"weight": signed}),
+        "weight_sums": _one_row(row),
+    }
+
+
+# -- RQ6 --------------------------------------------------------------------------------------
+
+
+def _rq6(inputs: RunInputs, *, k_fe: int, **_) -> dict[str, pa.Table]:
+    tr, n_classes = inputs.train, inputs.n_classes
+    members, shares, n_class = class_topk_members(tr["fe"], tr["pred"], n_classes, k_fe, N_TOP)
+    members = np.where(np.isnan(shares), -1, members)
+    needed = members_to_cover(tr["fe"], tr["pred"], n_classes, k_fe)
+    cols = _class_columns(inputs, np.arange(n_classes))
+    cols["n_pred"] = _int_array(n_class)
+    cols["k"] = _int_array(np.full(n_classes, k_fe))
+    cols["members_needed"] = _int_array(needed, missing=lambda a: a < 0)
+    fe_vals, fe_idx = top_class_mean_fe(tr["fe"], tr["label"], n_classes, N_TOP)
+    topk = _ranked_table(inputs, shares, "share", members, per_class={"n_pred": n_class})
+    topk = topk.add_column(
+        topk.schema.get_field_index("rank"), "k", _int_array(np.full(topk.num_rows, k_fe))
+    )
+    return {
+        "class_topk_members": topk,
+        "members_to_cover": pa.table(cols),
+        "class_mean_fe_top10": _ranked_table(inputs, fe_vals, "mean_fe", fe_idx),
+    }
+
+
+# -- RQ7 --------------------------------------------------------------------------------------
+
+
+def _rq7(inputs: RunInputs, *, k_fe: int, **_) -> dict[str, pa.Table]:
+    W, _, normed = _classifier(inputs)
+    tr, te, n_classes = inputs.train, inputs.test, inputs.n_classes
+    res = rq7_generalization(
+        tr["fe"],
+        tr["label"],
+        te["fe"],
+        te["label"],
+        te["pred"],
+        W,
+        n_classes,
+        normed,
+        n_top=N_TOP,
+        identity="frequency",
+        k=k_fe,
+    )
+    groups = (
+        ("train", res.mu_train, res.n_train),
+        ("test_tp", res.mu_tp, res.n_tp),
+        ("test_fp", res.mu_fp, res.n_fp),
+    )
+    parts = []
+    for group, mu, n_group in groups:
+        vals = np.where(res.top_idx >= 0, res.at_top(mu), np.nan)
+        t = _ranked_table(inputs, vals, "mean_fe", res.top_idx)
+        n_top = res.top_idx.shape[1]
+        t = t.add_column(4, "group", pa.array([group] * t.num_rows, type=pa.string()))
+        t = t.add_column(5, "n_group", _int_array(np.repeat(n_group, n_top)))
+        parts.append(t)
+    n_top = int(res.top_idx.shape[1])
+    summary = res.summary()
+    gap = _one_row(
+        {
+            "n_top": n_top,
+            "k": k_fe,
+            "frobenius_train_vs_tp": summary["fb_tp"],
+            "frobenius_train_vs_fp": summary["fb_fp"],
+            "n_classes_tp": summary["rows_tp"],
+            "n_classes_fp": summary["rows_fp"],
+            "overlap_fe_tp": summary["overlap_fe_tp"],
+            "overlap_fe_fp": summary["overlap_fe_fp"],
+            "overlap_ce_tp": summary["overlap_ce_tp"],
+            "overlap_ce_fp": summary["overlap_ce_fp"],
+        }
+    )
+    cols = _class_columns(inputs, np.arange(n_classes))
+    cols["n_tp"] = _int_array(res.n_tp)
+    cols["n_fp"] = _int_array(res.n_fp)
+    cols["n_top"] = _int_array(np.full(n_classes, n_top))
+    for key in ("fe_tp", "fe_fp", "ce_tp", "ce_fp"):
+        cols[f"overlap_{key}"] = _int_array(
+            np.nan_to_num(res.overlap[key], nan=-1), missing=lambda a: a < 0
+        )
+    return {
+        "fe_means_top10": pa.concat_tables(parts),
+        "generalization_gap": gap,
+        "top_feature_overlap": pa.table(cols),
+    }
+
+
+_BUILDERS = {"rq2": _rq2, "rq3": _rq3, "rq4": _rq4, "rq5": _rq5, "rq6": _rq6, "rq7": _rq7}
+
+
+def rq_tables(
+    rq: str, inputs: RunInputs, *, ks: Sequence[int] = (2, 3, 5, 7), k_fe: int = 7
+) -> dict[str, pa.Table]:
+    """The tables of research question ``rq`` (``"rq2"`` ... ``"rq7"``), keyed as in
+    :data:`TABLES`. ``ks``: RQ3's K values; ``k_fe``: the instance top-K of RQ4's logit
+    shares, RQ6 and RQ7 (the paper's K = 7)."""
+    if rq not in _BUILDERS:
+        raise ConfigError(
+            f"unknown research question {rq!r}; per-run tables exist for {sorted(TABLES)}"
+        )
+    width = inputs.n_features
+    ks = tuple(int(k) for k in ks)
+    if not ks or any(k < 1 or k > width for k in ks):
+        raise ConfigError(f"every K in ks must lie in 1..{width} (the FE width), got {list(ks)}")
+    if not 1 <= int(k_fe) <= width:
+        raise ConfigError(f"k_fe must lie in 1..{width} (the FE width), got {k_fe}")
+    tables = _BUILDERS[rq](inputs, ks=ks, k_fe=int(k_fe))
+    assert tuple(tables) == TABLES[rq], (rq, tuple(tables))
+    return tables
+
+
+def write_table(table: pa.Table, path: str | Path) -> None:
+    """Write ``table`` atomically as CSV or Parquet, chosen by the suffix of ``path``."""
+    path = Path(path)
+    if path.suffix not in (".csv", ".parquet"):
+        raise ConfigError(f"tables are written as .csv or .parquet, not {path.name!r}")
+    with atomic_path(path) as tmp:
+        if path.suffix == ".csv":
+            pacsv.write_csv(table, tmp)
+        else:
+            pq.write_table(table, tmp)
