@@ -1,0 +1,301 @@
+"""Training speed: our engine (``fragility.training.train``) against the usual PyTorch loop.
+
+Both sides train the same model (same initial weights, optimiser, schedule, loss) on the
+same split with the same augmentation (random crop from padding, horizontal flip); they
+differ only in how the data reaches the model. The reference
+(``fragility.reference.train_reference``) is a per-sample torchvision-transform
+``DataLoader`` in float32 NCHW; the engine keeps uint8 images on the device and augments
+whole batches. Each side first runs a short warm-up, then ``--epochs`` timed epochs, each
+followed by an evaluation of the test set (as both training loops do).
+
+``images/s`` counts training images per second of the training pass alone; ``epoch s``
+adds the test evaluation. The engine's evaluation time is measured by wrapping
+``fragility.training.predict`` (it is not otherwise separable from ``train``).
+
+    python bench/train_speed.py                          # fashion_mnist exp100, resnet32
+    python bench/train_speed.py --arch resnet8 --epochs 1
+    python bench/train_speed.py --synthetic-cifar        # CIFAR-10-shaped, 12,406 images
+
+The ratio target is printed with PASS/FAIL; the exit code is 0 either way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import replace
+
+import numpy as np
+import torch
+
+import fragility.training as training
+from fragility.data import load_raw
+from fragility.reference import train_reference
+from fragility.splits import class_counts, make_split, subset_indices
+from fragility.training import Subset, TrainConfig, channel_stats, resolve_device
+
+TARGETS = {"cpu": 1.5, "cuda": 10.0}  # engine/reference training images/s; cuda: on an H100
+PROJECTED_EPOCHS = 200
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--dataset", default="fashion_mnist", choices=["fashion_mnist", "digits"])
+    p.add_argument("--imbalance", default="exp100")
+    p.add_argument("--n-max", type=int, default=1000)
+    p.add_argument("--arch", default="resnet32")
+    p.add_argument("--epochs", type=int, default=2, help="timed epochs per side")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument(
+        "--workers",
+        default="auto",
+        help="reference DataLoader num_workers to try, comma-separated (auto: 0,2 on CUDA; "
+        "0 on a CPU with at most 2 cores, where workers only compete with the model for cores)",
+    )
+    p.add_argument(
+        "--n-test",
+        type=int,
+        default=300,
+        help="test images per class, the same for both sides (0: the whole test set; "
+        "evaluating all 10,000 after every epoch would dominate a short CPU run)",
+    )
+    p.add_argument("--device", default="auto")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--synthetic-cifar",
+        action="store_true",
+        help="random uint8 32x32x3 data shaped like CIFAR-10 (n_max 5000, --imbalance; "
+        "exp100: 12,406 training images) and a balanced 10,000-image test set",
+    )
+    p.add_argument("--json", help="write the numbers to this file")
+    return p.parse_args(argv)
+
+
+def load_data(args) -> tuple[Subset, Subset, int, str]:
+    """Training and test subsets, the class count and a description of the data."""
+    if args.synthetic_cifar:
+        rng = np.random.default_rng(args.seed)
+        counts = class_counts(args.imbalance, 5000, 10)
+        y_train = np.repeat(np.arange(10), counts).astype(np.int64)
+        y_test = np.repeat(np.arange(10), 1000).astype(np.int64)
+        x_train = rng.integers(0, 256, (len(y_train), 32, 32, 3), dtype=np.uint8)
+        x_test = rng.integers(0, 256, (len(y_test), 32, 32, 3), dtype=np.uint8)
+        desc = f"synthetic CIFAR-10 shape, {args.imbalance}, n_max 5000"
+        return Subset(x_train, y_train), Subset(x_test, y_test), 10, desc
+    raw = load_raw(args.dataset)
+    n_max = args.n_max
+    smallest = int(np.bincount(raw.y_train).min())
+    if n_max > smallest:
+        print(f"note: {args.dataset} has {smallest} images in its smallest class; "
+              f"n_max {n_max} -> {smallest}", file=sys.stderr)  # fmt: skip
+        n_max = smallest
+    n_test = args.n_test or None
+    if n_test is not None and n_test > int(np.bincount(raw.y_test).min()):
+        n_test = None  # fewer test images than that per class (digits): take them all
+    split = make_split(raw.y_train, raw.y_test, args.imbalance, n_max, args.seed, n_test=n_test)
+    tr_idx, tr_y = subset_indices(split, "train")
+    te_idx, te_y = subset_indices(split, "test")
+    desc = f"{args.dataset}, {args.imbalance}, n_max {n_max}, n_test {n_test or 'all'}"
+    return (
+        Subset(raw.x_train[tr_idx], tr_y),
+        Subset(raw.x_test[te_idx], te_y),
+        len(raw.classes),
+        desc,
+    )
+
+
+def stratified_head(subset: Subset, n: int, n_classes: int) -> Subset:
+    """About ``n`` images with every class present (for the warm-up)."""
+    per_class = max(1, n // n_classes)
+    idx = np.concatenate([np.flatnonzero(subset.y == c)[:per_class] for c in range(n_classes)])
+    return Subset(subset.x[idx], subset.y[idx])
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class EvalTimer:
+    """Times every ``training.predict`` call made inside ``train`` (the per-epoch test eval)."""
+
+    def __init__(self, device: torch.device):
+        self.device, self.seconds = device, []
+
+    def __enter__(self):
+        self.original = training.predict
+
+        def timed(*args, **kwargs):
+            _sync(self.device)
+            t0 = time.perf_counter()
+            out = self.original(*args, **kwargs)
+            _sync(self.device)
+            self.seconds.append(time.perf_counter() - t0)
+            return out
+
+        training.predict = timed
+        return self
+
+    def __exit__(self, *exc):
+        training.predict = self.original
+
+
+def run_engine(cfg, tr, te, n_classes, norm, device) -> dict:
+    with EvalTimer(device) as timer:
+        result = training.train(
+            cfg, tr, te, n_classes=n_classes, normalization=norm, device=device, progress=False
+        )
+    cumulative = [row["seconds"] for row in result.history]
+    epoch_s = np.diff([0.0] + cumulative).tolist()
+    eval_s = timer.seconds[: cfg.epochs]  # one test evaluation per epoch, then the final one
+    train_s = [e - v for e, v in zip(epoch_s, eval_s)]
+    return summarize(
+        "engine",
+        len(tr.y),
+        train_s,
+        eval_s,
+        [row["loss"] for row in result.history],
+        [row["test_bac"] for row in result.history],
+    )
+
+
+def run_reference(cfg, tr, te, n_classes, norm, device, workers: int) -> dict:
+    out = train_reference(
+        cfg, tr, te, num_workers=workers, device=device, normalization=norm, n_classes=n_classes
+    )
+    return summarize(
+        f"reference (workers={workers})",
+        len(tr.y),
+        out["train_seconds"],
+        out["eval_seconds"],
+        out["loss"],
+        out["test_bac"],
+    )
+
+
+def summarize(name, n_train, train_s, eval_s, losses, bacs) -> dict:
+    train_mean, eval_mean = float(np.mean(train_s)), float(np.mean(eval_s))
+    return {
+        "name": name,
+        "images_per_s": n_train / train_mean,
+        "train_s_per_epoch": train_mean,
+        "eval_s_per_epoch": eval_mean,
+        "epoch_s": train_mean + eval_mean,
+        "projected_200_epochs_s": PROJECTED_EPOCHS * (train_mean + eval_mean),
+        "loss": [float(v) for v in losses],
+        "test_bac": float(bacs[-1]),
+        "train_seconds": [float(v) for v in train_s],
+        "eval_seconds": [float(v) for v in eval_s],
+    }
+
+
+def machine(device: torch.device) -> dict:
+    info = {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "device": str(device),
+    }
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def _hms(seconds: float) -> str:
+    h, rest = divmod(int(round(seconds)), 3600)
+    return f"{h}h{rest // 60:02d}m" if h else f"{rest // 60}m{rest % 60:02d}s"
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    device = resolve_device(args.device)
+    tr, te, n_classes, desc = load_data(args)
+    norm = channel_stats(tr.x)
+    cfg = TrainConfig(
+        arch=args.arch, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed
+    )
+    if args.workers == "auto":
+        workers = [0, 2] if device.type == "cuda" or (os.cpu_count() or 1) > 2 else [0]
+    else:
+        workers = [int(w) for w in args.workers.split(",") if w.strip()]
+    shape = "x".join(map(str, tr.x.shape[1:]))
+    print(f"data: {desc}: {len(tr.y)} train / {len(te.y)} test images, {shape}")
+    print(
+        f"model: {cfg.arch}, batch {cfg.batch_size}, {cfg.epochs} timed epoch(s) per side, "
+        f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads"
+    )
+
+    # warm-up: kernels, allocator, thread pools (a couple of batches on each side)
+    warm_cfg = replace(cfg, epochs=1)
+    warm_tr = stratified_head(tr, 2 * cfg.batch_size, n_classes)
+    warm_te = stratified_head(te, 256, n_classes)
+    t0 = time.perf_counter()
+    run_engine(warm_cfg, warm_tr, warm_te, n_classes, norm, device)
+    run_reference(warm_cfg, warm_tr, warm_te, n_classes, norm, device, 0)
+    print(f"warm-up: {time.perf_counter() - t0:.1f} s")
+
+    rows = []
+    for w in workers:
+        rows.append(run_reference(cfg, tr, te, n_classes, norm, device, w))
+        print(f"  {rows[-1]['name']}: {rows[-1]['images_per_s']:.0f} images/s", flush=True)
+    engine = run_engine(cfg, tr, te, n_classes, norm, device)
+    print(f"  engine: {engine['images_per_s']:.0f} images/s", flush=True)
+    rows.append(engine)
+    best_ref = max(rows[:-1], key=lambda r: r["images_per_s"])
+
+    print()
+    header = f"{'':24s} {'images/s':>9s} {'train s/ep':>10s} {'eval s/ep':>9s} {'epoch s':>8s}"
+    print(header + f" {'test BAC':>8s} {'200 ep':>8s}")
+    for r in rows:
+        print(
+            f"{r['name']:24s} {r['images_per_s']:9.0f} {r['train_s_per_epoch']:10.2f} "
+            f"{r['eval_s_per_epoch']:9.2f} {r['epoch_s']:8.2f} {r['test_bac']:8.3f} "
+            f"{_hms(r['projected_200_epochs_s']):>8s}"
+        )
+    ratio = engine["images_per_s"] / best_ref["images_per_s"]
+    epoch_ratio = best_ref["epoch_s"] / engine["epoch_s"]
+    target = TARGETS.get(device.type, TARGETS["cpu"])
+    verdict = "PASS" if ratio >= target else "FAIL"
+    where = "H100" if device.type == "cuda" else f"{os.cpu_count()}-core CPU"
+    print(
+        f"\nratio = engine images/s / reference images/s = {ratio:.2f} "
+        f"(vs {best_ref['name']}; target >= {target:g} on a {where}: {verdict})"
+    )
+    print(f"whole-epoch speed-up (training + test evaluation): {epoch_ratio:.2f}")
+    print(
+        f"projected {PROJECTED_EPOCHS}-epoch time on this data: engine "
+        f"{_hms(engine['projected_200_epochs_s'])}, reference "
+        f"{_hms(best_ref['projected_200_epochs_s'])}"
+    )
+
+    if args.json:
+        report = {
+            "args": vars(args),
+            "data": {
+                "description": desc,
+                "n_train": len(tr.y),
+                "n_test": len(te.y),
+                "shape": list(tr.x.shape[1:]),
+            },
+            "machine": machine(device),
+            "sides": rows,
+            "best_reference": best_ref["name"],
+            "ratio": ratio,
+            "epoch_ratio": epoch_ratio,
+            "target": target,
+            "verdict": verdict,
+        }
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=2)
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

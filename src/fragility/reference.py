@@ -1,0 +1,192 @@
+"""The usual PyTorch training loop, kept as a yardstick for :mod:`fragility.training`.
+
+This is how public imbalanced-learning code trains (e.g. LDAM-DRW's ``cifar_train.py``): a
+``Dataset`` hands out PIL images one at a time through per-sample torchvision transforms
+(``RandomCrop(padding=p)``, ``RandomHorizontalFlip``, ``ToTensor``, ``Normalize``), a
+``DataLoader`` shuffles and collates them, and the model sees float32 NCHW batches.
+Model, optimiser, LR schedule, loss and deferred re-weighting are those of the engine
+(imported from it), so the two differ only in how the data reaches the model.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset, Sampler
+from torchvision import transforms
+
+from . import metrics
+from .losses import build_loss, class_balanced_weights
+from .training import (
+    Subset,
+    TrainConfig,
+    _epoch_generator,
+    _new_model,
+    channel_stats,
+    drw_active,
+    learning_rate,
+    resolve_device,
+)
+
+BATCH_ORDERS = ("shuffle", "engine")
+
+
+class ImageDataset(Dataset):
+    """``(N, H, W, C)`` uint8 images and labels, served as ``(transform(PIL image), label)``."""
+
+    def __init__(self, x_uint8: np.ndarray, y: np.ndarray, transform):
+        self.x, self.y, self.transform = x_uint8, np.asarray(y, dtype=np.int64), transform
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, i: int):
+        img = self.x[i]
+        img = Image.fromarray(img[:, :, 0] if img.shape[2] == 1 else img)
+        return self.transform(img), int(self.y[i])
+
+
+class EngineOrderSampler(Sampler):
+    """The engine's batch order: the permutation drawn from the ``(seed, epoch)`` generator."""
+
+    def __init__(self, n: int, seed: int):
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        gen = _epoch_generator(self.seed, self.epoch)
+        return iter(torch.randperm(self.n, generator=gen).tolist())
+
+
+def reference_transforms(
+    size: tuple[int, int], mean, std, *, augment: bool, padding: int = 4, flip: bool = True
+):
+    """The per-sample pipeline of the usual code for ``size`` images (crop/flip if augmenting)."""
+    steps = []
+    if augment:
+        steps.append(transforms.RandomCrop(size, padding=padding))
+        if flip:
+            steps.append(transforms.RandomHorizontalFlip())
+    steps += [transforms.ToTensor(), transforms.Normalize(mean, std)]
+    return transforms.Compose(steps)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def train_reference(
+    cfg: TrainConfig,
+    train_set: Subset,
+    test_set: Subset,
+    *,
+    num_workers: int = 0,
+    device: str | torch.device = "cpu",
+    epochs: int | None = None,
+    augment: bool | None = None,
+    initial_state: dict | None = None,
+    normalization: tuple[list[float], list[float]] | None = None,
+    n_classes: int | None = None,
+    batch_order: str = "shuffle",
+) -> dict:
+    """Train ``cfg``'s model the usual way for ``epochs`` (default ``cfg.epochs``) epochs.
+
+    ``augment`` defaults to ``cfg.augment``; the weights start from ``initial_state`` or,
+    like the engine's, from ``cfg.seed``. ``batch_order="engine"`` replaces the DataLoader's
+    shuffle with the engine's per-epoch permutation (for equivalence tests). The test set is
+    evaluated after every epoch, as LDAM-DRW does. Returns per-epoch ``loss``, ``test_bac``,
+    ``train_seconds``, ``eval_seconds`` and ``seconds_per_epoch`` (their sum) lists, the
+    training throughput ``images_per_s`` and the final ``state_dict`` (on the CPU).
+    """
+    if batch_order not in BATCH_ORDERS:
+        raise ValueError(f"batch_order must be one of {BATCH_ORDERS}, got {batch_order!r}")
+    device = resolve_device(device)
+    epochs = cfg.epochs if epochs is None else epochs
+    augment = cfg.augment if augment is None else augment
+    n_classes = n_classes or int(max(train_set.y.max(), test_set.y.max())) + 1
+    counts = np.bincount(train_set.y, minlength=n_classes)
+    mean, std = normalization or channel_stats(train_set.x)
+    eval_batch = cfg.eval_batch_size or (2048 if device.type == "cuda" else 256)
+
+    size = train_set.x.shape[1:3]
+    train_tf = reference_transforms(
+        size, mean, std, augment=augment, padding=cfg.crop_padding, flip=cfg.flip
+    )
+    test_tf = reference_transforms(size, mean, std, augment=False)
+    loader_args = dict(num_workers=num_workers, pin_memory=device.type == "cuda")
+    sampler = EngineOrderSampler(len(train_set.y), cfg.seed) if batch_order == "engine" else None
+    train_loader = DataLoader(
+        ImageDataset(train_set.x, train_set.y, train_tf),
+        batch_size=cfg.batch_size,
+        shuffle=sampler is None,
+        sampler=sampler,
+        **loader_args,
+    )
+    test_loader = DataLoader(
+        ImageDataset(test_set.x, test_set.y, test_tf), batch_size=eval_batch, **loader_args
+    )
+
+    model = _new_model(cfg, n_classes, train_set.x.shape[-1])
+    if initial_state is not None:
+        model.load_state_dict(initial_state)
+    model = model.to(device)
+    criterion = build_loss(
+        cfg.loss,
+        counts,
+        gamma=cfg.focal_gamma,
+        max_margin=cfg.ldam_max_margin,
+        scale=cfg.ldam_scale,
+    ).to(device)
+    cb_weights = class_balanced_weights(counts, cfg.cb_beta).to(device)
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+    )
+
+    out = {k: [] for k in ("loss", "test_bac", "train_seconds", "eval_seconds")}
+    # shuffling and the transforms draw from the global RNG: seed it, without leaking state
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        for epoch in range(epochs):
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(cfg, epoch)
+            weight = cb_weights if drw_active(cfg, epoch) else None
+            if sampler is not None:
+                sampler.set_epoch(epoch)
+            _sync(device)
+            t0 = time.perf_counter()
+            model.train()
+            loss_sum = 0.0
+            for xb, yb in train_loader:
+                xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
+                loss = criterion(model(xb), yb, weight)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                loss_sum += loss.item() * len(yb)
+            t1 = time.perf_counter()
+            model.eval()
+            preds = []
+            with torch.no_grad():
+                for xb, _ in test_loader:
+                    preds.append(model(xb.to(device, non_blocking=True)).argmax(1).cpu())
+            bac = metrics.balanced_accuracy(test_set.y, torch.cat(preds).numpy(), n_classes)
+            t2 = time.perf_counter()
+            out["loss"].append(loss_sum / len(train_set.y))
+            out["test_bac"].append(bac)
+            out["train_seconds"].append(t1 - t0)
+            out["eval_seconds"].append(t2 - t1)
+
+    out["seconds_per_epoch"] = [a + b for a, b in zip(out["train_seconds"], out["eval_seconds"])]
+    out["images_per_s"] = len(train_set.y) * epochs / max(sum(out["train_seconds"]), 1e-12)
+    out["state_dict"] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    out.update(n_train=len(train_set.y), num_workers=num_workers, device=str(device))
+    return out
