@@ -155,3 +155,12 @@ def test_drw_switches_class_weights_on(digit_subsets, monkeypatch):
     train(_cfg(epochs=5, drw=True, batch_size=90), tr, te, progress=False)
     assert seen == [False] * 4 + [True]  # int(0.8 * 5) = 4 epochs without weights
     assert np.isfinite(len(seen))
+
+
+def test_a_last_batch_of_one_joins_the_previous_batch():
+    from fragility.training import _batch_bounds
+
+    assert _batch_bounds(257, 128) == [(0, 128), (128, 257)]
+    assert _batch_bounds(258, 128) == [(0, 128), (128, 256), (256, 258)]
+    assert _batch_bounds(1, 128) == [(0, 1)]
+    assert _batch_bounds(256, 128) == [(0, 128), (128, 256)]

@@ -220,6 +220,15 @@ def _new_model(cfg: TrainConfig, n_classes: int, in_channels: int) -> ResNetCifa
         return build_model(cfg.arch, n_classes, in_channels, normed_classifier=cfg.loss == "ldam")
 
 
+def _batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
+    """Minibatch (start, stop) pairs over ``n`` items; a last batch of one joins the one
+    before it, because BatchNorm cannot normalise a single sample in training mode."""
+    bounds = [(s, min(s + batch_size, n)) for s in range(0, n, batch_size)]
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
+        bounds[-2:] = [(bounds[-2][0], n)]
+    return bounds
+
+
 def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
 
@@ -315,8 +324,8 @@ def train(
         order = torch.randperm(len(y_train), generator=gen).to(device)
         loss_sum = torch.zeros((), device=device)
         hits = torch.zeros(n_classes, device=device)
-        for start in range(0, len(order), cfg.batch_size):
-            idx = order[start : start + cfg.batch_size]
+        for start, stop in _batch_bounds(len(order), cfg.batch_size):
+            idx = order[start:stop]
             xb = augment_batch(padded[idx], pad, cfg.flip, gen) if cfg.augment else x_train[idx]
             with _autocast(device):
                 logits = model(normalize(xb))
