@@ -10,15 +10,18 @@ fe / ‖fe‖ (normed classifier, metadata ``normed = true``; ``weight`` then ca
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-import torch
 
 from .io import read_parquet_metadata, write_parquet
-from .models import ResNetCifar
-from .training import Normalizer, predict, resolve_device, to_device_images
+
+if TYPE_CHECKING:  # torch is imported where a model runs: reading the files must not need it
+    import torch
+
+    from .models import ResNetCifar
 
 
 def _fixed_list(matrix: np.ndarray) -> pa.FixedSizeListArray:
@@ -35,6 +38,10 @@ def embed(
 ) -> tuple[np.ndarray, np.ndarray]:
     """FE ``(N, H)`` and logits ``(N, C)`` of uint8 images ``(N, H, W, C)``, eval mode, no
     augmentation, float32 on every device."""
+    import torch
+
+    from .training import Normalizer, predict, resolve_device, to_device_images
+
     device = resolve_device(device)
     model = model.to(device).to(memory_format=torch.channels_last)
     normalize = Normalizer(normalization["mean"], normalization["std"], device)

@@ -9,7 +9,6 @@ test FE. Training is minibatch SGD with momentum; initialisation and shuffling d
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from fragility.metrics import balanced_accuracy
 
@@ -32,6 +31,8 @@ def retrain_classifier(
     Returns ``(W (C, H), bias (C,))`` as float32 numpy arrays. Init: U(-1/sqrt(H), 1/sqrt(H))
     like ``nn.Linear``; learning rate decays with a cosine schedule over the epochs.
     """
+    import torch  # here, not at the top: the analysis jobs that never train start faster
+
     gen = torch.Generator().manual_seed(int(seed))
     x = torch.as_tensor(np.asarray(fe_pool, dtype=np.float32))
     y = torch.as_tensor(np.asarray(y_pool, dtype=np.int64))
