@@ -23,6 +23,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
+import pyarrow.compute as pc  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
@@ -582,3 +583,113 @@ def plot_figure(
             f"figure {name!r} needs the {spec.rq} tables {list(spec.tables)}; missing {missing}"
         )
     spec.plot(tables, Path(out_path), title)
+
+
+# -- cross-run figures (results/figures/) ------------------------------------------------------
+
+
+def _run_groups(table: pa.Table) -> list[str]:
+    """x labels for the (dataset, imbalance, loss) rows of a cross-run summary table."""
+    datasets = set(table.column("dataset").to_pylist())
+    labels = []
+    for row in table.select(["dataset", "imbalance", "loss"]).to_pylist():
+        prefix = f"{row['dataset']}\n" if len(datasets) > 1 else ""
+        labels.append(f"{prefix}{row['imbalance']}\n{row['loss']}")
+    return labels
+
+
+def _mean_std(table: pa.Table, column: str) -> tuple[np.ndarray, np.ndarray]:
+    std = _values(table, f"{column}_std")
+    return _values(table, f"{column}_mean"), np.nan_to_num(std)
+
+
+def _bars_with_errors(ax, labels: list[str], series: list[tuple[str, str, np.ndarray, np.ndarray]]):
+    x = np.arange(len(labels))
+    width = 0.8 / len(series)
+    for i, (label, colour, mean, std) in enumerate(series):
+        offset = (i - (len(series) - 1) / 2) * width
+        ax.bar(
+            x + offset,
+            np.nan_to_num(mean),
+            width,
+            yerr=std,
+            color=colour,
+            label=label,
+            linewidth=0,
+            error_kw={"linewidth": 0.6, "capsize": 1.5},
+        )
+    ax.set_xticks(x, labels)
+
+
+@_styled
+def plot_cross_bac(tables: dict[str, pa.Table], out_path: Path, title: str) -> None:
+    """Table 1 as bars: test BAC of the balanced, imbalanced and re-trained models."""
+    table = tables["table1"]
+    labels = _run_groups(table)
+    series = [
+        ("balanced model", GREEN, *_mean_std(table, "balanced")),
+        ("imbalanced model", VERMILLION, *_mean_std(table, "imbalanced")),
+        ("re-trained classifier", BLUE, *_mean_std(table, "retrained")),
+    ]
+    fig, axes = _figure(2.4)
+    ax = axes[0, 0]
+    _bars_with_errors(ax, labels, series)
+    ax.set_ylabel("test balanced accuracy")
+    ax.set_ylim(0, 1)
+    fig.legend(loc="outside lower center", ncol=3, columnspacing=1.0)
+    _save(fig, out_path, title)
+
+
+@_styled
+def plot_cross_members(tables: dict[str, pa.Table], out_path: Path, title: str) -> None:
+    """Fig 9: class top-K members needed to cover every instance, majority vs minority."""
+    table = tables["fig9_members_to_cover"]
+    roles = {role: table.filter(pc.equal(table["role"], role)) for role in ("majority", "minority")}
+    labels = _run_groups(roles["majority"])
+    fig, axes = _figure(2.4)
+    ax = axes[0, 0]
+    _bars_with_errors(
+        ax,
+        labels,
+        [
+            ("majority class", VERMILLION, *_mean_std(roles["majority"], "members_needed")),
+            ("minority class", BLUE, *_mean_std(roles["minority"], "members_needed")),
+        ],
+    )
+    k = int(_ints(table, "k")[0]) if "k" in table.column_names else None
+    ax.set_ylabel(f"class top-{k} members needed" if k else "class top-K members needed")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.legend(loc="outside lower center", ncol=2, columnspacing=1.0)
+    _save(fig, out_path, title)
+
+
+CROSS_RUN_FIGURES: dict[str, FigureSpec] = {
+    "table1_bac": FigureSpec(
+        "rq1",
+        ("table1",),
+        plot_cross_bac,
+        "Test balanced accuracy (mean and standard deviation over seeds) of the balanced model, "
+        "the imbalanced model, and the imbalanced model's feature extractor with a classifier "
+        "re-trained on balanced data. Tests the paper's Table 1 claim: imbalanced < re-trained "
+        "< balanced, i.e. the extractor, not only the classifier, is damaged by imbalance.",
+    ),
+    "fig9_members_to_cover": FigureSpec(
+        "rq6",
+        ("fig9_members_to_cover",),
+        plot_cross_members,
+        "How many of a class's most frequent top-K features are needed before every training "
+        "instance of the class holds one of them, for the majority and the minority class of "
+        "each run group (mean and standard deviation over seeds). The paper's Fig 9: the "
+        "majority class needs more, its instances are described by more varied features.",
+    ),
+}
+
+
+def plot_cross_run(name: str, table: pa.Table, out_path: str | Path, title: str = "") -> None:
+    """Draw cross-run figure ``name`` from its cross-run summary table."""
+    if name not in CROSS_RUN_FIGURES:
+        raise ConfigError(
+            f"unknown cross-run figure {name!r}; valid: {', '.join(CROSS_RUN_FIGURES)}"
+        )
+    spec = CROSS_RUN_FIGURES[name]
+    spec.plot({spec.tables[0]: table}, Path(out_path), title)
