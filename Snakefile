@@ -1,5 +1,5 @@
 # fragility: why CNNs trained on class-imbalanced images fail on minority classes.
-# Stages: data -> splits -> training (-> embeddings -> analysis -> remedies -> report).
+# Stages: data -> splits -> training -> embeddings -> analysis (-> remedies).
 from snakemake.utils import min_version
 
 min_version("8.0")
@@ -8,10 +8,15 @@ min_version("8.0")
 configfile: "config.yaml"
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/splits.smk"
 include: "rules/training.smk"
+include: "rules/embeddings.smk"
+include: "rules/analysis.smk"
 
 
 rule all:

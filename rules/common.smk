@@ -6,8 +6,12 @@ from snakemake.utils import validate
 
 validate(config, schema="../config/schema.yaml")
 
+from fragility.analysis.claims import CLAIM_TABLES
+from fragility.analysis.crossrun import CROSS_RUN_TABLES
+from fragility.analysis.tables import TABLES
 from fragility.config import Study
 from fragility.errors import FragilityError
+from fragility.plotting import CROSS_RUN_FIGURES, FIGURES
 
 try:
     STUDY = Study(config)
@@ -24,6 +28,9 @@ PATHS = {
     "history": f"{RUN_DIR}/history.parquet",
     "metrics": f"{RUN_DIR}/metrics.json",
     "embeddings": f"{RUN_DIR}/embeddings/{{subset}}.parquet",
+    "rq1": f"{RUN_DIR}/rq1/retrained.{{ext}}",
+    "run_table": f"{RUN_DIR}/{{rq}}/{{table}}.{{ext}}",
+    "run_figure": f"{RUN_DIR}/{{rq}}/{{figure}}.png",
     # the resume state is not a declared output, so a killed job keeps it
     "resume": f"{RUN_DIR}/.resume.pt",
 }
@@ -34,6 +41,9 @@ wildcard_constraints:
     imbalance=r"balanced|exp[0-9.]+|step[0-9.]+",
     loss="|".join(sorted(STUDY.losses)),
     seed=r"\d+",
+    rq=r"rq[1-7]",
+    ext="csv|parquet",
+    figure="|".join([*FIGURES, *CROSS_RUN_FIGURES]),
 
 
 def run_of(wildcards):
@@ -45,8 +55,75 @@ def run_of(wildcards):
     )[0]
 
 
+# the schema's defaults, applied here too because validate() fills only top-level ones
+ANALYSIS = {"ks": [2, 3, 5, 7], "k_fe": 7, "retrain_epochs": 30, **config.get("analysis", {})}
+
+
+def run_tables(run):
+    return [
+        f"{RESULTS}/{run.path}/{rq}/{table}.csv" for rq, tables in TABLES.items() for table in tables
+    ]
+
+
+def run_figures(run):
+    return [f"{RESULTS}/{run.path}/{spec.rq}/{name}.png" for name, spec in FIGURES.items()]
+
+
 def get_all_targets():
-    return [f"{RESULTS}/{run.path}/metrics.json" for run in STUDY.runs]
+    targets = []
+    for run in STUDY.runs:
+        targets.append(f"{RESULTS}/{run.path}/metrics.json")
+        targets += run_tables(run) + run_figures(run)
+        if run.imbalance != "balanced":
+            targets.append(f"{RESULTS}/{run.path}/rq1/retrained.csv")
+    targets += [f"{RESULTS}/tables/{name}.csv" for name in CROSS_RUN_TABLES]
+    targets += [f"{RESULTS}/tables/claims.csv", f"{RESULTS}/tables/claims.txt"]
+    targets += [f"{RESULTS}/figures/{name}.png" for name in CROSS_RUN_FIGURES]
+    return targets
+
+
+def run_dir_of(wildcards):
+    return RUN_DIR.format(**{k: wildcards[k] for k in ("dataset", "imbalance", "loss", "seed")})
+
+
+def get_run_analysis_inputs(wildcards):
+    run_dir = run_dir_of(wildcards)
+    files = {name: f"{run_dir}/embeddings/{name}.parquet" for name in ("train", "test", "classifier")}
+    files.update(history=f"{run_dir}/history.parquet", metrics=f"{run_dir}/metrics.json")
+    return files
+
+
+def get_figure_tables(wildcards):
+    spec = FIGURES[wildcards.figure]
+    if spec.rq != wildcards.rq:
+        raise ValueError(f"figure {wildcards.figure} belongs under {spec.rq}/, not {wildcards.rq}/")
+    run_dir = run_dir_of(wildcards)
+    return {table: f"{run_dir}/{spec.rq}/{table}.parquet" for table in spec.tables}
+
+
+def cross_run_refs():
+    """Every run of the study, as the cross-run tables take them."""
+    return [
+        {
+            "dataset": run.dataset,
+            "imbalance": run.imbalance,
+            "loss": run.loss,
+            "seed": run.seed,
+            "run_dir": f"{RESULTS}/{run.path}",
+        }
+        for run in STUDY.runs
+    ]
+
+
+def cross_run_inputs(spec):
+    """The per-run files one cross-run table reads (Table 1 also needs balanced metrics)."""
+    files = []
+    for run in STUDY.runs:
+        for relative in spec.inputs:
+            if spec.imbalanced_only and run.imbalance == "balanced" and relative != "metrics.json":
+                continue
+            files.append(f"{RESULTS}/{run.path}/{relative}")
+    return files
 
 
 def get_dataset_settings(wildcards):

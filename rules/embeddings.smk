@@ -14,7 +14,6 @@ rule extract_embeddings:
     benchmark:
         "benchmarks/embeddings/{dataset}/{imbalance}/{loss}/seed{seed}.tsv"
     params:
-        out_dir=f"{RUN_DIR}/embeddings",
         device=config["device"],
     conda:
         "../envs/fragility.yaml"

@@ -10,6 +10,11 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from fragility.analysis.claims import CLAIMS
+from fragility.analysis.crossrun import CROSS_RUN_TABLES
+from fragility.analysis.tables import TABLES
+from fragility.plotting import CROSS_RUN_FIGURES, FIGURES
+
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = REPO / "presets" / "smoke.yaml"
 RUNS = ["digits/balanced/ce/seed0", "digits/exp10/ce/seed0", "digits/exp10/ldam_drw/seed0"]
@@ -21,8 +26,8 @@ def snakemake(workdir: Path, *args: str, configfile: Path = SMOKE) -> subprocess
         "--snakefile", str(REPO / "Snakefile"),
         "--directory", str(workdir),
         "--configfile", str(configfile),
+        "--resources", "gpu=1",  # before --cores: it takes every value up to the next option
         "--cores", "2",
-        "--resources", "gpu=1",
         *args,
     ]  # fmt: skip
     env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -56,12 +61,21 @@ def test_smoke_preset_produces_every_run_output(smoke_run):
     for run in RUNS:
         out = smoke_run / "results" / run
         metrics = json.loads((out / "metrics.json").read_text())
-        assert {"bac", "macro_f1", "gmean", "per_class_accuracy", "kept_epoch", "wall_seconds"} <= set(metrics)
+        assert {
+            "bac",
+            "macro_f1",
+            "gmean",
+            "per_class_accuracy",
+            "kept_epoch",
+            "wall_seconds",
+        } <= set(metrics)
         assert len(metrics["per_class_accuracy"]) == 10
         assert metrics["select"] == "test_bac"
         history = pq.read_table(out / "history.parquet")
         assert history.num_rows == 3
-        assert {"lr", "loss", "train_acc", "val_acc", "test_acc", "test_bac", "seconds"} <= set(history.column_names)
+        assert {"lr", "loss", "train_acc", "val_acc", "test_acc", "test_bac", "seconds"} <= set(
+            history.column_names
+        )
         assert (out / "model.pt").stat().st_size > 10_000
         assert not (out / ".resume.pt").exists()  # removed once the run is complete
         log = (smoke_run / "logs" / "train" / (run + ".log")).read_text()
@@ -86,6 +100,78 @@ def test_second_invocation_has_nothing_to_do(smoke_run):
 
 
 @pytest.mark.slow
+def test_smoke_preset_produces_every_table_figure_and_claim(smoke_run):
+    results = smoke_run / "results"
+    for run in RUNS:
+        for rq, tables in TABLES.items():
+            for table in tables:
+                assert (results / run / rq / f"{table}.csv").stat().st_size > 0
+                assert pq.read_table(results / run / rq / f"{table}.parquet").num_rows > 0
+        for name, spec in FIGURES.items():
+            assert (results / run / spec.rq / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+        emb = results / run / "embeddings"
+        assert {p.name for p in emb.iterdir()} == {
+            "train.parquet", "pool.parquet", "test.parquet", "classifier.parquet"
+        }  # fmt: skip
+    retrained = pq.read_table(results / "digits/exp10/ce/seed0/rq1/retrained.parquet").to_pylist()[
+        0
+    ]
+    metrics = json.loads((results / "digits/exp10/ce/seed0/metrics.json").read_text())
+    assert retrained["bac_model"] == pytest.approx(metrics["bac"])  # embeddings = kept checkpoint
+    for name in CROSS_RUN_TABLES:
+        summary = pq.read_table(results / "tables" / f"{name}.parquet")
+        by_seed = pq.read_table(results / "tables" / f"{name}_by_seed.parquet")
+        assert summary.num_rows > 0 and by_seed.num_rows >= summary.num_rows
+    table1 = pq.read_table(results / "tables/table1.parquet").to_pylist()
+    assert {(r["imbalance"], r["loss"]) for r in table1} == {("exp10", "ce"), ("exp10", "ldam_drw")}
+    assert all(r["balanced_loss"] == "ce" for r in table1)
+    lines = (results / "tables/claims.csv").read_text().splitlines()
+    assert len(lines) == 1 + len(CLAIMS) * 2  # header + each claim for the two imbalanced runs
+    assert "digits/exp10/ce" in (results / "tables/claims.txt").read_text()
+    for name in CROSS_RUN_FIGURES:
+        assert (results / "figures" / f"{name}.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_report_holds_every_figure_with_its_caption(smoke_run):
+    result = snakemake(smoke_run, "--report", "report.html")
+    assert result.returncode == 0, result.stderr[-3000:]
+    html = (smoke_run / "report.html").read_text()
+    for spec in FIGURES.values():
+        assert spec.caption[:60] in html
+
+
+@pytest.mark.slow
+def test_a_deleted_figure_is_rebuilt_alone(smoke_run):
+    figure = smoke_run / "results/digits/exp10/ce/seed0/rq4/fig4_class_mean_ce.png"
+    figure.unlink()
+    target = str(figure.relative_to(smoke_run))
+    assert planned_jobs(snakemake(smoke_run, "-n", target)) == {"plot_run_figure": 1}
+    assert planned_jobs(snakemake(smoke_run, "-n")) == {"plot_run_figure": 1, "all": 1}
+    assert snakemake(smoke_run, target).returncode == 0
+    assert figure.exists()
+
+
+def test_one_figure_builds_only_what_it_needs(tmp_path):
+    result = snakemake(tmp_path, "-n", "results/digits/exp10/ce/seed0/rq4/fig4_class_mean_ce.png")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert planned_jobs(result) == {
+        "prepare_dataset": 1,
+        "make_split": 1,
+        "train_model": 1,
+        "extract_embeddings": 1,
+        "analyze_rq4": 1,
+        "plot_run_figure": 1,
+    }
+
+
+def test_a_figure_under_the_wrong_question_is_refused(tmp_path):
+    result = snakemake(tmp_path, "-n", "results/digits/exp10/ce/seed0/rq2/fig4_class_mean_ce.png")
+    assert result.returncode != 0
+    assert "belongs under rq4/" in result.stdout + result.stderr
+
+
+@pytest.mark.slow
 def test_changing_one_loss_setting_reruns_only_that_run(smoke_run, tmp_path):
     config = yaml.safe_load(SMOKE.read_text())
     config["losses"]["ldam_drw"]["ldam_max_margin"] = 0.3
@@ -93,8 +179,15 @@ def test_changing_one_loss_setting_reruns_only_that_run(smoke_run, tmp_path):
     changed.write_text(yaml.safe_dump(config))
     result = snakemake(smoke_run, "-n", configfile=changed)
     assert result.returncode == 0, result.stderr
-    assert planned_jobs(result) == {"all": 1, "train_model": 1}
-    assert "results/digits/exp10/ldam_drw/seed0/metrics.json" in result.stdout
+    planned = planned_jobs(result)
+    # that run and what depends on it: its own analyses, and the cross-run tables
+    for rule in ("train_model", "extract_embeddings", "retrain_classifier", "analyze_rq2"):
+        assert planned.pop(rule) == 1, rule
+    assert planned.pop("plot_run_figure") == len(FIGURES)
+    assert not {"prepare_dataset", "make_split"} & set(planned)
+    for line in result.stdout.splitlines():
+        if line.strip().startswith("output:") and "/seed0/" in line:
+            assert "exp10/ldam_drw/seed0" in line, line
 
 
 @pytest.mark.slow
@@ -165,3 +258,20 @@ def test_workflow_lints_clean():
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
 
+
+@pytest.mark.slow
+def test_readme_pandas_one_liner_reads_the_embeddings(smoke_run):
+    """The README's one-liner, pointed at the smoke run, works without project code."""
+    readme = (REPO / "README.md").read_text()
+    line = next(x for x in readme.splitlines() if "pd.read_parquet" in x)
+    code = (
+        line.split('-c "', 1)[1]
+        .rsplit('"', 1)[0]
+        .replace("fashion_mnist", "digits")
+        .replace("exp100", "exp10")
+    )
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", code], cwd=smoke_run, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert "['index', 'label', 'pred', 'fe', 'logits']" in result.stdout

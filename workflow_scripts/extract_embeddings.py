@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import torch
 
 from fragility.stages import extract_run
@@ -8,6 +10,10 @@ torch.set_num_threads(sm.threads)
 run_logged(
     sm.log[0],
     lambda: extract_run(
-        sm.input.data, sm.input.split, sm.input.model, sm.params.out_dir, device=sm.params.device
+        sm.input.data,
+        sm.input.split,
+        sm.input.model,
+        Path(sm.output[0]).parent,
+        device=sm.params.device,
     ),
 )

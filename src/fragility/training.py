@@ -351,12 +351,7 @@ def train(
         train_acc = (hits.cpu().numpy() / counts).tolist()
         row.update(train_bac=float(np.mean(train_acc)), train_acc=train_acc)
         for name, subset in evals.items():
-            preds = (
-                predict(model, eval_images[name], normalize, eval_batch)
-                .argmax(1)
-                .cpu()
-                .numpy()
-            )
+            preds = predict(model, eval_images[name], normalize, eval_batch).argmax(1).cpu().numpy()
             row[f"{name}_bac"] = metrics.balanced_accuracy(subset.y, preds, n_classes)
             row[f"{name}_acc"] = metrics.per_class_accuracy(subset.y, preds, n_classes).tolist()
         elapsed += time.perf_counter() - t0
@@ -390,9 +385,7 @@ def train(
     bar.close()
 
     model.load_state_dict(best["state"])
-    test_preds = (
-        predict(model, eval_images["test"], normalize, eval_batch).argmax(1).cpu().numpy()
-    )
+    test_preds = predict(model, eval_images["test"], normalize, eval_batch).argmax(1).cpu().numpy()
     summary = metrics.summary(test_set.y, test_preds, n_classes)
     summary.update(
         kept_epoch=best["epoch"],

@@ -1,0 +1,150 @@
+# The seven research questions (SPEC section 4): per-run tables and figures under
+# {run}/rq{N}/, cross-run tables under results/tables/, figures under results/figures/.
+# Every table and figure is a target of its own.
+
+
+rule retrain_classifier:
+    input:
+        pool=PATHS["embeddings"].replace("{subset}", "pool"),
+        test=PATHS["embeddings"].replace("{subset}", "test"),
+        classifier=PATHS["embeddings"].replace("{subset}", "classifier"),
+    output:
+        expand(PATHS["rq1"], ext=["csv", "parquet"], allow_missing=True),
+    log:
+        "logs/analysis/{dataset}/{imbalance}/{loss}/seed{seed}/rq1.log",
+    params:
+        epochs=ANALYSIS["retrain_epochs"],
+    conda:
+        "../envs/fragility.yaml"
+    threads: 1
+    script:
+        "../workflow_scripts/retrain_classifier.py"
+
+
+# One rule per research question: each writes a fixed set of tables.
+for rq, tables in TABLES.items():
+
+    rule:
+        name:
+            f"analyze_{rq}"
+        input:
+            unpack(get_run_analysis_inputs),
+        output:
+            expand(
+                PATHS["run_table"],
+                rq=rq,
+                table=tables,
+                ext=["csv", "parquet"],
+                allow_missing=True,
+            ),
+        log:
+            f"logs/analysis/{{dataset}}/{{imbalance}}/{{loss}}/seed{{seed}}/{rq}.log",
+        params:
+            rq=rq,
+            ks=ANALYSIS["ks"],
+            k_fe=ANALYSIS["k_fe"],
+        conda:
+            "../envs/fragility.yaml"
+        threads: 1
+        script:
+            "../workflow_scripts/analyze_run.py"
+
+
+rule plot_run_figure:
+    input:
+        unpack(get_figure_tables),
+    output:
+        report(
+            PATHS["run_figure"],
+            caption="../report/figure.rst",
+            category="{dataset} {imbalance} {loss} seed{seed}",
+            subcategory="{rq}",
+            labels={"figure": "{figure}", "run": "{dataset}/{imbalance}/{loss}/seed{seed}"},
+        ),
+    log:
+        "logs/figures/{dataset}/{imbalance}/{loss}/seed{seed}/{rq}/{figure}.log",
+    params:
+        caption=lambda wildcards: FIGURES[wildcards.figure].caption,
+        what=lambda wildcards: f"Run: {run_dir_of(wildcards)} (kept checkpoint).",
+        title=lambda wildcards: f"{wildcards.dataset} {wildcards.imbalance} {wildcards.loss} seed {wildcards.seed}",
+    conda:
+        "../envs/fragility.yaml"
+    threads: 1
+    script:
+        "../workflow_scripts/plot_run_figure.py"
+
+
+# One rule per cross-run table: each reads only the per-run files it needs.
+for name, spec in CROSS_RUN_TABLES.items():
+
+    rule:
+        name:
+            f"cross_run_{name}"
+        input:
+            cross_run_inputs(spec),
+        output:
+            report(
+                f"{RESULTS}/tables/{name}.csv",
+                caption="../report/table.rst",
+                category="Cross-run tables",
+            ),
+            f"{RESULTS}/tables/{name}.parquet",
+            f"{RESULTS}/tables/{name}_by_seed.csv",
+            f"{RESULTS}/tables/{name}_by_seed.parquet",
+        log:
+            f"logs/tables/{name}.log",
+        params:
+            name=name,
+            runs=cross_run_refs(),
+            caption=spec.description,
+        conda:
+            "../envs/fragility.yaml"
+        threads: 1
+        script:
+            "../workflow_scripts/cross_run_table.py"
+
+
+rule claims:
+    input:
+        **{name: f"{RESULTS}/tables/{name}_by_seed.parquet" for name in CLAIM_TABLES},
+    output:
+        csv=report(
+            f"{RESULTS}/tables/claims.csv",
+            caption="../report/claims.rst",
+            category="Claims",
+        ),
+        txt=report(
+            f"{RESULTS}/tables/claims.txt",
+            caption="../report/claims.rst",
+            category="Claims",
+        ),
+    log:
+        "logs/tables/claims.log",
+    conda:
+        "../envs/fragility.yaml"
+    threads: 1
+    script:
+        "../workflow_scripts/check_claims.py"
+
+
+rule plot_cross_run_figure:
+    input:
+        lambda wildcards: f"{RESULTS}/tables/{CROSS_RUN_FIGURES[wildcards.figure].tables[0]}.parquet",
+    output:
+        report(
+            f"{RESULTS}/figures/{{figure}}.png",
+            caption="../report/figure.rst",
+            category="Cross-run figures",
+        ),
+    log:
+        "logs/figures/{figure}.log",
+    params:
+        caption=lambda wildcards: CROSS_RUN_FIGURES[wildcards.figure].caption,
+        what="All runs of the study: bars are means over seeds, whiskers standard deviations.",
+    wildcard_constraints:
+        figure="|".join(CROSS_RUN_FIGURES),
+    conda:
+        "../envs/fragility.yaml"
+    threads: 1
+    script:
+        "../workflow_scripts/plot_cross_run_figure.py"

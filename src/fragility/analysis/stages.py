@@ -1,0 +1,92 @@
+"""The analysis stages as file-in, file-out functions (used by the workflow's analysis rules).
+
+Kept apart from :mod:`fragility.stages` so that these jobs never import torch at start-up
+(RQ1's re-training imports it when it runs): the workflow runs dozens of them.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+def _write_both(table: pa.Table, out_dir: str | Path, name: str) -> None:
+    from .tables import write_table
+
+    for ext in ("csv", "parquet"):
+        write_table(table, Path(out_dir) / f"{name}.{ext}")
+
+
+def analyze_run(run_dir: str | Path, rq: str, out_dir: str | Path, *, ks, k_fe: int) -> None:
+    """Write the per-run tables of research question ``rq`` (RQ2-RQ7) as CSV and Parquet."""
+    from .tables import RunInputs, rq_tables
+
+    inputs = RunInputs.load(run_dir, pool=False)
+    for name, table in rq_tables(rq, inputs, ks=ks, k_fe=k_fe).items():
+        _write_both(table, out_dir, name)
+
+
+def retrain_run(run_dir: str | Path, out_dir: str | Path, *, seed: int, epochs: int) -> None:
+    """RQ1 for one run: re-train a linear classifier on the pool FE of this run's extractor
+    and evaluate it on the test FE; writes ``retrained.{csv,parquet}`` in ``out_dir``."""
+    from .rq1 import retrained_bac
+    from ..embeddings import read_classifier, read_embeddings
+    from ..metrics import balanced_accuracy
+
+    emb = Path(run_dir) / "embeddings"
+    pool, test = read_embeddings(emb / "pool.parquet"), read_embeddings(emb / "test.parquet")
+    n_classes = read_classifier(emb / "classifier.parquet")["weight"].shape[0]
+    bac_model = balanced_accuracy(test["label"], test["pred"], n_classes)
+    bac = retrained_bac(
+        pool["fe"], pool["label"], test["fe"], test["label"], n_classes, seed=seed, epochs=epochs
+    )
+    table = pa.table(
+        {
+            "bac_model": [float(bac_model)],
+            "bac_retrained": [float(bac)],
+            "retrain_gain": [float(bac - bac_model)],
+            "n_pool": [len(pool["label"])],
+            "epochs": [int(epochs)],
+        }
+    )
+    _write_both(table, out_dir, "retrained")
+    print(f"test BAC {bac_model:.4f} -> {bac:.4f} with a re-trained classifier", file=sys.stderr)
+
+
+def plot_run_figure(figure: str, table_paths: dict, out_path: str | Path, title: str) -> None:
+    """Draw one per-run figure from its tables (Parquet files keyed by table name)."""
+    from ..plotting import plot_figure
+
+    plot_figure(figure, {k: pq.read_table(p) for k, p in table_paths.items()}, out_path, title)
+
+
+def cross_run_tables(name: str, runs: list[dict], out_dir: str | Path) -> None:
+    """Write cross-run table ``name`` (summary over seeds, and ``{name}_by_seed``) as CSV
+    and Parquet; ``runs`` are dicts with dataset, imbalance, loss, seed and run_dir."""
+    from .crossrun import RunRef, cross_run_table
+
+    summary, by_seed = cross_run_table(name, [RunRef(**r) for r in runs])
+    _write_both(summary, out_dir, name)
+    _write_both(by_seed, out_dir, f"{name}_by_seed")
+
+
+def check_claims(by_seed_paths: dict, out_csv: str | Path, out_txt: str | Path) -> None:
+    """``claims.csv`` and its plain-text summary from the ``*_by_seed`` cross-run tables."""
+    from .claims import claims_summary, measure_claims
+    from .tables import write_table
+    from ..io import atomic_path
+
+    claims = measure_claims({k: pq.read_table(p) for k, p in by_seed_paths.items()})
+    write_table(claims, out_csv)
+    text = claims_summary(claims)
+    with atomic_path(out_txt) as tmp:
+        Path(tmp).write_text(text)
+    print(text, file=sys.stderr)
+
+
+def plot_cross_run_figure(figure: str, table_path: str | Path, out_path: str | Path) -> None:
+    from ..plotting import plot_cross_run
+
+    plot_cross_run(figure, pq.read_table(table_path), out_path)
