@@ -98,3 +98,15 @@ def test_class_balanced_weights():
 def test_unknown_loss_lists_the_valid_ones():
     with pytest.raises(ConfigError, match=r"\['ce', 'focal', 'ldam'\]"):
         build_loss("hinge", COUNTS)
+
+
+def test_every_configurable_loss_and_arch_can_be_built():
+    """settings.py names them without torch; the builders must know every one."""
+    from fragility.losses import build_loss
+    from fragility.models import build_model
+    from fragility.settings import ARCHITECTURES, LOSSES
+
+    for name in LOSSES:
+        build_loss(name, [10, 5])
+    for arch in ARCHITECTURES:
+        build_model(arch, 3, 1)

@@ -15,10 +15,8 @@ from dataclasses import dataclass
 
 from .data import LOADERS
 from .errors import ConfigError
-from .losses import LOSSES
-from .models import ARCHITECTURES
+from .settings import ARCHITECTURES, LOSSES, TrainConfig
 from .splits import Imbalance
-from .training import TrainConfig
 
 TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 

@@ -65,9 +65,6 @@ def class_balanced_weights(class_counts, beta: float = 0.9999) -> torch.Tensor:
     return torch.tensor(w, dtype=torch.float32)
 
 
-LOSSES = ("ce", "focal", "ldam")
-
-
 def build_loss(
     name: str, class_counts, *, gamma: float = 1.0, max_margin: float = 0.5, scale: float = 30.0
 ) -> nn.Module:

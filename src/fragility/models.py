@@ -22,6 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .errors import ConfigError
+from .settings import ARCHITECTURES
 
 FEATURE_DIM = 64
 
@@ -124,14 +125,6 @@ class ResNetCifar(nn.Module):
             w = self.classifier.effective_weight()
             return w, torch.zeros(w.shape[0], device=w.device, dtype=w.dtype)
         return self.classifier.weight, self.classifier.bias
-
-
-ARCHITECTURES: dict[str, tuple[int, int, int]] = {
-    "resnet8": (1, 1, 1),
-    "resnet20": (3, 3, 3),
-    "resnet32": (5, 5, 5),
-    "resnet56": (9, 9, 9),
-}
 
 
 def build_model(

@@ -9,8 +9,6 @@ exactly what an uninterrupted one would have done.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import math
 import sys
 import time
@@ -26,73 +24,13 @@ from .errors import ConfigError, TrainingDiverged
 from .io import atomic_path
 from .losses import build_loss, class_balanced_weights
 from .models import ResNetCifar, build_model
-
-SELECTIONS = ("test_bac", "val_bac", "last")
-
-
-@dataclass
-class TrainConfig:
-    """Everything that determines a trained model (besides the data and the split)."""
-
-    arch: str = "resnet32"
-    loss: str = "ce"
-    drw: bool = False  # deferred class-balanced re-weighting from ``drw_start`` of training
-    epochs: int = 200
-    batch_size: int = 128
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 2e-4
-    warmup_epochs: int | None = None  # None: 5 epochs per 200, at least 1
-    focal_gamma: float = 1.0
-    ldam_max_margin: float = 0.5
-    ldam_scale: float = 30.0
-    cb_beta: float = 0.9999
-    drw_start: float = 0.8  # fraction of epochs
-    lr_milestones: tuple[float, float] = (0.8, 0.9)  # fractions of epochs: lr ×0.01, ×0.0001
-    select: str = "test_bac"
-    augment: bool = True
-    flip: bool = True
-    crop_padding: int = 4
-    seed: int = 0
-    eval_batch_size: int | None = None  # None: 256 on CPU (cache-friendly), 2048 on GPU
-
-    def __post_init__(self):
-        if self.select not in SELECTIONS:
-            raise ConfigError(f"unknown select {self.select!r}; choose one of {list(SELECTIONS)}")
-        if self.epochs < 1:
-            raise ConfigError(f"epochs must be at least 1, got {self.epochs}")
-        self.lr_milestones = tuple(self.lr_milestones)
-
-    def hash(self) -> str:
-        blob = json.dumps(dataclasses.asdict(self), sort_keys=True, default=list)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-# -- the schedule: every epoch-dependent choice is derived here, from the config alone --------
-
-
-def warmup_epochs(cfg: TrainConfig) -> int:
-    if cfg.warmup_epochs is not None:
-        return cfg.warmup_epochs
-    return max(1, round(5 * cfg.epochs / 200))
-
-
-def learning_rate(cfg: TrainConfig, epoch: int) -> float:
-    """LR for 0-based ``epoch``: linear warm-up, then ×0.01 and ×0.0001 at the milestones."""
-    warm = warmup_epochs(cfg)
-    if epoch < warm:
-        return cfg.lr * (epoch + 1) / warm
-    first, second = (int(f * cfg.epochs) for f in cfg.lr_milestones)
-    if epoch >= second:
-        return cfg.lr * 1e-4
-    if epoch >= first:
-        return cfg.lr * 1e-2
-    return cfg.lr
-
-
-def drw_active(cfg: TrainConfig, epoch: int) -> bool:
-    return cfg.drw and epoch >= int(cfg.drw_start * cfg.epochs)
-
+from .settings import (  # noqa: F401 (re-exported: the schedule belongs to training)
+    SELECTIONS,
+    TrainConfig,
+    drw_active,
+    learning_rate,
+    warmup_epochs,
+)
 
 # -- data on the device ------------------------------------------------------------------------
 
