@@ -11,25 +11,46 @@ class); with more classes (CIFAR-100) the ranked panels become class x rank heat
 from __future__ import annotations
 
 import functools
+import importlib
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
-matplotlib.use("Agg")
+from fragility.errors import ConfigError
+from fragility.io import atomic_path
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pyarrow as pa  # noqa: E402
-import pyarrow.compute as pc  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from fragility.errors import ConfigError  # noqa: E402
-from fragility.io import atomic_path  # noqa: E402
+class _Lazy:
+    """A matplotlib module or class imported on first use: the workflow reads FIGURES (names,
+    captions) at start-up, and ``snakemake -n`` should not pay for matplotlib (~0.7 s)."""
+
+    def __init__(self, module: str, attr: str | None = None):
+        self._module, self._attr, self._target = module, attr, None
+
+    def _resolve(self):
+        if self._target is None:
+            importlib.import_module("matplotlib").use("Agg")  # files only, never a window
+            target = importlib.import_module(self._module)
+            self._target = getattr(target, self._attr) if self._attr else target
+        return self._target
+
+    def __getattr__(self, name):
+        return getattr(self._resolve(), name)
+
+    def __call__(self, *args, **kwargs):
+        return self._resolve()(*args, **kwargs)
+
+
+plt = _Lazy("matplotlib.pyplot")
+Line2D = _Lazy("matplotlib.lines", "Line2D")
+Patch = _Lazy("matplotlib.patches", "Patch")
+MaxNLocator = _Lazy("matplotlib.ticker", "MaxNLocator")
+
 
 WIDTH_IN = 3.5  # one journal column
 DPI = 200
