@@ -1,6 +1,7 @@
 # The seven research questions (SPEC section 4): per-run tables and figures under
 # {run}/rq{N}/, cross-run tables under results/tables/, figures under results/figures/.
-# Every table and figure is a target of its own.
+# Every table and figure is a target of its own. These jobs take seconds and no GPU, so on a
+# cluster they run beside Snakemake (localrule) instead of paying a batch job's start-up each.
 
 
 rule retrain_classifier:
@@ -17,6 +18,7 @@ rule retrain_classifier:
     conda:
         "../envs/fragility.yaml"
     threads: 1
+    localrule: True
     script:
         "../workflow_scripts/retrain_classifier.py"
 
@@ -46,6 +48,7 @@ for rq, tables in TABLES.items():
         conda:
             "../envs/fragility.yaml"
         threads: 1
+        localrule: True
         script:
             "../workflow_scripts/analyze_run.py"
 
@@ -70,6 +73,7 @@ rule plot_run_figure:
     conda:
         "../envs/fragility.yaml"
     threads: 1
+    localrule: True
     script:
         "../workflow_scripts/plot_run_figure.py"
 
@@ -100,6 +104,7 @@ for name, spec in CROSS_RUN_TABLES.items():
         conda:
             "../envs/fragility.yaml"
         threads: 1
+        localrule: True
         script:
             "../workflow_scripts/cross_run_table.py"
 
@@ -123,6 +128,7 @@ rule claims:
     conda:
         "../envs/fragility.yaml"
     threads: 1
+    localrule: True
     script:
         "../workflow_scripts/check_claims.py"
 
@@ -146,5 +152,6 @@ rule plot_cross_run_figure:
     conda:
         "../envs/fragility.yaml"
     threads: 1
+    localrule: True
     script:
         "../workflow_scripts/plot_cross_run_figure.py"
