@@ -15,7 +15,9 @@ def test_embedding_files_follow_the_spec_and_decompose_into_logits(digit_subsets
     meta = {"dataset": "digits", "imbalance": "balanced", "loss": loss, "seed": 1, "epoch": 1,
             "arch": "resnet8", "config_hash": cfg.hash()}  # fmt: skip
     index = np.arange(len(te.y)) + 100
-    write_embeddings(result.model, {"mean": mean, "std": std}, {"test": (index, te.x, te.y)}, tmp_path, meta)
+    write_embeddings(
+        result.model, {"mean": mean, "std": std}, {"test": (index, te.x, te.y)}, tmp_path, meta
+    )
 
     table = pq.read_table(tmp_path / "test.parquet")
     types = {f.name: str(f.type) for f in table.schema}
@@ -23,7 +25,9 @@ def test_embedding_files_follow_the_spec_and_decompose_into_logits(digit_subsets
     assert types["fe"] == "fixed_size_list<element: float>[64]"
     assert types["logits"] == "fixed_size_list<element: float>[3]"
     file_meta = {k.decode(): v.decode() for k, v in table.schema.metadata.items()}
-    assert {"dataset", "imbalance", "loss", "seed", "epoch", "arch", "config_hash"} <= set(file_meta)
+    assert {"dataset", "imbalance", "loss", "seed", "epoch", "arch", "config_hash"} <= set(
+        file_meta
+    )
     assert file_meta["normed"] == ("true" if loss == "ldam" else "false")
 
     emb = read_embeddings(tmp_path / "test.parquet")
@@ -35,6 +39,8 @@ def test_embedding_files_follow_the_spec_and_decompose_into_logits(digit_subsets
         fe = fe / np.linalg.norm(fe, axis=1, keepdims=True)
     ce = fe[:, None, :] * clf["weight"][None, :, :]  # CE[n, c, h]
     rebuilt = ce.sum(axis=2) + clf["bias"]
-    np.testing.assert_allclose(rebuilt, emb["logits"], rtol=1e-4, atol=1e-4 * np.abs(emb["logits"]).max())
+    np.testing.assert_allclose(
+        rebuilt, emb["logits"], rtol=1e-4, atol=1e-4 * np.abs(emb["logits"]).max()
+    )
     # the model's own test predictions agree with the embedding file
     assert np.mean(emb["pred"] == te.y) == pytest.approx(result.metrics["accuracy"])

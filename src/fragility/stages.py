@@ -159,4 +159,3 @@ def extract_run(
         "test": (parts["test"][0], canonical.x_test[parts["test"][0]], parts["test"][1]),
     }
     write_embeddings(model, payload["normalization"], subsets, out_dir, payload["metadata"], device)
-

@@ -12,6 +12,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+
 def _write_both(table: pa.Table, out_dir: str | Path, name: str) -> None:
     from .tables import write_table
 
@@ -31,9 +32,9 @@ def analyze_run(run_dir: str | Path, rq: str, out_dir: str | Path, *, ks, k_fe: 
 def retrain_run(run_dir: str | Path, out_dir: str | Path, *, seed: int, epochs: int) -> None:
     """RQ1 for one run: re-train a linear classifier on the pool FE of this run's extractor
     and evaluate it on the test FE; writes ``retrained.{csv,parquet}`` in ``out_dir``."""
-    from .rq1 import retrained_bac
     from ..embeddings import read_classifier, read_embeddings
     from ..metrics import balanced_accuracy
+    from .rq1 import retrained_bac
 
     emb = Path(run_dir) / "embeddings"
     pool, test = read_embeddings(emb / "pool.parquet"), read_embeddings(emb / "test.parquet")
@@ -74,9 +75,9 @@ def cross_run_tables(name: str, runs: list[dict], out_dir: str | Path) -> None:
 
 def check_claims(by_seed_paths: dict, out_csv: str | Path, out_txt: str | Path) -> None:
     """``claims.csv`` and its plain-text summary from the ``*_by_seed`` cross-run tables."""
+    from ..io import atomic_path
     from .claims import claims_summary, measure_claims
     from .tables import write_table
-    from ..io import atomic_path
 
     claims = measure_claims({k: pq.read_table(p) for k, p in by_seed_paths.items()})
     write_table(claims, out_csv)
