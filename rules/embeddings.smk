@@ -6,7 +6,7 @@ rule extract_embeddings:
     output:
         expand(
             PATHS["embeddings"],
-            subset=["train", "pool", "test", "classifier"],
+            subset=["train", "pool", "val", "test", "classifier"],
             allow_missing=True,
         ),
     log:

@@ -44,3 +44,16 @@ def test_embedding_files_follow_the_spec_and_decompose_into_logits(digit_subsets
     )
     # the model's own test predictions agree with the embedding file
     assert np.mean(emb["pred"] == te.y) == pytest.approx(result.metrics["accuracy"])
+
+
+def test_an_empty_subset_gives_an_empty_well_typed_file(tmp_path):
+    from fragility.models import build_model
+
+    model = build_model("resnet8", 3, 1)
+    empty = (np.zeros(0, np.int64), np.zeros((0, 8, 8, 1), np.uint8), np.zeros(0, np.int64))
+    write_embeddings(model, {"mean": [0.5], "std": [0.2]}, {"val": empty}, tmp_path, {"seed": 0})
+    table = pq.read_table(tmp_path / "val.parquet")
+    assert table.num_rows == 0
+    assert str(table.schema.field("fe").type) == "fixed_size_list<element: float>[64]"
+    assert str(table.schema.field("logits").type) == "fixed_size_list<element: float>[3]"
+    assert read_embeddings(tmp_path / "val.parquet")["fe"].shape == (0, 64)

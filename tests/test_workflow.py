@@ -111,7 +111,7 @@ def test_smoke_preset_produces_every_table_figure_and_claim(smoke_run):
             assert (results / run / spec.rq / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
         emb = results / run / "embeddings"
         assert {p.name for p in emb.iterdir()} == {
-            "train.parquet", "pool.parquet", "test.parquet", "classifier.parquet"
+            "train.parquet", "pool.parquet", "val.parquet", "test.parquet", "classifier.parquet"
         }  # fmt: skip
     retrained = pq.read_table(results / "digits/exp10/ce/seed0/rq1/retrained.parquet").to_pylist()[
         0

@@ -42,6 +42,10 @@ def embed(
 
     from .training import Normalizer, predict, resolve_device, to_device_images
 
+    if len(images) == 0:  # e.g. a split without a validation set: an empty, well-typed file
+        weight, _ = model.classifier_weights()
+        n_classes, width = weight.shape
+        return np.zeros((0, width), np.float32), np.zeros((0, n_classes), np.float32)
     device = resolve_device(device)
     model = model.to(device).to(memory_format=torch.channels_last)
     normalize = Normalizer(normalization["mean"], normalization["std"], device)
@@ -63,15 +67,22 @@ def embeddings_table(index, labels, fe: np.ndarray, logits: np.ndarray) -> pa.Ta
     )
 
 
-def classifier_table(model: ResNetCifar) -> pa.Table:
-    w, b = model.classifier_weights()
-    w = w.detach().float().cpu().numpy()
+def classifier_arrays_table(weight: np.ndarray, bias: np.ndarray) -> pa.Table:
+    """``classifier.parquet`` of a head given as arrays ``weight`` (C, H), ``bias`` (C,)."""
+    weight = np.asarray(weight, dtype=np.float32)
     return pa.table(
         {
-            "class": pa.array(np.arange(len(w), dtype=np.int64)),
-            "weight": _fixed_list(w),
-            "bias": pa.array(b.detach().float().cpu().numpy().astype(np.float32)),
+            "class": pa.array(np.arange(len(weight), dtype=np.int64)),
+            "weight": _fixed_list(weight),
+            "bias": pa.array(np.asarray(bias, dtype=np.float32)),
         }
+    )
+
+
+def classifier_table(model: ResNetCifar) -> pa.Table:
+    w, b = model.classifier_weights()
+    return classifier_arrays_table(
+        w.detach().float().cpu().numpy(), b.detach().float().cpu().numpy()
     )
 
 

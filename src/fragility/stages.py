@@ -141,21 +141,96 @@ def extract_run(
     *,
     device: str = "auto",
 ) -> None:
-    """Write ``train``, ``pool`` (the whole balanced pool: the training subset and the rest)
-    and ``test`` embeddings plus ``classifier.parquet`` of one kept checkpoint."""
+    """Write ``train``, ``pool`` (the whole balanced pool: the training subset and the rest),
+    ``val`` (empty without a validation split) and ``test`` embeddings plus
+    ``classifier.parquet`` of one kept checkpoint."""
     from .embeddings import write_embeddings
     from .training import load_model
 
     canonical = data.load_canonical(canonical_path)
     split = pq.read_table(split_path)
     model, payload = load_model(model_path)
-    parts = {name: subset_indices(split, name) for name in ("train", "pool", "test")}
+    parts = {name: subset_indices(split, name) for name in ("train", "pool", "val", "test")}
     pool_index = np.concatenate([parts["train"][0], parts["pool"][0]])
     pool_labels = np.concatenate([parts["train"][1], parts["pool"][1]])
     order = np.argsort(pool_index, kind="stable")
     subsets = {
         "train": (parts["train"][0], canonical.x_train[parts["train"][0]], parts["train"][1]),
         "pool": (pool_index[order], canonical.x_train[pool_index[order]], pool_labels[order]),
+        "val": (parts["val"][0], canonical.x_train[parts["val"][0]], parts["val"][1]),
         "test": (parts["test"][0], canonical.x_test[parts["test"][0]], parts["test"][1]),
     }
     write_embeddings(model, payload["normalization"], subsets, out_dir, payload["metadata"], device)
+
+
+def remedy_run(
+    run_dir: str | Path,
+    name: str,
+    method: str,
+    params: dict,
+    out_dir: str | Path,
+    *,
+    seed: int,
+) -> dict:
+    """Apply feature-space remedy ``method`` (SPEC §5) to a trained run's embeddings and
+    write, under ``out_dir``, a model folder the RQ analyses can read: ``metrics.json``
+    (the run's fields) and ``embeddings/{train,test,classifier}.parquet`` of the new head."""
+    import json
+
+    from .embeddings import (
+        classifier_arrays_table,
+        embeddings_table,
+        read_classifier,
+        read_embeddings,
+    )
+    from .remedies import apply_remedy
+
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    emb = run_dir / "embeddings"
+    train, test = read_embeddings(emb / "train.parquet"), read_embeddings(emb / "test.parquet")
+    val_path = emb / "val.parquet"
+    val = read_embeddings(val_path) if val_path.is_file() else None
+    if val is not None and len(val["label"]) == 0:
+        val = None
+    classifier = read_classifier(emb / "classifier.parquet")
+    base = json.loads((run_dir / "metrics.json").read_text())
+    result = apply_remedy(method, train, test, classifier, val=val, seed=seed, params=dict(params))
+    meta = {"remedy": name, "method": method, "base_run": str(run_dir), "seed": seed}
+    meta["normed"] = str(bool(result.normed)).lower()
+    write_parquet(
+        embeddings_table(train["index"], train["label"], train["fe"], result.train_logits),
+        out_dir / "embeddings" / "train.parquet",
+        meta,
+    )
+    write_parquet(
+        embeddings_table(test["index"], test["label"], test["fe"], result.test_logits),
+        out_dir / "embeddings" / "test.parquet",
+        meta,
+    )
+    write_parquet(
+        classifier_arrays_table(result.weight, result.bias),
+        out_dir / "embeddings" / "classifier.parquet",
+        meta,
+    )
+    metrics = dict(
+        result.metrics,
+        remedy=name,
+        method=method,
+        params=params,
+        info=result.info,
+        wall_seconds=float(result.seconds),
+        base_wall_seconds=base.get("wall_seconds"),
+        base_bac=base.get("bac"),
+        classes=base.get("classes"),
+        train_class_counts=base.get("train_class_counts"),
+        kept_epoch=base.get("kept_epoch"),
+        run=dict(base.get("run", {}), remedy=name),
+        environment=environment(),
+    )
+    write_json(metrics, out_dir / "metrics.json")
+    print(
+        f"{name}: test BAC {base.get('bac', float('nan')):.4f} -> {metrics['bac']:.4f} "
+        f"({result.seconds:.1f} s)",
+        file=sys.stderr,
+    )
+    return metrics
