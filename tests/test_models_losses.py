@@ -96,7 +96,7 @@ def test_class_balanced_weights():
 
 
 def test_unknown_loss_lists_the_valid_ones():
-    with pytest.raises(ConfigError, match=r"\['ce', 'focal', 'ldam'\]"):
+    with pytest.raises(ConfigError, match=r"\['balanced_softmax', 'cdt', 'ce', 'focal', 'ldam'"):
         build_loss("hinge", COUNTS)
 
 

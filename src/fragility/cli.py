@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from .errors import FragilityError
+from .settings import LOSSES
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("split", type=Path)
     t.add_argument("out_dir", type=Path)
     t.add_argument("--arch", default="resnet32")
-    t.add_argument("--loss", default="ce", choices=["ce", "focal", "ldam"])
+    t.add_argument("--loss", default="ce", choices=LOSSES)
     t.add_argument("--drw", action="store_true")
     t.add_argument("--epochs", type=int, default=200)
     t.add_argument("--select", default="test_bac", choices=["test_bac", "val_bac", "last"])

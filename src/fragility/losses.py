@@ -1,7 +1,14 @@
 """Losses for imbalanced training (after Cao et al.'s LDAM-DRW, without its globals).
 
 Every loss takes ``logits (N, C)``, ``target (N,)`` and optional per-class ``weight (C,)``
-(set by the trainer when deferred re-weighting switches on).
+(set by the trainer when deferred re-weighting switches on, or throughout with
+``reweight``); a weighted loss is torch's weighted mean ``Σ_n w_{y_n} ℓ_n / Σ_n w_{y_n}``,
+except focal (see there).
+
+The losses that change the logits during training only (balanced softmax, the logit-adjusted
+loss, CDT) are evaluated on the model's raw logits, as their papers do: the trainer's and the
+embeddings' predictions are ``argmax`` of the classifier's output, with no prior or
+temperature applied.
 """
 
 from __future__ import annotations
@@ -57,6 +64,53 @@ class LDAMLoss(nn.Module):
         return F.cross_entropy(self.scale * (cosine - shift), target, weight=weight)
 
 
+def _log_prior(class_counts) -> torch.Tensor:
+    counts = np.asarray(class_counts, dtype=np.float64)
+    return torch.tensor(np.log(counts / counts.sum()), dtype=torch.float32)
+
+
+class LogitAdjustedLoss(nn.Module):
+    """Menon et al.'s logit-adjusted loss (ICLR 2021, eq. 10): cross-entropy on
+    ``logits + τ·log π`` with ``π_c = n_c / N`` the training class prior.
+
+    With ``τ = 1`` this is Ren et al.'s balanced softmax (NeurIPS 2020), whose
+    ``n_c·exp(z_c) / Σ_j n_j·exp(z_j)`` differs from it only by the constant ``log N``.
+    Prediction uses the raw logits (the adjustment is a training-time device).
+    """
+
+    def __init__(self, class_counts, tau: float = 1.0):
+        super().__init__()
+        self.register_buffer("adjustment", tau * _log_prior(class_counts))
+        self.tau = tau
+
+    def forward(self, logits, target, weight=None):
+        return F.cross_entropy(logits + self.adjustment, target, weight=weight)
+
+
+class BalancedSoftmax(LogitAdjustedLoss):
+    """Ren et al.'s balanced softmax: the logit-adjusted loss with ``τ = 1``."""
+
+    def __init__(self, class_counts):
+        super().__init__(class_counts, tau=1.0)
+
+
+class CDTLoss(nn.Module):
+    """Ye et al.'s class-dependent temperatures (arXiv 2001.01385): cross-entropy on
+    ``z_c / a_c`` with ``a_c = (n_max / n_c)^γ`` (1 for the majority, larger for minority
+    classes). Prediction uses the raw logits (``a_c = 1``), as in the paper.
+    """
+
+    def __init__(self, class_counts, gamma: float = 0.2):
+        super().__init__()
+        counts = np.asarray(class_counts, dtype=np.float64)
+        temps = (counts.max() / counts) ** gamma
+        self.register_buffer("temperatures", torch.tensor(temps, dtype=torch.float32))
+        self.gamma = gamma
+
+    def forward(self, logits, target, weight=None):
+        return F.cross_entropy(logits / self.temperatures, target, weight=weight)
+
+
 def class_balanced_weights(class_counts, beta: float = 0.9999) -> torch.Tensor:
     """Cui et al.'s effective-number weights ``(1-β)/(1-β^n_c)``, normalised to sum to C."""
     counts = np.asarray(class_counts, dtype=np.float64)
@@ -66,13 +120,27 @@ def class_balanced_weights(class_counts, beta: float = 0.9999) -> torch.Tensor:
 
 
 def build_loss(
-    name: str, class_counts, *, gamma: float = 1.0, max_margin: float = 0.5, scale: float = 30.0
+    name: str,
+    class_counts,
+    *,
+    gamma: float = 1.0,
+    max_margin: float = 0.5,
+    scale: float = 30.0,
+    la_tau: float = 1.0,
+    cdt_gamma: float = 0.2,
 ) -> nn.Module:
-    """Build a loss by its config name; an unknown name lists the valid ones."""
+    """Build a loss by its config name; an unknown name lists the valid ones.
+
+    ``class_counts`` are the training subset's images per class (the prior, margins and
+    temperatures come from them); ``gamma`` is focal's.
+    """
     builders = {
         "ce": lambda: CrossEntropy(),
         "focal": lambda: FocalLoss(gamma),
         "ldam": lambda: LDAMLoss(class_counts, max_margin, scale),
+        "balanced_softmax": lambda: BalancedSoftmax(class_counts),
+        "logit_adjusted": lambda: LogitAdjustedLoss(class_counts, tau=la_tau),
+        "cdt": lambda: CDTLoss(class_counts, cdt_gamma),
     }
     if name not in builders:
         raise ConfigError(f"unknown loss {name!r}; choose one of {sorted(builders)}")

@@ -13,7 +13,10 @@ from dataclasses import dataclass
 
 from .errors import ConfigError
 
-LOSSES = ("ce", "focal", "ldam")
+# loss-level methods: ce, focal and ldam (Cao et al.), then balanced softmax (Ren et al.
+# 2020), the logit-adjusted loss (Menon et al. 2021) and class-dependent temperatures (Ye et
+# al. 2020); any of them composes with ``drw`` or ``reweight``
+LOSSES = ("ce", "focal", "ldam", "balanced_softmax", "logit_adjusted", "cdt")
 # blocks per stage of each CIFAR ResNet (depth = 6 * blocks + 2)
 ARCHITECTURES: dict[str, tuple[int, int, int]] = {
     "resnet8": (1, 1, 1),
@@ -31,6 +34,8 @@ class TrainConfig:
     arch: str = "resnet32"
     loss: str = "ce"
     drw: bool = False  # deferred class-balanced re-weighting from ``drw_start`` of training
+    reweight: bool = False  # class-balanced re-weighting throughout (from epoch 0)
+    oversample: bool = False  # random over-sampling of every class to the majority's count
     epochs: int = 200
     batch_size: int = 128
     lr: float = 0.1
@@ -40,6 +45,8 @@ class TrainConfig:
     focal_gamma: float = 1.0
     ldam_max_margin: float = 0.5
     ldam_scale: float = 30.0
+    la_tau: float = 1.0  # logit-adjusted loss: logits + tau * log(prior)
+    cdt_gamma: float = 0.2  # CDT: logits / (n_max / n_c)^gamma
     cb_beta: float = 0.9999
     drw_start: float = 0.8  # fraction of epochs
     lr_milestones: tuple[float, float] = (0.8, 0.9)  # fractions of epochs: lr ×0.01, ×0.0001
@@ -86,3 +93,9 @@ def learning_rate(cfg: TrainConfig, epoch: int) -> float:
 
 def drw_active(cfg: TrainConfig, epoch: int) -> bool:
     return cfg.drw and epoch >= int(cfg.drw_start * cfg.epochs)
+
+
+def class_weights_active(cfg: TrainConfig, epoch: int) -> bool:
+    """Whether 0-based ``epoch`` trains with the class-balanced weights: from epoch 0 with
+    ``reweight``, from ``drw_start`` with ``drw`` (both on: from epoch 0)."""
+    return cfg.reweight or drw_active(cfg, epoch)

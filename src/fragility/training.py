@@ -27,6 +27,7 @@ from .models import ResNetCifar, build_model
 from .settings import (  # noqa: F401 (re-exported: the schedule belongs to training)
     SELECTIONS,
     TrainConfig,
+    class_weights_active,
     drw_active,
     learning_rate,
     warmup_epochs,
@@ -171,6 +172,27 @@ def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
 
 
+def _epoch_order(labels: torch.Tensor, oversample: bool, generator: torch.Generator):
+    """One epoch's order of training indices (CPU, int64), drawn from ``generator``.
+
+    Without ``oversample``, a permutation of ``0..N-1``. With it (random over-sampling in
+    pixel space), every image once plus, for each class with ``n_c < n_max``,
+    ``n_max - n_c`` of its images drawn uniformly with replacement, all permuted: every
+    class appears ``n_max`` times and the epoch has ``C · n_max`` items.
+    """
+    if not oversample:
+        return torch.randperm(len(labels), generator=generator)
+    counts = torch.bincount(labels)
+    n_max = int(counts.max())
+    parts = [torch.arange(len(labels))]
+    for c, n in enumerate(counts.tolist()):
+        if 0 < n < n_max:
+            members = torch.nonzero(labels == c).flatten()
+            parts.append(members[torch.randint(0, n, (n_max - n,), generator=generator)])
+    pool = torch.cat(parts)
+    return pool[torch.randperm(len(pool), generator=generator)]
+
+
 def train(
     cfg: TrainConfig,
     train_set: Subset,
@@ -211,6 +233,8 @@ def train(
         gamma=cfg.focal_gamma,
         max_margin=cfg.ldam_max_margin,
         scale=cfg.ldam_scale,
+        la_tau=cfg.la_tau,
+        cdt_gamma=cfg.cdt_gamma,
     ).to(device)
     cb_weights = class_balanced_weights(counts, cfg.cb_beta).to(device)
     optimizer = torch.optim.SGD(
@@ -218,7 +242,8 @@ def train(
     )
 
     x_train = to_device_images(train_set.x, device)
-    y_train = torch.from_numpy(train_set.y.astype(np.int64)).to(device)
+    y_cpu = torch.from_numpy(train_set.y.astype(np.int64))
+    y_train = y_cpu.to(device)
     pad = cfg.crop_padding
     padded = torch.nn.functional.pad(x_train, (pad, pad, pad, pad)) if cfg.augment else x_train
     # the training subset's accuracy comes from the training passes themselves (augmented,
@@ -256,10 +281,13 @@ def train(
         lr = learning_rate(cfg, epoch)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        weight = cb_weights if drw_active(cfg, epoch) else None
+        weight = cb_weights if class_weights_active(cfg, epoch) else None
         gen = _epoch_generator(cfg.seed, epoch)
         model.train()
-        order = torch.randperm(len(y_train), generator=gen).to(device)
+        order = _epoch_order(y_cpu, cfg.oversample, gen)
+        # times each class is seen this epoch (the counts, unless over-sampled)
+        seen = torch.bincount(y_cpu[order], minlength=n_classes).numpy()
+        order = order.to(device)
         loss_sum = torch.zeros((), device=device)
         hits = torch.zeros(n_classes, device=device)
         for start, stop in _batch_bounds(len(order), cfg.batch_size):
@@ -285,8 +313,17 @@ def train(
                 f"the training loss became non-finite ({mean_loss}) at epoch {epoch + 1}{where}; "
                 "lower lr or check the data"
             )
-        row = {"epoch": epoch + 1, "lr": lr, "loss": mean_loss, "drw": weight is not None}
-        train_acc = (hits.cpu().numpy() / counts).tolist()
+        row = {
+            "epoch": epoch + 1,
+            "lr": lr,
+            "loss": mean_loss,
+            "drw": drw_active(cfg, epoch),
+            "class_weights": weight is not None,
+            "samples": len(order),
+        }
+        # hits per class over the passes that saw it: repeated (over-sampled) images count
+        # once per pass, so each entry stays a fraction in [0, 1]
+        train_acc = (hits.cpu().numpy() / seen).tolist()
         row.update(train_bac=float(np.mean(train_acc)), train_acc=train_acc)
         for name, subset in evals.items():
             preds = predict(model, eval_images[name], normalize, eval_batch).argmax(1).cpu().numpy()
