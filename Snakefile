@@ -1,5 +1,5 @@
 # fragility: why CNNs trained on class-imbalanced images fail on minority classes.
-# Stages: data -> splits -> training -> embeddings -> analysis (-> remedies).
+# Stages: data -> splits -> training -> embeddings -> analysis -> remedies.
 from snakemake.utils import min_version
 
 min_version("8.0")
@@ -17,6 +17,7 @@ include: "rules/splits.smk"
 include: "rules/training.smk"
 include: "rules/embeddings.smk"
 include: "rules/analysis.smk"
+include: "rules/remedies.smk"
 
 
 rule all:

@@ -31,6 +31,8 @@ PATHS = {
     "rq1": f"{RUN_DIR}/rq1/retrained.{{ext}}",
     "run_table": f"{RUN_DIR}/{{rq}}/{{table}}.{{ext}}",
     "run_figure": f"{RUN_DIR}/{{rq}}/{{figure}}.png",
+    "remedy": f"{RUN_DIR}/remedies/{{remedy}}/metrics.json",
+    "remedy_embeddings": f"{RUN_DIR}/remedies/{{remedy}}/embeddings/{{subset}}.parquet",
     # the resume state is not a declared output, so a killed job keeps it
     "resume": f"{RUN_DIR}/.resume.pt",
 }
@@ -44,6 +46,7 @@ wildcard_constraints:
     rq=r"rq[1-7]",
     ext="csv|parquet",
     figure="|".join([*FIGURES, *CROSS_RUN_FIGURES]),
+    remedy="|".join(STUDY.remedy_methods()) or "no_remedy_configured",
 
 
 def run_of(wildcards):
@@ -79,6 +82,8 @@ def get_all_targets():
     targets += [f"{RESULTS}/tables/{name}.csv" for name in CROSS_RUN_TABLES]
     targets += [f"{RESULTS}/tables/claims.csv", f"{RESULTS}/tables/claims.txt"]
     targets += [f"{RESULTS}/figures/{name}.png" for name in CROSS_RUN_FIGURES]
+    if STUDY.remedy_methods() and STUDY.remedy_base_runs():
+        targets += [f"{RESULTS}/tables/remedies.csv", f"{RESULTS}/figures/remedies_bac_vs_cost.png"]
     return targets
 
 

@@ -226,3 +226,39 @@ def test_cross_run_figures_draw_from_summary_tables(tmp_path):
         out = tmp_path / f"{name}.png"
         plot_cross_run(name, table, out)
         assert out.read_bytes()[:4] == b"\x89PNG"
+
+
+def _metrics_file(path, bac, per_class, seconds, counts=None):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {"bac": bac, "macro_f1": bac - 0.1, "gmean": bac - 0.2, "per_class_accuracy": per_class,
+            "wall_seconds": seconds}  # fmt: skip
+    if counts is not None:
+        data["train_class_counts"] = counts
+    path.write_text(json.dumps(data))
+
+
+def test_remedies_table_compares_every_method_with_the_untreated_model(tmp_path):
+    from fragility.analysis.crossrun import remedies_table
+
+    runs = []
+    for loss, bac, seconds in (("ce", 0.5, 100.0), ("focal", 0.6, 120.0)):
+        run_dir = tmp_path / "toy/exp100" / loss / "seed0"
+        _metrics_file(run_dir / "metrics.json", bac, [0.9, 0.5, 0.1], seconds, [100, 30, 10])
+        runs.append(RunRef("toy", "exp100", loss, 0, str(run_dir)))
+    base = runs[0].run_dir
+    _metrics_file(tmp_path / base / "remedies/eos/metrics.json", 0.7, [0.8, 0.6, 0.7], 2.0)
+    summary, by_seed = remedies_table(runs, ["toy/exp100/ce/seed0"], {"eos": "eos"})
+    rows = {r["remedy"]: r for r in by_seed.to_pylist()}
+    assert set(rows) == {"none", "eos", "focal"}
+    assert rows["none"]["kind"] == "untreated" and rows["focal"]["kind"] == "loss-level"
+    assert rows["eos"]["bac_gain"] == pytest.approx(0.2)
+    assert rows["focal"]["bac_gain"] == pytest.approx(0.1)
+    # class 0 has the most training images, class 2 the fewest
+    assert (rows["eos"]["majority_acc"], rows["eos"]["minority_acc"]) == (0.8, 0.7)
+    assert rows["eos"]["seconds"] == 2.0 and rows["eos"]["total_seconds"] == 102.0
+    assert rows["focal"]["total_seconds"] == 120.0  # a loss-level remedy is its own training
+    assert summary.num_rows == 3 and "bac_mean" in summary.column_names
+    from fragility.plotting import plot_remedy_costs
+
+    plot_remedy_costs(summary, tmp_path / "remedies.png")
+    assert (tmp_path / "remedies.png").read_bytes()[:4] == b"\x89PNG"

@@ -133,6 +133,32 @@ def test_smoke_preset_produces_every_table_figure_and_claim(smoke_run):
 
 
 @pytest.mark.slow
+def test_smoke_preset_compares_remedies_with_the_untreated_model(smoke_run):
+    results = smoke_run / "results"
+    rows = pq.read_table(results / "tables/remedies_by_seed.parquet").to_pylist()
+    kinds = {r["remedy"]: r["kind"] for r in rows}
+    assert kinds == {
+        "none": "untreated",
+        "eos": "feature-space",
+        "crt": "feature-space",
+        "tau_norm": "feature-space",
+        "logit_adjust": "feature-space",
+        "ldam_drw": "loss-level",
+    }
+    base = json.loads((results / "digits/exp10/ce/seed0/metrics.json").read_text())
+    assert rows[0]["bac"] == pytest.approx(base["bac"])
+    for name in ("eos", "crt", "tau_norm", "logit_adjust"):
+        folder = results / "digits/exp10/ce/seed0/remedies" / name
+        metrics = json.loads((folder / "metrics.json").read_text())
+        assert metrics["method"] == name and 0 <= metrics["bac"] <= 1
+        test = pq.read_table(folder / "embeddings/test.parquet")
+        assert test.num_rows == 300  # the run's balanced test set, 30 per class
+    tau = json.loads((results / "digits/exp10/ce/seed0/remedies/tau_norm/metrics.json").read_text())
+    assert tau["info"]["tau_source"] == "val"  # chosen on the validation split, never on test
+    assert (results / "figures/remedies_bac_vs_cost.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
 def test_report_holds_every_figure_with_its_caption(smoke_run):
     result = snakemake(smoke_run, "--report", "report.html")
     assert result.returncode == 0, result.stderr[-3000:]

@@ -86,6 +86,7 @@ class Study:
                     self._train_overrides[run] = group.get("training", {})
         for run in self.runs:
             self.train_settings(run)  # fail now, not halfway through the workflow
+        self.remedy_base_runs()
 
     def data_settings(self, name: str) -> dict:
         """What determines the canonical form of dataset ``name`` (not its split or training)."""
@@ -128,6 +129,31 @@ class Study:
             )
         TrainConfig(**settings)  # validates select, epochs
         return sorted_settings(settings)
+
+    def remedy_methods(self) -> dict[str, dict]:
+        """Enabled feature-space remedies: name -> {"method": ..., "params": {...}}."""
+        methods = self.config.get("remedies", {}).get("methods", {})
+        out = {}
+        for name, entry in methods.items():
+            if not entry.get("enabled", True):
+                continue
+            params = {k: v for k, v in entry.items() if k not in ("method", "enabled")}
+            out[name] = sorted_settings({"method": entry["method"], "params": params})
+        return out
+
+    def remedy_base_runs(self) -> list[Run]:
+        """The trained runs the remedies treat (default: every imbalanced run)."""
+        base = self.config.get("remedies", {}).get("base", {})
+        unknown = set(base.get("loss", [])) - set(self.losses)
+        if unknown:
+            raise ConfigError(f"remedies.base.loss names unknown losses {sorted(unknown)}")
+        return [
+            run
+            for run in self.runs
+            if run.imbalance != "balanced"
+            and run.imbalance in base.get("imbalance", [run.imbalance])
+            and run.loss in base.get("loss", [run.loss])
+        ]
 
     def runs_for(self, **match) -> list[Run]:
         return [r for r in self.runs if all(getattr(r, k) == v for k, v in match.items())]

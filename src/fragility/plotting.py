@@ -714,3 +714,48 @@ def plot_cross_run(name: str, table: pa.Table, out_path: str | Path, title: str 
         )
     spec = CROSS_RUN_FIGURES[name]
     spec.plot({spec.tables[0]: table}, Path(out_path), title)
+
+
+_KIND_COLOURS = {"untreated": BLACK, "feature-space": BLUE, "loss-level": VERMILLION}
+
+
+@_styled
+def _plot_remedy_costs(tables: dict[str, pa.Table], out_path: Path, title: str) -> None:
+    table = tables["remedies"]
+    rows = table.to_pylist()
+    groups = list(dict.fromkeys((r["dataset"], r["imbalance"], r["base_loss"]) for r in rows))
+    fig, axes = _figure(2.8)
+    ax = axes[0, 0]
+    for g, group in enumerate(groups):
+        for r in (r for r in rows if (r["dataset"], r["imbalance"], r["base_loss"]) == group):
+            x, y = r["total_seconds_mean"], r["bac_mean"]
+            ax.errorbar(
+                x, y, yerr=r.get("bac_std") or 0.0, fmt=MARKERS[g % len(MARKERS)],
+                color=_KIND_COLOURS[r["kind"]], capsize=1.5, elinewidth=0.6,
+            )  # fmt: skip
+            ax.annotate(
+                r["remedy"], (x, y), xytext=(3, 2), textcoords="offset points", fontsize=5.5
+            )
+    ax.set_xscale("log")
+    ax.set_xlabel("wall-clock cost: base training + remedy (s)")
+    ax.set_ylabel("test balanced accuracy")
+    handles = [Patch(color=c, label=k) for k, c in _KIND_COLOURS.items()]
+    if len(groups) > 1:
+        handles += [
+            Line2D(
+                [],
+                [],
+                marker=MARKERS[g % len(MARKERS)],
+                color=GREY,
+                linestyle="",
+                label="/".join(k),
+            )
+            for g, k in enumerate(groups)
+        ]
+    fig.legend(handles=handles, loc="outside lower center", ncol=3, columnspacing=1.0)
+    _save(fig, out_path, title)
+
+
+def plot_remedy_costs(table: pa.Table, out_path: str | Path, title: str = "") -> None:
+    """BAC against wall-clock cost of every remedy (``remedies`` summary table)."""
+    _plot_remedy_costs({"remedies": table}, Path(out_path), title)

@@ -270,3 +270,97 @@ def cross_run_table(name: str, runs: Sequence[RunRef]) -> tuple[pa.Table, pa.Tab
     by_seed = spec.build(selected, runs)
     summary = over_seeds(by_seed, (*GROUP_KEYS, *_EXTRA_GROUP_KEYS.get(name, ())))
     return summary, by_seed
+
+
+# -- remedies (SPEC §5) -------------------------------------------------------------------------
+
+
+def _metrics(path: Path) -> dict:
+    if not path.is_file():
+        raise FragilityError(f"{path} is missing; run that model or remedy first")
+    return json.loads(path.read_text())
+
+
+def _remedy_row(
+    run: RunRef, remedy: str, method: str, kind: str, metrics: dict, counts, base_seconds, seconds
+) -> dict:
+    counts = np.asarray(counts)
+    per_class = metrics["per_class_accuracy"]
+    majority, minority = int(np.argmax(counts)), int(len(counts) - 1 - np.argmin(counts[::-1]))
+    return {
+        "dataset": run.dataset,
+        "imbalance": run.imbalance,
+        "base_loss": run.loss,
+        "remedy": remedy,
+        "method": method,
+        "kind": kind,
+        "seed": run.seed,
+        "bac": metrics["bac"],
+        "macro_f1": metrics["macro_f1"],
+        "gmean": metrics["gmean"],
+        "minority_acc": per_class[minority],
+        "majority_acc": per_class[majority],
+        "seconds": float(seconds),
+        "total_seconds": float(seconds + base_seconds),
+    }
+
+
+def remedies_by_seed(
+    runs: Sequence[RunRef], base_dirs: Sequence[str], remedies: dict[str, str]
+) -> pa.Table:
+    """One row per (treated run, method): the untreated model, each feature-space remedy
+    (``remedies``: name -> method) and each loss-level run of the same dataset, imbalance
+    and seed. ``seconds`` is the method's own wall time (a remedy's fit, a loss-level run's
+    training); ``total_seconds`` adds the base model's training for feature-space remedies."""
+    rows = []
+    wanted = {Path(d).parts for d in base_dirs}  # "dataset/imbalance/loss/seedN"
+    base_runs = [r for r in runs if Path(r.run_dir).parts[-4:] in wanted]
+    for run in base_runs:
+        base = _metrics(Path(run.run_dir) / "metrics.json")
+        counts = base["train_class_counts"]
+        untreated = base["wall_seconds"]
+        rows.append(_remedy_row(run, "none", "none", "untreated", base, counts, 0.0, untreated))
+        for name, method in remedies.items():
+            m = _metrics(Path(run.run_dir) / "remedies" / name / "metrics.json")
+            rows.append(
+                _remedy_row(
+                    run, name, method, "feature-space", m, counts, untreated, m["wall_seconds"]
+                )
+            )
+        for other in runs:
+            same_data = (other.dataset, other.imbalance, other.seed) == (
+                run.dataset,
+                run.imbalance,
+                run.seed,
+            )
+            if same_data and other.loss != run.loss:
+                m = _metrics(Path(other.run_dir) / "metrics.json")
+                rows.append(
+                    _remedy_row(
+                        run, other.loss, "loss", "loss-level", m, counts, 0.0, m["wall_seconds"]
+                    )
+                )
+    if not rows:
+        raise FragilityError("no remedied runs: configure remedies.methods and runs to treat")
+    by_seed = pa.Table.from_pylist(rows)
+    untreated_bac = {
+        (r["dataset"], r["imbalance"], r["base_loss"], r["seed"]): r["bac"]
+        for r in rows
+        if r["kind"] == "untreated"
+    }
+    gain = [
+        r["bac"] - untreated_bac[(r["dataset"], r["imbalance"], r["base_loss"], r["seed"])]
+        for r in rows
+    ]
+    return by_seed.append_column("bac_gain", pa.array(gain, type=pa.float64()))
+
+
+REMEDY_KEYS = ("dataset", "imbalance", "base_loss", "remedy", "method", "kind")
+
+
+def remedies_table(
+    runs: Sequence[RunRef], base_dirs: Sequence[str], remedies: dict[str, str]
+) -> tuple[pa.Table, pa.Table]:
+    """``(summary over seeds, by seed)`` of the remedies comparison."""
+    by_seed = remedies_by_seed(runs, base_dirs, remedies)
+    return over_seeds(by_seed, REMEDY_KEYS), by_seed

@@ -34,7 +34,7 @@ def retrain_classifier(
     import torch  # here, not at the top: the analysis jobs that never train start faster
 
     gen = torch.Generator().manual_seed(int(seed))
-    x = torch.as_tensor(np.asarray(fe_pool, dtype=np.float32))
+    x = torch.tensor(np.asarray(fe_pool, dtype=np.float32))  # a copy: Arrow arrays are read-only
     y = torch.as_tensor(np.asarray(y_pool, dtype=np.int64))
     n, width = x.shape
     bound = 1.0 / float(np.sqrt(width))

@@ -91,3 +91,18 @@ def plot_cross_run_figure(figure: str, table_path: str | Path, out_path: str | P
     from ..plotting import plot_cross_run
 
     plot_cross_run(figure, pq.read_table(table_path), out_path)
+
+
+def remedies_tables(runs: list[dict], base: list[str], remedies: dict, out_dir: str | Path) -> None:
+    """``remedies.{csv,parquet}`` (mean ± std over seeds) and ``remedies_by_seed.*``."""
+    from .crossrun import RunRef, remedies_table
+
+    summary, by_seed = remedies_table([RunRef(**r) for r in runs], base, remedies)
+    _write_both(summary, out_dir, "remedies")
+    _write_both(by_seed, out_dir, "remedies_by_seed")
+
+
+def plot_remedies(table_path: str | Path, out_path: str | Path) -> None:
+    from ..plotting import plot_remedy_costs
+
+    plot_remedy_costs(pq.read_table(table_path), out_path)

@@ -1,0 +1,8 @@
+from fragility.analysis.stages import plot_remedies
+from fragility.workflow import run_logged
+
+sm = snakemake  # noqa: F821 (injected by Snakemake)
+run_logged(
+    sm.log[0],
+    lambda: plot_remedies(sm.input[0], sm.output[0]),
+)
