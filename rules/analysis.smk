@@ -53,6 +53,37 @@ for rq, tables in TABLES.items():
             "../workflow_scripts/analyze_run.py"
 
 
+# The same analyses of a remedied model ({run}/remedies/{remedy}/, SPEC section 5): does a
+# remedy change the minority's top-K, ce and FB signature?
+for rq, tables in TABLES.items():
+
+    rule:
+        name:
+            f"analyze_remedy_{rq}"
+        input:
+            unpack(get_remedy_analysis_inputs),
+        output:
+            expand(
+                PATHS["remedy_table"],
+                rq=rq,
+                table=tables,
+                ext=["csv", "parquet"],
+                allow_missing=True,
+            ),
+        log:
+            f"logs/analysis/{{dataset}}/{{imbalance}}/{{loss}}/seed{{seed}}/{{remedy}}/{rq}.log",
+        params:
+            rq=rq,
+            ks=ANALYSIS["ks"],
+            k_fe=ANALYSIS["k_fe"],
+        conda:
+            "../envs/fragility.yaml"
+        threads: 1
+        localrule: True
+        script:
+            "../workflow_scripts/analyze_run.py"
+
+
 rule plot_run_figure:
     input:
         unpack(get_figure_tables),

@@ -33,6 +33,7 @@ PATHS = {
     "run_figure": f"{RUN_DIR}/{{rq}}/{{figure}}.png",
     "remedy": f"{RUN_DIR}/remedies/{{remedy}}/metrics.json",
     "remedy_embeddings": f"{RUN_DIR}/remedies/{{remedy}}/embeddings/{{subset}}.parquet",
+    "remedy_table": f"{RUN_DIR}/remedies/{{remedy}}/{{rq}}/{{table}}.{{ext}}",
     # the resume state is not a declared output, so a killed job keeps it
     "resume": f"{RUN_DIR}/.resume.pt",
 }
@@ -84,7 +85,22 @@ def get_all_targets():
     targets += [f"{RESULTS}/figures/{name}.png" for name in CROSS_RUN_FIGURES]
     if STUDY.remedy_methods() and STUDY.remedy_base_runs():
         targets += [f"{RESULTS}/tables/remedies.csv", f"{RESULTS}/figures/remedies_bac_vs_cost.png"]
+    for run in STUDY.remedy_base_runs():
+        for name in STUDY.remedy_methods():
+            folder = f"{RESULTS}/{run.path}/remedies/{name}"
+            targets += [f"{folder}/{rq}/{table}.csv" for rq in REMEDY_RQS for table in TABLES[rq]]
     return targets
+
+
+# the research questions run on every remedied model by default (any other is a target too)
+REMEDY_RQS = ("rq3", "rq4", "rq7")
+
+
+def get_remedy_analysis_inputs(wildcards):
+    folder = f"{run_dir_of(wildcards)}/remedies/{wildcards.remedy}"
+    files = {name: f"{folder}/embeddings/{name}.parquet" for name in ("train", "test", "classifier")}
+    files["metrics"] = f"{folder}/metrics.json"
+    return files
 
 
 def run_dir_of(wildcards):

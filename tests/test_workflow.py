@@ -156,6 +156,11 @@ def test_smoke_preset_compares_remedies_with_the_untreated_model(smoke_run):
     tau = json.loads((results / "digits/exp10/ce/seed0/remedies/tau_norm/metrics.json").read_text())
     assert tau["info"]["tau_source"] == "val"  # chosen on the validation split, never on test
     assert (results / "figures/remedies_bac_vs_cost.png").stat().st_size > 1000
+    # the RQ analyses run on a remedied model like on any other
+    gap = pq.read_table(
+        results / "digits/exp10/ce/seed0/remedies/eos/rq7/generalization_gap.parquet"
+    )
+    assert gap.num_rows == 1 and gap["frobenius_train_vs_tp"][0].as_py() >= 0
 
 
 @pytest.mark.slow
