@@ -186,3 +186,24 @@ rule plot_cross_run_figure:
     localrule: True
     script:
         "../workflow_scripts/plot_cross_run_figure.py"
+
+
+rule provenance:
+    input:
+        [f"{RESULTS}/{run.path}/metrics.json" for run in STUDY.runs],
+    output:
+        report(
+            f"{RESULTS}/tables/provenance.csv",
+            caption="../report/provenance.rst",
+            category="Provenance",
+        ),
+    log:
+        "logs/tables/provenance.log",
+    params:
+        runs=cross_run_refs(),
+    conda:
+        "../envs/fragility.yaml"
+    threads: 1
+    localrule: True
+    script:
+        "../workflow_scripts/provenance.py"

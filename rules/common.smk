@@ -82,6 +82,7 @@ def get_all_targets():
             targets.append(f"{RESULTS}/{run.path}/rq1/retrained.csv")
     targets += [f"{RESULTS}/tables/{name}.csv" for name in CROSS_RUN_TABLES]
     targets += [f"{RESULTS}/tables/claims.csv", f"{RESULTS}/tables/claims.txt"]
+    targets.append(f"{RESULTS}/tables/provenance.csv")
     targets += [f"{RESULTS}/figures/{name}.png" for name in CROSS_RUN_FIGURES]
     if STUDY.remedy_methods() and STUDY.remedy_base_runs():
         targets += [f"{RESULTS}/tables/remedies.csv", f"{RESULTS}/figures/remedies_bac_vs_cost.png"]

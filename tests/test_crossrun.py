@@ -262,3 +262,17 @@ def test_remedies_table_compares_every_method_with_the_untreated_model(tmp_path)
 
     plot_remedy_costs(summary, tmp_path / "remedies.png")
     assert (tmp_path / "remedies.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_provenance_names_what_produced_each_run(tmp_path):
+    from fragility.analysis.crossrun import provenance_table
+    from fragility.provenance import environment
+
+    run = _run(tmp_path, "exp100", "ce", 0, 0.6)
+    metrics = json.loads((tmp_path / "exp100/ce/seed0/metrics.json").read_text())
+    metrics.update(config_hash="abc", device="cpu", environment=environment())
+    (tmp_path / "exp100/ce/seed0/metrics.json").write_text(json.dumps(metrics))
+    (row,) = provenance_table([run]).to_pylist()
+    assert (row["config_hash"], row["device"], row["seed"]) == ("abc", "cpu", 0)
+    assert row["code_version"]  # a git commit here, the package version elsewhere
+    assert row["torch"] == environment()["torch"]

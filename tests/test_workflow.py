@@ -128,6 +128,8 @@ def test_smoke_preset_produces_every_table_figure_and_claim(smoke_run):
     lines = (results / "tables/claims.csv").read_text().splitlines()
     assert len(lines) == 1 + len(CLAIMS) * 2  # header + each claim for the two imbalanced runs
     assert "digits/exp10/ce" in (results / "tables/claims.txt").read_text()
+    provenance = (results / "tables/provenance.csv").read_text().splitlines()
+    assert len(provenance) == 1 + len(RUNS) and "code_version" in provenance[0]
     for name in CROSS_RUN_FIGURES:
         assert (results / "figures" / f"{name}.png").stat().st_size > 1000
 

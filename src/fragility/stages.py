@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import platform
 import sys
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-import torch
 
-from . import __version__, data
+from . import data
 from .io import write_json, write_parquet
+from .provenance import environment
 from .splits import make_split, subset_indices
 from .training import Subset, TrainConfig, channel_stats, save_model, train
 
@@ -71,16 +70,6 @@ def load_subsets(canonical: data.Canonical, split: pa.Table) -> dict[str, Subset
         x = canonical.x_test if name == "test" else canonical.x_train
         out[name] = Subset(x[index], labels)
     return out
-
-
-def environment() -> dict:
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "fragility": __version__,
-        "platform": platform.platform(),
-    }
 
 
 def train_run(

@@ -364,3 +364,25 @@ def remedies_table(
     """``(summary over seeds, by seed)`` of the remedies comparison."""
     by_seed = remedies_by_seed(runs, base_dirs, remedies)
     return over_seeds(by_seed, REMEDY_KEYS), by_seed
+
+
+def provenance_table(runs: Sequence[RunRef]) -> pa.Table:
+    """One row per run: what produced it (config hash, code version, device, versions)."""
+    rows = []
+    for run in runs:
+        m = _metrics(Path(run.run_dir) / "metrics.json")
+        env = m.get("environment", {})
+        rows.append(
+            dict(
+                run.keys(),
+                config_hash=m.get("config_hash"),
+                code_version=env.get("code_version"),
+                device=m.get("device"),
+                kept_epoch=m.get("kept_epoch"),
+                wall_seconds=m.get("wall_seconds"),
+                torch=env.get("torch"),
+                python=env.get("python"),
+                platform=env.get("platform"),
+            )
+        )
+    return pa.Table.from_pylist(rows)

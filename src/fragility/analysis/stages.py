@@ -106,3 +106,10 @@ def plot_remedies(table_path: str | Path, out_path: str | Path) -> None:
     from ..plotting import plot_remedy_costs
 
     plot_remedy_costs(pq.read_table(table_path), out_path)
+
+
+def write_provenance(runs: list[dict], out_csv: str | Path) -> None:
+    from .crossrun import RunRef, provenance_table
+    from .tables import write_table
+
+    write_table(provenance_table([RunRef(**r) for r in runs]), out_csv)
