@@ -28,36 +28,24 @@ def retrain_classifier(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Train ``logits = fe @ W.T + bias`` on ``fe_pool`` (N, H), ``y_pool`` (N,).
 
-    Returns ``(W (C, H), bias (C,))`` as float32 numpy arrays. Init: U(-1/sqrt(H), 1/sqrt(H))
-    like ``nn.Linear``; learning rate decays with a cosine schedule over the epochs.
+    Returns ``(W (C, H), bias (C,))`` as float32 numpy arrays. The same trainer as the
+    remedies' phase 3 (:func:`fragility.remedies.fit_linear_head`): init U(-1/sqrt(H),
+    1/sqrt(H)) like ``nn.Linear``, shuffled minibatches, cosine learning-rate decay.
     """
-    import torch  # here, not at the top: the analysis jobs that never train start faster
+    from fragility.remedies import fit_linear_head
 
-    gen = torch.Generator().manual_seed(int(seed))
-    x = torch.tensor(np.asarray(fe_pool, dtype=np.float32))  # a copy: Arrow arrays are read-only
-    y = torch.as_tensor(np.asarray(y_pool, dtype=np.int64))
-    n, width = x.shape
-    bound = 1.0 / float(np.sqrt(width))
-    weight = (torch.rand(n_classes, width, generator=gen) * 2 - 1) * bound
-    bias = (torch.rand(n_classes, generator=gen) * 2 - 1) * bound
-    weight = weight.to(device).requires_grad_(True)
-    bias = bias.to(device).requires_grad_(True)
-    x, y = x.to(device), y.to(device)
-    opt = torch.optim.SGD([weight, bias], lr=lr, momentum=momentum, weight_decay=weight_decay)
-    steps_per_epoch = (n + batch_size - 1) // batch_size
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps_per_epoch)
-    for _ in range(epochs):
-        perm = torch.randperm(n, generator=gen).to(device)
-        for start in range(0, n, batch_size):
-            idx = perm[start : start + batch_size]
-            loss = torch.nn.functional.cross_entropy(x[idx] @ weight.T + bias, y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-    return (
-        weight.detach().cpu().numpy().astype(np.float32),
-        bias.detach().cpu().numpy().astype(np.float32),
+    return fit_linear_head(
+        fe_pool,
+        y_pool,
+        n_classes,
+        epochs=epochs,
+        lr=lr,
+        momentum=momentum,
+        weight_decay=weight_decay,
+        batch_size=batch_size,
+        seed=seed,
+        schedule="cosine",
+        device=device,
     )
 
 
