@@ -4,6 +4,13 @@ import pytest
 from fragility.training import Subset
 
 
+def pytest_collection_modifyitems(config, items):
+    """Run the SLURM tests last. Once their cluster is stopped, every Snakemake start pays the
+    slurm plugin's 10 s `scontrol show config` timeout (it runs at import when slurm-client
+    is installed), which would slow every workflow test after them."""
+    items.sort(key=lambda item: item.get_closest_marker("slurm") is not None)
+
+
 @pytest.fixture(scope="session")
 def digit_subsets():
     """A small real learning problem: 8x8 digits, 3 classes, 30 train / 15 test per class."""
