@@ -128,6 +128,8 @@ def test_smoke_preset_produces_every_table_figure_and_claim(smoke_run):
     lines = (results / "tables/claims.csv").read_text().splitlines()
     assert len(lines) == 1 + len(CLAIMS) * 2  # header + each claim for the two imbalanced runs
     assert "digits/exp10/ce" in (results / "tables/claims.txt").read_text()
+    meta = pq.read_metadata(results / "digits/exp10/ce/seed0/embeddings/test.parquet").metadata
+    assert {b"config_hash", b"code_version", b"device", b"seed"} <= set(meta)  # provenance
     provenance = (results / "tables/provenance.csv").read_text().splitlines()
     assert len(provenance) == 1 + len(RUNS) and "code_version" in provenance[0]
     for name in CROSS_RUN_FIGURES:

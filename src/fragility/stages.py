@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 
 from . import data
 from .io import write_json, write_parquet
-from .provenance import environment
+from .provenance import code_version, environment
 from .splits import make_split, subset_indices
 from .training import Subset, TrainConfig, channel_stats, save_model, train
 
@@ -101,7 +101,15 @@ def train_run(
         progress=progress,
         desc=run_info.get("run", "train"),
     )
-    meta = dict(run_info, epoch=result.best_epoch, arch=cfg.arch, config_hash=cfg.hash())
+    # carried by model.pt, history.parquet and (through the model) every embedding file
+    meta = dict(
+        run_info,
+        epoch=result.best_epoch,
+        arch=cfg.arch,
+        config_hash=cfg.hash(),
+        code_version=code_version(),
+        device=result.metrics.get("device", device),
+    )
     save_model(result, cfg, model_path, meta)
     write_parquet(pa.Table.from_pylist(result.history), history_path, metadata=meta)
     metrics = dict(
