@@ -14,7 +14,7 @@ rule retrain_classifier:
     log:
         "logs/analysis/{dataset}/{imbalance}/{loss}/seed{seed}/rq1.log",
     params:
-        epochs=ANALYSIS["retrain_epochs"],
+        epochs=config["analysis"]["retrain_epochs"],
     conda:
         "../envs/fragility.yaml"
     threads: 1
@@ -23,65 +23,41 @@ rule retrain_classifier:
         "../workflow_scripts/retrain_classifier.py"
 
 
-# One rule per research question: each writes a fixed set of tables.
-for rq, tables in TABLES.items():
+# One rule per research question and kind of model folder, each writing a fixed set of tables:
+# a trained run, and a remedied model under it (SPEC section 5: does a remedy change the
+# minority's top-K, ce and FB signature?). A remedied model has no training history.
+LOGS = "logs/analysis/{dataset}/{imbalance}/{loss}/seed{seed}"
+MODEL_FOLDERS = (
+    ("analyze", RUN_DIR, LOGS, True),
+    ("analyze_remedy", f"{RUN_DIR}/remedies/{{remedy}}", f"{LOGS}/{{remedy}}", False),
+)
+for rule_prefix, folder, log_dir, has_history in MODEL_FOLDERS:
+    for rq, tables in TABLES.items():
 
-    rule:
-        name:
-            f"analyze_{rq}"
-        input:
-            unpack(get_run_analysis_inputs),
-        output:
-            expand(
-                PATHS["run_table"],
+        rule:
+            name:
+                f"{rule_prefix}_{rq}"
+            input:
+                **model_files(folder, has_history),
+            output:
+                expand(
+                    f"{folder}/{rq}/{{table}}.{{ext}}",
+                    table=tables,
+                    ext=["csv", "parquet"],
+                    allow_missing=True,
+                ),
+            log:
+                f"{log_dir}/{rq}.log",
+            params:
                 rq=rq,
-                table=tables,
-                ext=["csv", "parquet"],
-                allow_missing=True,
-            ),
-        log:
-            f"logs/analysis/{{dataset}}/{{imbalance}}/{{loss}}/seed{{seed}}/{rq}.log",
-        params:
-            rq=rq,
-            ks=ANALYSIS["ks"],
-            k_fe=ANALYSIS["k_fe"],
-        conda:
-            "../envs/fragility.yaml"
-        threads: 1
-        localrule: True
-        script:
-            "../workflow_scripts/analyze_run.py"
-
-
-# The same analyses of a remedied model ({run}/remedies/{remedy}/, SPEC section 5): does a
-# remedy change the minority's top-K, ce and FB signature?
-for rq, tables in TABLES.items():
-
-    rule:
-        name:
-            f"analyze_remedy_{rq}"
-        input:
-            unpack(get_remedy_analysis_inputs),
-        output:
-            expand(
-                PATHS["remedy_table"],
-                rq=rq,
-                table=tables,
-                ext=["csv", "parquet"],
-                allow_missing=True,
-            ),
-        log:
-            f"logs/analysis/{{dataset}}/{{imbalance}}/{{loss}}/seed{{seed}}/{{remedy}}/{rq}.log",
-        params:
-            rq=rq,
-            ks=ANALYSIS["ks"],
-            k_fe=ANALYSIS["k_fe"],
-        conda:
-            "../envs/fragility.yaml"
-        threads: 1
-        localrule: True
-        script:
-            "../workflow_scripts/analyze_run.py"
+                ks=config["analysis"]["ks"],
+                k_fe=config["analysis"]["k_fe"],
+            conda:
+                "../envs/fragility.yaml"
+            threads: 1
+            localrule: True
+            script:
+                "../workflow_scripts/analyze_run.py"
 
 
 rule plot_run_figure:

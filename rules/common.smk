@@ -29,11 +29,9 @@ PATHS = {
     "metrics": f"{RUN_DIR}/metrics.json",
     "embeddings": f"{RUN_DIR}/embeddings/{{subset}}.parquet",
     "rq1": f"{RUN_DIR}/rq1/retrained.{{ext}}",
-    "run_table": f"{RUN_DIR}/{{rq}}/{{table}}.{{ext}}",
     "run_figure": f"{RUN_DIR}/{{rq}}/{{figure}}.png",
     "remedy": f"{RUN_DIR}/remedies/{{remedy}}/metrics.json",
     "remedy_embeddings": f"{RUN_DIR}/remedies/{{remedy}}/embeddings/{{subset}}.parquet",
-    "remedy_table": f"{RUN_DIR}/remedies/{{remedy}}/{{rq}}/{{table}}.{{ext}}",
     # the resume state is not a declared output, so a killed job keeps it
     "resume": f"{RUN_DIR}/.resume.pt",
 }
@@ -57,10 +55,6 @@ def run_of(wildcards):
         loss=wildcards.loss,
         seed=int(wildcards.seed),
     )[0]
-
-
-# the schema's defaults, applied here too because validate() fills only top-level ones
-ANALYSIS = {"ks": [2, 3, 5, 7], "k_fe": 7, "retrain_epochs": 30, **config.get("analysis", {})}
 
 
 def run_tables(run):
@@ -97,22 +91,17 @@ def get_all_targets():
 REMEDY_RQS = ("rq3", "rq4", "rq7")
 
 
-def get_remedy_analysis_inputs(wildcards):
-    folder = f"{run_dir_of(wildcards)}/remedies/{wildcards.remedy}"
+def model_files(folder, history):
+    """What the RQ analyses read from a model folder (a run, or a remedied model under it)."""
     files = {name: f"{folder}/embeddings/{name}.parquet" for name in ("train", "test", "classifier")}
     files["metrics"] = f"{folder}/metrics.json"
+    if history:
+        files["history"] = f"{folder}/history.parquet"
     return files
 
 
 def run_dir_of(wildcards):
     return RUN_DIR.format(**{k: wildcards[k] for k in ("dataset", "imbalance", "loss", "seed")})
-
-
-def get_run_analysis_inputs(wildcards):
-    run_dir = run_dir_of(wildcards)
-    files = {name: f"{run_dir}/embeddings/{name}.parquet" for name in ("train", "test", "classifier")}
-    files.update(history=f"{run_dir}/history.parquet", metrics=f"{run_dir}/metrics.json")
-    return files
 
 
 def get_figure_tables(wildcards):
