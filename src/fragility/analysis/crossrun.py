@@ -133,11 +133,14 @@ def over_seeds(by_seed: pa.Table, keys: Sequence[str] = GROUP_KEYS) -> pa.Table:
 # -- the cross-run tables -------------------------------------------------------------------
 
 
-def _bac(run: RunRef) -> float:
-    path = Path(run.run_dir) / "metrics.json"
+def _metrics(path: Path) -> dict:
     if not path.is_file():
-        raise FragilityError(f"{path} is missing; train {run.run_dir} first")
-    return float(json.loads(path.read_text())["bac"])
+        raise FragilityError(f"{path} is missing; run that model or remedy first")
+    return json.loads(path.read_text())
+
+
+def _bac(run: RunRef) -> float:
+    return float(_metrics(Path(run.run_dir) / "metrics.json")["bac"])
 
 
 def balanced_partner(run: RunRef, runs: Sequence[RunRef]) -> RunRef | None:
@@ -273,12 +276,6 @@ def cross_run_table(name: str, runs: Sequence[RunRef]) -> tuple[pa.Table, pa.Tab
 
 
 # -- remedies (SPEC §5) -------------------------------------------------------------------------
-
-
-def _metrics(path: Path) -> dict:
-    if not path.is_file():
-        raise FragilityError(f"{path} is missing; run that model or remedy first")
-    return json.loads(path.read_text())
 
 
 def _remedy_row(
