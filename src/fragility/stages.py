@@ -192,18 +192,24 @@ def remedy_run(
     classifier = read_classifier(emb / "classifier.parquet")
     base = json.loads((run_dir / "metrics.json").read_text())
     result = apply_remedy(method, train, test, classifier, val=val, seed=seed, params=dict(params))
-    meta = {"remedy": name, "method": method, "base_run": str(run_dir), "seed": seed}
-    meta["normed"] = str(bool(result.normed)).lower()
-    write_parquet(
-        embeddings_table(train["index"], train["label"], train["fe"], result.train_logits),
-        out_dir / "embeddings" / "train.parquet",
-        meta,
-    )
-    write_parquet(
-        embeddings_table(test["index"], test["label"], test["fe"], result.test_logits),
-        out_dir / "embeddings" / "test.parquet",
-        meta,
-    )
+    meta = {
+        "remedy": name,
+        "method": method,
+        "base_run": str(run_dir),
+        "seed": seed,
+        "config_hash": base.get("config_hash"),  # of the treated run's training
+        "code_version": code_version(),
+        "normed": str(bool(result.normed)).lower(),
+    }
+    for subset, part, logits in (
+        ("train", train, result.train_logits),
+        ("test", test, result.test_logits),
+    ):
+        write_parquet(
+            embeddings_table(part["index"], part["label"], part["fe"], logits),
+            out_dir / "embeddings" / f"{subset}.parquet",
+            meta,
+        )
     write_parquet(
         classifier_arrays_table(result.weight, result.bias),
         out_dir / "embeddings" / "classifier.parquet",
