@@ -12,7 +12,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,32 +19,16 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 import yaml
+from snakemake_cli import SMOKE, run_snakemake, snakemake_command
 
-REPO = Path(__file__).resolve().parents[1]
-SMOKE = REPO / "presets" / "smoke.yaml"
 RUN = "results/digits/exp10/ce/seed0"
 TARGET = f"{RUN}/metrics.json"
 OUTPUTS = {"model.pt", "history.parquet", "metrics.json"}
 EPOCHS = 8  # about 0.5 s each on two CPU threads: the kill lands with epochs still to go
 
 
-def _command(workdir: Path, configfile: Path, *args: str) -> list[str]:
-    # a copy of tests/test_workflow.py's helper, so this module does not depend on that one
-    return [
-        str(Path(sys.executable).with_name("snakemake")),
-        "--snakefile", str(REPO / "Snakefile"),
-        "--directory", str(workdir),
-        "--configfile", str(configfile),
-        "--resources", "gpu=1",  # before --cores: it takes every value up to the next option
-        "--cores", "2",
-        *args,
-    ]  # fmt: skip
-
-
 def snakemake(workdir: Path, configfile: Path, *args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    cmd = _command(workdir, configfile, *args)
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    return run_snakemake(workdir, configfile, *args, timeout=300)
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +63,7 @@ def _kill_after_two_epochs(workdir: Path, config: Path) -> None:
     resume = workdir / RUN / ".resume.pt"
     with (workdir / "killed.out").open("w") as out:
         proc = subprocess.Popen(
-            _command(workdir, config, TARGET),
+            snakemake_command(workdir, config, TARGET),
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True,  # own process group
             env=dict(os.environ, PYTHONUNBUFFERED="1"),
         )  # fmt: skip
@@ -120,7 +103,7 @@ def test_sigkill_mid_training_then_rerun_gives_the_uninterrupted_result(config, 
     reference.mkdir()
     with (reference / "snakemake.out").open("w") as out:
         uninterrupted = subprocess.Popen(  # runs alongside the killed one
-            _command(reference, config, TARGET), stdout=out, stderr=subprocess.STDOUT,
+            snakemake_command(reference, config, TARGET), stdout=out, stderr=subprocess.STDOUT,
             env=dict(os.environ, PYTHONUNBUFFERED="1"),
         )  # fmt: skip
 

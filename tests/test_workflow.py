@@ -1,7 +1,6 @@
 """End-to-end runs of the real Snakemake workflow on the smoke preset (digits, seconds)."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,29 +8,18 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from snakemake_cli import REPO, SMOKE, run_snakemake
 
 from fragility.analysis.claims import CLAIMS
 from fragility.analysis.crossrun import CROSS_RUN_TABLES
 from fragility.analysis.tables import TABLES
 from fragility.plotting import CROSS_RUN_FIGURES, FIGURES
 
-REPO = Path(__file__).resolve().parents[1]
-SMOKE = REPO / "presets" / "smoke.yaml"
 RUNS = ["digits/balanced/ce/seed0", "digits/exp10/ce/seed0", "digits/exp10/ldam_drw/seed0"]
 
 
 def snakemake(workdir: Path, *args: str, configfile: Path = SMOKE) -> subprocess.CompletedProcess:
-    cmd = [
-        str(Path(sys.executable).with_name("snakemake")),
-        "--snakefile", str(REPO / "Snakefile"),
-        "--directory", str(workdir),
-        "--configfile", str(configfile),
-        "--resources", "gpu=1",  # before --cores: it takes every value up to the next option
-        "--cores", "2",
-        *args,
-    ]  # fmt: skip
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+    return run_snakemake(workdir, configfile, *args)
 
 
 def planned_jobs(result: subprocess.CompletedProcess) -> dict[str, int]:

@@ -1,0 +1,30 @@
+"""How the tests start the real workflow: this virtualenv's `snakemake` on this repository's
+Snakefile, in a working folder of the test's own."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SMOKE = REPO / "presets" / "smoke.yaml"
+
+
+def snakemake_command(workdir: Path, configfile: Path, *args: str) -> list[str]:
+    return [
+        str(Path(sys.executable).with_name("snakemake")),
+        "--snakefile", str(REPO / "Snakefile"),
+        "--directory", str(workdir),
+        "--configfile", str(configfile),
+        "--resources", "gpu=1",  # before --cores: it takes every value up to the next option
+        "--cores", "2",
+        *args,
+    ]  # fmt: skip
+
+
+def run_snakemake(
+    workdir: Path, configfile: Path, *args: str, timeout: int = 900
+) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    cmd = snakemake_command(workdir, configfile, *args)
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
