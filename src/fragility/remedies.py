@@ -28,6 +28,7 @@ torch is imported inside the functions that need it, so importing this module st
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -312,6 +313,14 @@ def class_balanced_indices(y: np.ndarray, size: int, generator) -> np.ndarray:
     return order_t[starts_t[cls] + offset]
 
 
+def _step_rates(lr: float, total: int, schedule: str) -> list[float]:
+    """The learning rate of each of ``total`` steps: constant, or cosine-decayed from ``lr``
+    to 0 over them (``CosineAnnealingLR(T_max=total)``'s closed form)."""
+    if schedule == "constant":
+        return [lr] * total
+    return [lr * (1 + math.cos(math.pi * k / max(total, 1))) / 2 for k in range(total)]
+
+
 def fit_linear_head(
     fe: np.ndarray,
     y: np.ndarray,
@@ -359,29 +368,38 @@ def fit_linear_head(
         bias = torch.tensor(np.asarray(init[1], dtype=np.float32))
         if weight.shape != (n_classes, width) or bias.shape != (n_classes,):
             raise ValueError(f"init must be ((C, H), (C,)) = (({n_classes}, {width}), ...)")
-    weight = weight.to(dev).requires_grad_(True)
-    bias = bias.to(dev).requires_grad_(True)
-    opt = torch.optim.SGD([weight, bias], lr=lr, momentum=momentum, weight_decay=weight_decay)
+    weight, bias = weight.to(dev), bias.to(dev)
     steps = (n + batch_size - 1) // batch_size
-    sched = (
-        torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(epochs * steps, 1))
-        if schedule == "cosine"
-        else None
-    )
-    for _ in range(epochs):
-        if sampler == "uniform":
-            order = torch.randperm(n, generator=gen)
-        else:
-            order = class_balanced_indices(labels, steps * batch_size, gen)
-        order = order.to(dev)
-        for i in range(steps):
-            idx = order[i * batch_size : (i + 1) * batch_size]
-            loss = torch.nn.functional.cross_entropy(x[idx] @ weight.T + bias, t[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if sched is not None:
-                sched.step()
+    rates = _step_rates(lr, epochs * steps, schedule)
+    # Plain SGD with momentum and weight decay on the analytic CE gradient
+    # ((softmax - onehot) / B): the same updates as autograd + torch.optim.SGD, ~3x faster
+    # because each step is tiny (B x H x C) and the per-call overhead dominated.
+    buf_w, buf_b = torch.zeros_like(weight), torch.zeros_like(bias)
+    step = 0
+    with torch.no_grad():
+        for _ in range(epochs):
+            if sampler == "uniform":
+                order = torch.randperm(n, generator=gen)
+            else:
+                order = class_balanced_indices(labels, steps * batch_size, gen)
+            # one gather per epoch; the minibatches are then views, not per-step copies
+            order = order.to(dev)
+            x_epoch, targets = x[order], torch.nn.functional.one_hot(t[order], n_classes)
+            for i in range(steps):
+                xb = x_epoch[i * batch_size : (i + 1) * batch_size]
+                grad = torch.softmax(torch.addmm(bias, xb, weight.T), dim=1)
+                grad.sub_(targets[i * batch_size : (i + 1) * batch_size]).div_(len(xb))
+                grad_w = torch.addmm(weight, grad.T, xb, beta=weight_decay)
+                grad_b = grad.sum(0).add_(bias, alpha=weight_decay)
+                if step == 0:
+                    buf_w.copy_(grad_w)
+                    buf_b.copy_(grad_b)
+                else:
+                    buf_w.mul_(momentum).add_(grad_w)
+                    buf_b.mul_(momentum).add_(grad_b)
+                weight.add_(buf_w, alpha=-rates[step])
+                bias.add_(buf_b, alpha=-rates[step])
+                step += 1
     return (
         weight.detach().cpu().numpy().astype(np.float32),
         bias.detach().cpu().numpy().astype(np.float32),
