@@ -3,6 +3,7 @@
 #
 #   sudo bash tests/slurm/setup_local_slurm.sh [--pid-dir DIR]          # install, configure, start
 #   sudo bash tests/slurm/setup_local_slurm.sh --stop [--pid-dir DIR]   # stop what start started
+#                                                                       # and remove its config
 #
 # Start installs the Debian packages when missing (munge slurmctld slurmd slurm-client), writes
 # /etc/slurm/slurm.conf and gres.conf, and starts munged (only if munge does not work yet),
@@ -74,8 +75,22 @@ stop_started() {
   done
 }
 
+# Remove the slurm.conf and gres.conf this script wrote (never anyone else's). Left behind
+# without a controller, slurm.conf makes every scontrol call wait ~10 s for an answer, and
+# snakemake-executor-plugin-slurm runs `scontrol show config` whenever Snakemake starts.
+remove_written_conf() {
+  local f
+  for f in "$CONF" "$GRES_CONF"; do
+    if [ -f "$f" ] && head -1 "$f" | grep -qF "$MARK"; then
+      log "removing $f"
+      rm -f "$f"
+    fi
+  done
+}
+
 if [ "$mode" = stop ]; then
   stop_started
+  remove_written_conf
   exit 0
 fi
 
@@ -98,6 +113,7 @@ fail() {
   show_logs
   timeout 5 sinfo -N -l >&2 2>&1 || true
   stop_started
+  remove_written_conf
   exit 1
 }
 

@@ -3,10 +3,11 @@
 The unmarked tests need no cluster. The `slurm` test starts a one-node SLURM cluster with one
 (fake) GPU on this machine with tests/slurm/setup_local_slurm.sh (as root, or through
 password-less sudo; Debian/Ubuntu packages), runs smoke-preset targets through
-`--profile profiles/slurm`, compares them with a local run, and stops the daemons it started,
-by pid (a cluster the script started before is restarted fresh, then stopped as well). Where
-the cluster cannot be started it is skipped with the reason, except under CI (CI=true), where
-it fails, with the daemons' logs when they did not come up.
+`--profile profiles/slurm`, compares them with a local run, stops the daemons it started, by
+pid, and removes the slurm.conf it wrote (a cluster the script started before is restarted
+fresh, then stopped as well). Where the cluster cannot be started it is skipped with the
+reason, except under CI (CI=true), where it fails, with the daemons' logs when they did not
+come up.
 """
 
 import json
@@ -145,6 +146,8 @@ def local_slurm():
         assert not list(PID_DIR.glob("*.pid"))
         for name, pid in pids.items():
             assert not Path(f"/proc/{pid}").exists(), f"{name} (pid {pid}) still runs"
+        # its config is gone too: a slurm.conf without a controller slows every Snakemake start
+        assert not Path("/etc/slurm/slurm.conf").exists(), stop.stderr
 
 
 SPLITS = ["results/digits/balanced/split_seed0.parquet", "results/digits/exp10/split_seed0.parquet"]
