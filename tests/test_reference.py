@@ -146,4 +146,8 @@ def test_benchmark_script_runs_and_writes_its_numbers(tmp_path, capsys):
     assert names[-1] == "engine" and names[0].startswith("reference")
     engine, ref = report["sides"][-1], report["sides"][0]
     assert report["ratio"] == pytest.approx(engine["images_per_s"] / ref["images_per_s"])
+    compute = report["compute_only"]
+    assert report["ceiling"] == pytest.approx(compute["images_per_s"] / ref["images_per_s"])
+    # every side timed in each of the rounds (the default two), one epoch each
+    assert len(engine["train_seconds"]) == len(compute["train_seconds"]) == 2
     assert "ratio = engine images/s / reference images/s" in capsys.readouterr().out
