@@ -298,3 +298,20 @@ def test_readme_pandas_one_liner_reads_the_embeddings(smoke_run):
     )
     assert result.returncode == 0, result.stderr
     assert "['index', 'label', 'pred', 'fe', 'logits']" in result.stdout
+
+
+def test_dryrun_bench_times_the_whole_planned_workflow(tmp_path):
+    out = tmp_path / "dry.json"
+    bench = [sys.executable, str(REPO / "bench" / "dryrun_speed.py")]
+    args = ["--configfile", str(SMOKE), "--repeats", "1", "--json", str(out)]
+    done = subprocess.run([*bench, *args], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(out.read_text())
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    # the bench plans the same jobs as a dry run of the preset in an empty folder
+    assert report["jobs_planned"] == sum(planned_jobs(snakemake(fresh, "-n")).values()) > 0
+    medians = report["medians"]
+    assert set(medians) == {"snakemake --version", "one-rule workflow -n", "our workflow -n"}
+    assert report["ratio"] == pytest.approx(medians["our workflow -n"] / 3.0)
+    assert f"ratio = our dry run / 3 s = {report['ratio']:.2f}" in done.stdout
