@@ -175,10 +175,12 @@ def run_engine(cfg, tr, te, n_classes, norm, device) -> dict:
 
 
 def run_compute_only(cfg, tr, n_classes, norm, device) -> dict:
-    """The model's own cost: the training steps of one epoch (same model, optimiser, loss,
-    batch sizes, memory format and autocast as the engine) on one fixed, already
-    normalised batch, so no data path at all. No pipeline can beat this, so
-    ``compute-only images/s / reference images/s`` is the ceiling of the ratio here."""
+    """The model's own cost: one epoch of the same training steps (model, optimiser, loss,
+    batch sizes, memory format, autocast) on batches normalised beforehand, in a fixed
+    order, without augmentation: no data path at all. No pipeline can beat this, so
+    ``compute-only images/s / reference images/s`` is the ceiling of the ratio here.
+    (Real batches, not one repeated batch: a model that has memorised one batch produces
+    tiny, subnormal gradients, which are slow on a CPU and would understate the ceiling.)"""
     model = training._new_model(cfg, n_classes, tr.x.shape[-1]).to(device)
     model = model.to(memory_format=torch.channels_last).train()
     counts = np.bincount(tr.y, minlength=n_classes)
@@ -186,20 +188,21 @@ def run_compute_only(cfg, tr, n_classes, norm, device) -> dict:
     optimizer = torch.optim.SGD(
         model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
     )
-    bounds = training._batch_bounds(len(tr.y), cfg.batch_size)
-    largest = max(stop - start for start, stop in bounds)
     normalize = training.Normalizer(*norm, device)
-    x = normalize(training.to_device_images(tr.x[:largest], device))
-    y = torch.from_numpy(tr.y[:largest].astype(np.int64)).to(device)
+    images = training.to_device_images(tr.x, device)
+    labels = torch.from_numpy(tr.y.astype(np.int64)).to(device)
+    batches = [
+        (normalize(images[start:stop]), labels[start:stop])
+        for start, stop in training._batch_bounds(len(tr.y), cfg.batch_size)
+    ]
     seconds = []
     for _ in range(cfg.epochs):
         _sync(device)
         t0 = time.perf_counter()
-        for start, stop in bounds:
-            n = stop - start
+        for x, y in batches:
             with training._autocast(device):
-                logits = model(x[:n])
-            loss = criterion(logits.float(), y[:n])
+                logits = model(x)
+            loss = criterion(logits.float(), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
