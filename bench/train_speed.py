@@ -238,6 +238,7 @@ def summarize(name: str, n_train: int, rounds: list[dict]) -> dict:
         "projected_200_epochs_s": PROJECTED_EPOCHS * (train_mean + eval_mean),
         "loss": [float(v) for v in losses],
         "test_bac": float(bacs[-1]),
+        "test_bac_per_epoch": [float(v) for v in bacs],
         "train_seconds": [float(v) for v in train_s],
         "eval_seconds": [float(v) for v in eval_s],
     }
