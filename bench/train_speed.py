@@ -42,7 +42,6 @@ import torch
 
 import fragility.training as training
 from fragility.data import load_raw
-from fragility.losses import build_loss
 from fragility.reference import train_reference
 from fragility.splits import class_counts, make_split, subset_indices
 from fragility.training import Subset, TrainConfig, channel_stats, resolve_device
@@ -184,7 +183,7 @@ def run_compute_only(cfg, tr, n_classes, norm, device) -> dict:
     model = training._new_model(cfg, n_classes, tr.x.shape[-1]).to(device)
     model = model.to(memory_format=torch.channels_last).train()
     counts = np.bincount(tr.y, minlength=n_classes)
-    criterion = build_loss(cfg.loss, counts).to(device)
+    criterion = training.build_criterion(cfg, counts).to(device)
     optimizer = torch.optim.SGD(
         model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
     )

@@ -13,6 +13,7 @@ from torchvision import transforms
 from fragility.reference import ImageDataset, reference_transforms, train_reference
 from fragility.training import (
     Normalizer,
+    Subset,
     TrainConfig,
     _new_model,
     augment_batch,
@@ -88,13 +89,27 @@ def test_normalisation_is_identical(channels):
     torch.testing.assert_close(engine[0], direct, rtol=0, atol=1e-6)
 
 
-@pytest.mark.parametrize(("loss", "drw"), [("ce", False), ("focal", True), ("ldam", True)])
-def test_one_epoch_without_augmentation_matches_the_engine(digit_subsets, loss, drw):
+@pytest.mark.parametrize(
+    ("loss", "drw", "options"),
+    [
+        ("ce", False, {}),
+        ("focal", True, {}),
+        ("ldam", True, {}),
+        # the loss options beyond the defaults, and class weights from epoch 0 without DRW
+        ("logit_adjusted", False, {"la_tau": 2.0}),
+        ("cdt", False, {"cdt_gamma": 0.5}),
+        ("ce", False, {"reweight": True}),
+    ],
+)
+def test_one_epoch_without_augmentation_matches_the_engine(digit_subsets, loss, drw, options):
     tr, te = digit_subsets
+    # imbalanced (30/12/4), else the prior-based losses and class weights change nothing
+    keep = np.concatenate([np.flatnonzero(tr.y == c)[:n] for c, n in enumerate((30, 12, 4))])
+    tr = Subset(tr.x[keep], tr.y[keep])
     # drw_start 0: the class-balanced weights are on from the first epoch
     cfg = TrainConfig(
         arch="resnet8", loss=loss, drw=drw, drw_start=0.0, epochs=1, batch_size=16, seed=3,
-        augment=False,
+        augment=False, **options,
     )  # fmt: skip
     engine = train(cfg, tr, te, device="cpu", progress=False)
     start = _new_model(cfg, 3, 1).state_dict()

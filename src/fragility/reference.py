@@ -19,14 +19,15 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision import transforms
 
 from . import metrics
-from .losses import build_loss, class_balanced_weights
+from .losses import class_balanced_weights
 from .training import (
     Subset,
     TrainConfig,
     _epoch_generator,
     _new_model,
+    build_criterion,
     channel_stats,
-    drw_active,
+    class_weights_active,
     learning_rate,
     resolve_device,
 )
@@ -109,6 +110,8 @@ def train_reference(
     """
     if batch_order not in BATCH_ORDERS:
         raise ValueError(f"batch_order must be one of {BATCH_ORDERS}, got {batch_order!r}")
+    if cfg.oversample:
+        raise ValueError("the reference loop has no pixel-space over-sampling (oversample: true)")
     device = resolve_device(device)
     epochs = cfg.epochs if epochs is None else epochs
     augment = cfg.augment if augment is None else augment
@@ -139,13 +142,7 @@ def train_reference(
     if initial_state is not None:
         model.load_state_dict(initial_state)
     model = model.to(device)
-    criterion = build_loss(
-        cfg.loss,
-        counts,
-        gamma=cfg.focal_gamma,
-        max_margin=cfg.ldam_max_margin,
-        scale=cfg.ldam_scale,
-    ).to(device)
+    criterion = build_criterion(cfg, counts).to(device)
     cb_weights = class_balanced_weights(counts, cfg.cb_beta).to(device)
     optimizer = torch.optim.SGD(
         model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
@@ -158,7 +155,7 @@ def train_reference(
         for epoch in range(epochs):
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(cfg, epoch)
-            weight = cb_weights if drw_active(cfg, epoch) else None
+            weight = cb_weights if class_weights_active(cfg, epoch) else None
             if sampler is not None:
                 sampler.set_epoch(epoch)
             _sync(device)

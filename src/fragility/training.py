@@ -159,6 +159,19 @@ def _new_model(cfg: TrainConfig, n_classes: int, in_channels: int) -> ResNetCifa
         return build_model(cfg.arch, n_classes, in_channels, normed_classifier=cfg.loss == "ldam")
 
 
+def build_criterion(cfg: TrainConfig, counts: np.ndarray) -> torch.nn.Module:
+    """``cfg``'s loss for a training subset with ``counts`` images per class."""
+    return build_loss(
+        cfg.loss,
+        counts,
+        gamma=cfg.focal_gamma,
+        max_margin=cfg.ldam_max_margin,
+        scale=cfg.ldam_scale,
+        la_tau=cfg.la_tau,
+        cdt_gamma=cfg.cdt_gamma,
+    )
+
+
 def _batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
     """Minibatch (start, stop) pairs over ``n`` items; a last batch of one joins the one
     before it, because BatchNorm cannot normalise a single sample in training mode."""
@@ -227,15 +240,7 @@ def train(
 
     model = _new_model(cfg, n_classes, train_set.x.shape[-1]).to(device)
     model = model.to(memory_format=torch.channels_last)
-    criterion = build_loss(
-        cfg.loss,
-        counts,
-        gamma=cfg.focal_gamma,
-        max_margin=cfg.ldam_max_margin,
-        scale=cfg.ldam_scale,
-        la_tau=cfg.la_tau,
-        cdt_gamma=cfg.cdt_gamma,
-    ).to(device)
+    criterion = build_criterion(cfg, counts).to(device)
     cb_weights = class_balanced_weights(counts, cfg.cb_beta).to(device)
     optimizer = torch.optim.SGD(
         model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
