@@ -10,21 +10,23 @@ REPO = Path(__file__).resolve().parents[1]
 SMOKE = REPO / "presets" / "smoke.yaml"
 
 
-def snakemake_command(workdir: Path, configfile: Path, *args: str) -> list[str]:
+def snakemake_command(
+    workdir: Path, configfile: Path, *args: str, cores: int = 2, gpus: int = 1
+) -> list[str]:
     return [
         str(Path(sys.executable).with_name("snakemake")),
         "--snakefile", str(REPO / "Snakefile"),
         "--directory", str(workdir),
         "--configfile", str(configfile),
-        "--resources", "gpu=1",  # before --cores: it takes every value up to the next option
-        "--cores", "2",
+        "--resources", f"gpu={gpus}",  # before --cores: it takes every value up to the next option
+        "--cores", str(cores),
         *args,
     ]  # fmt: skip
 
 
 def run_snakemake(
-    workdir: Path, configfile: Path, *args: str, timeout: int = 900
+    workdir: Path, configfile: Path, *args: str, timeout: int = 900, **resources: int
 ) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    cmd = snakemake_command(workdir, configfile, *args)
+    cmd = snakemake_command(workdir, configfile, *args, **resources)
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)

@@ -1,6 +1,7 @@
 """End-to-end runs of the real Snakemake workflow on the smoke preset (digits, seconds)."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -41,7 +42,24 @@ def smoke_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("smoke")
     result = snakemake(workdir)
     assert result.returncode == 0, result.stderr[-3000:]
+    (workdir / "snakemake.log").write_text(result.stdout + result.stderr)
     return workdir
+
+
+def most_at_once(log: str, rule: str) -> int:
+    """The most jobs of ``rule`` running at the same time, from Snakemake's log: a job starts
+    at its ``rule NAME:`` block (its ``jobid: N`` line) and ends at ``Finished jobid: N``."""
+    running, most, starting = set(), 0, False
+    for line in log.splitlines():
+        text = line.strip()
+        if re.fullmatch(rf"(local)?rule {rule}:", text):
+            starting = True
+        elif starting and text.startswith("jobid:"):
+            running.add(int(text.split()[1]))
+            most, starting = max(most, len(running)), False
+        elif m := re.match(r"Finished jobid: (\d+)", text):
+            running.discard(int(m.group(1)))
+    return most
 
 
 @pytest.mark.slow
@@ -315,3 +333,14 @@ def test_dryrun_bench_times_the_whole_planned_workflow(tmp_path):
     assert set(medians) == {"snakemake --version", "one-rule workflow -n", "our workflow -n"}
     assert report["ratio"] == pytest.approx(medians["our workflow -n"] / 3.0)
     assert f"ratio = our dry run / 3 s = {report['ratio']:.2f}" in done.stdout
+
+
+@pytest.mark.slow
+def test_the_gpu_resource_runs_one_training_at_a_time_or_packs_several(smoke_run, tmp_path):
+    # --resources gpu=1 (the smoke run): never two trainings at once
+    assert most_at_once((smoke_run / "snakemake.log").read_text(), "train_model") == 1
+    # --resources gpu=2 with cores for both: the two exp10 runs share the "GPU"
+    targets = [f"results/{run}/metrics.json" for run in RUNS]
+    packed = run_snakemake(tmp_path, SMOKE, *targets, cores=4, gpus=2)
+    assert packed.returncode == 0, packed.stderr[-3000:]
+    assert most_at_once(packed.stdout + packed.stderr, "train_model") == 2
