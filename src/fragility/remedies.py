@@ -46,11 +46,10 @@ _KNN_BUDGET = 2**25  # distance-matrix entries per chunk (float64: 256 MiB)
 
 
 def _device(device):
-    import torch
+    # imported here: this module stays importable without torch until a remedy runs
+    from .training import resolve_device
 
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    return resolve_device(device)
 
 
 def knn(
@@ -692,11 +691,8 @@ def apply_remedy(
     params = _resolve_params(name, params)
     n_classes = int(np.asarray(classifier["weight"]).shape[0])
     # one-time costs before the clock, so that no remedy's `seconds` pays for them: importing
-    # torch, the CUDA probe and the first optimizer construction (~2 s of lazy imports)
-    import torch
-
+    # torch and the CUDA probe (``_device`` imports torch)
     _device("auto")
-    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
     start = time.perf_counter()
     W, b, normed, info = REMEDIES[name].fit(train, val, classifier, int(seed), params)
     seconds = time.perf_counter() - start
