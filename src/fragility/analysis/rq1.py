@@ -11,48 +11,28 @@ from __future__ import annotations
 import numpy as np
 
 from fragility.metrics import balanced_accuracy
+from fragility.remedies import fit_linear_head, head_logits
 
 
 def retrain_classifier(
-    fe_pool: np.ndarray,
-    y_pool: np.ndarray,
-    n_classes: int,
-    *,
-    epochs: int = 30,
-    lr: float = 0.1,
-    momentum: float = 0.9,
-    weight_decay: float = 2e-4,
-    batch_size: int = 128,
-    seed: int = 0,
-    device: str = "cpu",
+    fe_pool: np.ndarray, y_pool: np.ndarray, n_classes: int, *, epochs: int = 30, **head
 ) -> tuple[np.ndarray, np.ndarray]:
     """Train ``logits = fe @ W.T + bias`` on ``fe_pool`` (N, H), ``y_pool`` (N,).
 
     Returns ``(W (C, H), bias (C,))`` as float32 numpy arrays. The same trainer as the
-    remedies' phase 3 (:func:`fragility.remedies.fit_linear_head`): init U(-1/sqrt(H),
-    1/sqrt(H)) like ``nn.Linear``, shuffled minibatches, cosine learning-rate decay.
+    remedies' phase 3 (:func:`fragility.remedies.fit_linear_head`, whose defaults the other
+    keywords ``lr``, ``momentum``, ``weight_decay``, ``batch_size``, ``seed``, ``device``
+    keep): init U(-1/sqrt(H), 1/sqrt(H)) like ``nn.Linear``, shuffled minibatches, cosine
+    learning-rate decay, here over 30 epochs by default.
     """
-    from fragility.remedies import fit_linear_head
-
     return fit_linear_head(
-        fe_pool,
-        y_pool,
-        n_classes,
-        epochs=epochs,
-        lr=lr,
-        momentum=momentum,
-        weight_decay=weight_decay,
-        batch_size=batch_size,
-        seed=seed,
-        schedule="cosine",
-        device=device,
+        fe_pool, y_pool, n_classes, epochs=epochs, sampler="uniform", schedule="cosine", **head
     )
 
 
 def evaluate_linear(fe: np.ndarray, W: np.ndarray, bias: np.ndarray) -> np.ndarray:
     """Predictions (N,) of a plain linear classifier: ``argmax(fe @ W.T + bias)``."""
-    logits = np.asarray(fe, dtype=np.float64) @ np.asarray(W, dtype=np.float64).T
-    return np.argmax(logits + np.asarray(bias, dtype=np.float64), axis=1)
+    return head_logits(fe, W, bias).argmax(axis=1)
 
 
 def retrained_bac(
