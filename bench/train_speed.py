@@ -184,9 +184,7 @@ def run_compute_only(cfg, tr, n_classes, norm, device) -> dict:
     model = model.to(memory_format=torch.channels_last).train()
     counts = np.bincount(tr.y, minlength=n_classes)
     criterion = training.build_criterion(cfg, counts).to(device)
-    optimizer = torch.optim.SGD(
-        model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
-    )
+    optimizer = training.build_optimizer(cfg, model)
     normalize = training.Normalizer(*norm, device)
     images = training.to_device_images(tr.x, device)
     labels = torch.from_numpy(tr.y.astype(np.int64)).to(device)

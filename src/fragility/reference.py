@@ -26,6 +26,7 @@ from .training import (
     _epoch_generator,
     _new_model,
     build_criterion,
+    build_optimizer,
     channel_stats,
     class_weights_active,
     learning_rate,
@@ -144,9 +145,7 @@ def train_reference(
     model = model.to(device)
     criterion = build_criterion(cfg, counts).to(device)
     cb_weights = class_balanced_weights(counts, cfg.cb_beta).to(device)
-    optimizer = torch.optim.SGD(
-        model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
-    )
+    optimizer = build_optimizer(cfg, model)
 
     out = {k: [] for k in ("loss", "test_bac", "train_seconds", "eval_seconds")}
     # shuffling and the transforms draw from the global RNG: seed it, without leaking state

@@ -172,6 +172,13 @@ def build_criterion(cfg: TrainConfig, counts: np.ndarray) -> torch.nn.Module:
     )
 
 
+def build_optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.SGD:
+    """The paper's SGD with momentum and weight decay; the learning rate is set per epoch."""
+    return torch.optim.SGD(
+        model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+    )
+
+
 def _batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
     """Minibatch (start, stop) pairs over ``n`` items; a last batch of one joins the one
     before it, because BatchNorm cannot normalise a single sample in training mode."""
@@ -242,9 +249,7 @@ def train(
     model = model.to(memory_format=torch.channels_last)
     criterion = build_criterion(cfg, counts).to(device)
     cb_weights = class_balanced_weights(counts, cfg.cb_beta).to(device)
-    optimizer = torch.optim.SGD(
-        model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
-    )
+    optimizer = build_optimizer(cfg, model)
 
     x_train = to_device_images(train_set.x, device)
     y_cpu = torch.from_numpy(train_set.y.astype(np.int64))
