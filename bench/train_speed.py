@@ -9,8 +9,8 @@ whole batches. Each side first runs a short warm-up; then the sides take turns f
 ``--rounds`` rounds of ``--epochs`` timed epochs, each epoch followed by an evaluation of the
 test set (as both training loops do). Every row is the median over all its timed epochs.
 
-A third row, ``compute only``, times the same training steps on one fixed, already
-normalised batch: the model's own cost with no data path. ``compute-only / reference``
+A third row, ``compute only``, runs the engine's own step loop on the real batches,
+normalised beforehand and in a fixed order: the model's own cost with no data path. ``compute-only / reference``
 is the ceiling of the ratio on this machine, and ``engine / compute-only`` says how close
 the engine comes to it.
 
@@ -189,23 +189,21 @@ def run_compute_only(cfg, tr, n_classes, norm, device) -> dict:
     images = training.to_device_images(tr.x, device)
     labels = torch.from_numpy(tr.y.astype(np.int64)).to(device)
     batches = [
-        (normalize(images[start:stop]), labels[start:stop])
+        (normalize(images[start:stop]), torch.arange(start, stop, device=device))
         for start, stop in training._batch_bounds(len(tr.y), cfg.batch_size)
     ]
-    seconds = []
+    seconds, losses = [], []
     for _ in range(cfg.epochs):
         _sync(device)
         t0 = time.perf_counter()
-        for x, y in batches:
-            with training._autocast(device):
-                logits = model(x)
-            loss = criterion(logits.float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+        # the engine's own step loop; the batches are normalised already
+        loss_sum, _ = training._train_steps(
+            model, optimizer, criterion, None, lambda x: x, batches, labels, n_classes
+        )
         _sync(device)
         seconds.append(time.perf_counter() - t0)
-    return _raw(seconds, [0.0] * len(seconds), [float(loss.detach())], [math.nan])
+        losses.append(float(loss_sum) / len(tr.y))
+    return _raw(seconds, [0.0] * len(seconds), losses, [math.nan])
 
 
 def run_reference(cfg, tr, te, n_classes, norm, device, *, workers: int) -> dict:

@@ -8,6 +8,7 @@ exactly what an uninterrupted one would have done.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import sys
@@ -74,18 +75,23 @@ class Normalizer:
         return out.contiguous(memory_format=torch.channels_last)
 
 
-def augment_batch(
-    padded: torch.Tensor, crop: int, flip: bool, generator: torch.Generator
-) -> torch.Tensor:
-    """Random ``(H, W)`` crops of once-padded images ``(B, C, H+2p, W+2p)``, then random flips.
+def draw_augmentation(n: int, crop: int, flip: bool, generator: torch.Generator):
+    """Crop offsets ``dy, dx`` (uniform on ``0..2·crop``) and flip flags (p = 1/2, or
+    ``None`` without ``flip``) for ``n`` images, drawn on the CPU from ``generator``."""
+    dy = torch.randint(0, 2 * crop + 1, (n,), generator=generator)
+    dx = torch.randint(0, 2 * crop + 1, (n,), generator=generator)
+    flips = torch.rand(n, generator=generator) < 0.5 if flip else None
+    return dy, dx, flips
 
-    Offsets are uniform on ``0..2p`` per image and axis; each image flips with p = 1/2.
-    """
+
+def crop_and_flip(
+    padded: torch.Tensor, crop: int, dy: torch.Tensor, dx: torch.Tensor, flips=None
+) -> torch.Tensor:
+    """Crop each once-padded image ``(B, C, H+2p, W+2p)`` at its own offset ``(dy, dx)`` to
+    ``(H, W)`` and mirror those with ``flips`` set; all arguments on the images' device."""
     b, c, hp, wp = padded.shape
     h, w = hp - 2 * crop, wp - 2 * crop
     dev = padded.device
-    dy = torch.randint(0, 2 * crop + 1, (b,), generator=generator).to(dev)
-    dx = torch.randint(0, 2 * crop + 1, (b,), generator=generator).to(dev)
     rows = (dy[:, None] + torch.arange(h, device=dev))[:, None, :, None]
     cols = (dx[:, None] + torch.arange(w, device=dev))[:, None, None, :]
     out = padded[
@@ -94,10 +100,20 @@ def augment_batch(
         rows,
         cols,
     ]
-    if flip:
-        mask = (torch.rand(b, generator=generator) < 0.5).to(dev)[:, None, None, None]
-        out = torch.where(mask, out.flip(3), out)
+    if flips is not None:
+        out = torch.where(flips[:, None, None, None], out.flip(3), out)
     return out
+
+
+def augment_batch(
+    padded: torch.Tensor, crop: int, flip: bool, generator: torch.Generator
+) -> torch.Tensor:
+    """Random ``(H, W)`` crops of once-padded images ``(B, C, H+2p, W+2p)``, then random flips.
+
+    Offsets are uniform on ``0..2p`` per image and axis; each image flips with p = 1/2.
+    """
+    draws = draw_augmentation(len(padded), crop, flip, generator)
+    return crop_and_flip(padded, crop, *(d if d is None else d.to(padded.device) for d in draws))
 
 
 @torch.no_grad()
@@ -122,6 +138,18 @@ def predict(
     empty = torch.empty(0, device=images.device)
     lg = torch.cat(logits) if logits else empty
     return (lg, torch.cat(feats) if feats else empty) if with_features else lg
+
+
+@contextlib.contextmanager
+def _cudnn_autotuned(device: torch.device):
+    """On CUDA, let cuDNN time its convolution algorithms once per input shape (a handful per
+    run) and keep the fastest, instead of picking by heuristics; CPU runs are unaffected."""
+    previous = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = previous or device.type == "cuda"
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = previous
 
 
 def _autocast(device: torch.device):
@@ -213,6 +241,66 @@ def _epoch_order(labels: torch.Tensor, oversample: bool, generator: torch.Genera
     return pool[torch.randperm(len(pool), generator=generator)]
 
 
+def _epoch_draws(order, bounds, cfg: TrainConfig, generator) -> torch.Tensor:
+    """``(4, N)`` int64 CPU tensor: the epoch's ``order`` and, per item, crop offsets dy, dx
+    and a flip flag (zeros where unused). Drawn batch by batch, in the order a per-batch
+    ``augment_batch`` would draw them, so the random stream does not depend on where the
+    numbers are used."""
+    out = torch.zeros(4, len(order), dtype=torch.int64)
+    out[0] = order
+    if cfg.augment:
+        for start, stop in bounds:
+            draws = draw_augmentation(stop - start, cfg.crop_padding, cfg.flip, generator)
+            for row, values in enumerate(draws):
+                if values is not None:
+                    out[row + 1, start:stop] = values
+    return out
+
+
+def _epoch_batches(order, images, padded, cfg: TrainConfig, generator):
+    """Yield one epoch's minibatches ``(uint8 images, indices)`` on the images' device.
+
+    The order and every batch's crop offsets and flips cross to the device in one copy: a
+    copy per batch would make the host wait for the GPU at every step.
+    """
+    bounds = _batch_bounds(len(order), cfg.batch_size)
+    draws = _epoch_draws(order, bounds, cfg, generator)
+    order, dy, dx, flips = draws.to(images.device).unbind()
+    for start, stop in bounds:
+        idx = order[start:stop]
+        if not cfg.augment:
+            yield images[idx], idx
+            continue
+        flip = flips[start:stop].bool() if cfg.flip else None
+        yield (
+            crop_and_flip(padded[idx], cfg.crop_padding, dy[start:stop], dx[start:stop], flip),
+            idx,
+        )
+
+
+def _train_steps(model, optimizer, criterion, weight, normalize, batches, labels, n_classes):
+    """One epoch of SGD steps. Returns the summed loss and the per-class training hits as
+    device tensors: nothing in here waits for the device, so on a GPU the host queues the
+    next step while the current one runs."""
+    device = labels.device
+    loss_sum = torch.zeros((), device=device)
+    hits = torch.zeros(n_classes, device=device)
+    with _cudnn_autotuned(device):
+        for xb, idx in batches:
+            with _autocast(device):
+                logits = model(normalize(xb))
+            target = labels[idx]
+            loss = criterion(logits.float(), target, weight)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.detach() * len(idx)
+            # index_add_, not bincount: CUDA's bincount reads its input's range back to the
+            # host, a sync per step
+            hits.index_add_(0, target, (logits.argmax(1) == target).float())
+    return loss_sum, hits
+
+
 def train(
     cfg: TrainConfig,
     train_set: Subset,
@@ -297,21 +385,10 @@ def train(
         order = _epoch_order(y_cpu, cfg.oversample, gen)
         # times each class is seen this epoch (the counts, unless over-sampled)
         seen = torch.bincount(y_cpu[order], minlength=n_classes).numpy()
-        order = order.to(device)
-        loss_sum = torch.zeros((), device=device)
-        hits = torch.zeros(n_classes, device=device)
-        for start, stop in _batch_bounds(len(order), cfg.batch_size):
-            idx = order[start:stop]
-            xb = augment_batch(padded[idx], pad, cfg.flip, gen) if cfg.augment else x_train[idx]
-            with _autocast(device):
-                logits = model(normalize(xb))
-            loss = criterion(logits.float(), y_train[idx], weight)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.detach() * len(idx)
-            hit = (logits.argmax(1) == y_train[idx]).float()
-            hits += torch.bincount(y_train[idx], hit, n_classes)
+        batches = _epoch_batches(order, x_train, padded, cfg, gen)
+        loss_sum, hits = _train_steps(
+            model, optimizer, criterion, weight, normalize, batches, y_train, n_classes
+        )
         mean_loss = float(loss_sum) / len(order)
         if not math.isfinite(mean_loss):
             where = (
