@@ -254,38 +254,33 @@ def full_run(args, cfg, tr, te, n_classes, norm, device, desc) -> int:
     )
     if verdict:
         print(f"target < {target:g} s for {PROJECTED_EPOCHS} epochs on an H100: {verdict}")
-    if args.json:
-        write_json(
-            args.json,
-            {
-                "args": vars(args),
-                "data": _data_facts(desc, tr, te),
-                "machine": machine(device),
-                "full_run_seconds": walls,
-                "median_seconds": wall,
-                "images_per_s": images_per_s,
-                "test_bac": [r.metrics["bac"] for r in results],
-                "kept_epoch": [r.best_epoch for r in results],
-                "target_s": target,
-                "verdict": verdict,
-            },
-        )
+    write_report(
+        args,
+        device,
+        desc,
+        tr,
+        te,
+        full_run_seconds=walls,
+        median_seconds=wall,
+        images_per_s=images_per_s,
+        test_bac=[r.metrics["bac"] for r in results],
+        kept_epoch=[r.best_epoch for r in results],
+        target_s=target,
+        verdict=verdict,
+    )
     return 0
 
 
-def _data_facts(desc: str, tr: Subset, te: Subset) -> dict:
-    return {
-        "description": desc,
-        "n_train": len(tr.y),
-        "n_test": len(te.y),
-        "shape": list(tr.x.shape[1:]),
-    }
-
-
-def write_json(path: str, report: dict) -> None:
-    with open(path, "w") as f:
+def write_report(args, device, desc: str, tr: Subset, te: Subset, **numbers) -> None:
+    """With ``--json``, write the run's arguments, data, machine and ``numbers`` there."""
+    if not args.json:
+        return
+    data = {"description": desc, "n_train": len(tr.y), "n_test": len(te.y)}
+    data["shape"] = list(tr.x.shape[1:])
+    report = {"args": vars(args), "data": data, "machine": machine(device), **numbers}
+    with open(args.json, "w") as f:
         json.dump(report, f, indent=2)
-    print(f"wrote {path}")
+    print(f"wrote {args.json}")
 
 
 def run_reference(cfg, tr, te, n_classes, norm, device, *, workers: int) -> dict:
@@ -428,24 +423,22 @@ def main(argv=None) -> int:
         f"{_hms(best_ref['projected_200_epochs_s'])}"
     )
 
-    if args.json:
-        write_json(
-            args.json,
-            {
-                "args": vars(args),
-                "data": _data_facts(desc, tr, te),
-                "machine": machine(device),
-                "sides": rows,
-                "best_reference": best_ref["name"],
-                "compute_only": compute,
-                "ratio": ratio,
-                "ceiling": ceiling,
-                "engine_efficiency": efficiency,
-                "epoch_ratio": epoch_ratio,
-                "target": target,
-                "verdict": verdict,
-            },
-        )
+    write_report(
+        args,
+        device,
+        desc,
+        tr,
+        te,
+        sides=rows,
+        best_reference=best_ref["name"],
+        compute_only=compute,
+        ratio=ratio,
+        ceiling=ceiling,
+        engine_efficiency=efficiency,
+        epoch_ratio=epoch_ratio,
+        target=target,
+        verdict=verdict,
+    )
     return 0
 
 
