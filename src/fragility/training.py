@@ -3,7 +3,8 @@
 The uint8 images live on the device once; each epoch draws a permutation and augments
 whole batches (random crop from a once-padded tensor, a flip by ``torch.where``). Every
 random draw comes from a generator seeded by ``(seed, epoch)``, so a resumed run repeats
-exactly what an uninterrupted one would have done.
+exactly what an uninterrupted one would have done. An epoch's draws cross to the device in
+one copy and its steps read nothing back, so on a GPU the host never waits mid-epoch.
 """
 
 from __future__ import annotations
