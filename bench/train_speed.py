@@ -10,9 +10,9 @@ whole batches. Each side first runs a short warm-up; then the sides take turns f
 test set (as both training loops do). Every row is the median over all its timed epochs.
 
 A third row, ``compute only``, runs the engine's own step loop on the real batches,
-normalised beforehand and in a fixed order: the model's own cost with no data path. ``compute-only / reference``
-is the ceiling of the ratio on this machine, and ``engine / compute-only`` says how close
-the engine comes to it.
+normalised beforehand and in a fixed order: the model's own cost with no data path.
+``compute-only / reference`` is the ceiling of the ratio on this machine, and
+``engine / compute-only`` says how close the engine comes to it.
 
 ``images/s`` counts training images per second of the training pass alone; ``epoch s``
 adds the test evaluation. The engine's evaluation time is measured by wrapping
@@ -23,10 +23,10 @@ adds the test evaluation. The engine's evaluation time is measured by wrapping
     python bench/train_speed.py --synthetic-cifar        # CIFAR-10-shaped, 12,406 images
     python bench/train_speed.py --synthetic-cifar --full-run --epochs 200   # engine alone
 
-``--full-run`` skips the comparison: it times the engine alone on one whole training run of
+``--full-run`` skips the comparison: it times the engine alone on whole training runs of
 ``--epochs`` epochs (the real schedule, a test evaluation and the resume state after every
-epoch, the chosen checkpoint restored), as a workflow training job runs it. On CUDA the target for 200 epochs
-of CIFAR-10-shaped exp100 data is under two minutes.
+epoch, the chosen checkpoint restored), as a workflow training job runs one. On CUDA the
+target for 200 epochs of CIFAR-10-shaped exp100 data is under two minutes.
 
 The ratio target is printed with PASS/FAIL; the exit code is 0 either way.
 """
@@ -188,9 +188,9 @@ def run_engine(cfg, tr, te, n_classes, norm, device) -> dict:
 
 
 def run_compute_only(cfg, tr, n_classes, norm, device) -> dict:
-    """The model's own cost: one epoch of the same training steps (model, optimiser, loss,
-    batch sizes, memory format, autocast) on batches normalised beforehand, in a fixed
-    order, without augmentation: no data path at all. No pipeline can beat this, so
+    """The model's own cost: the engine's step loop (``training._train_steps``: model,
+    optimiser, loss, batch sizes, memory format, autocast) on batches normalised beforehand,
+    in a fixed order, without augmentation: no data path at all. No pipeline can beat this, so
     ``compute-only images/s / reference images/s`` is the ceiling of the ratio here.
     (Real batches, not one repeated batch: a model that has memorised one batch produces
     tiny, subnormal gradients, which are slow on a CPU and would understate the ceiling.)"""
@@ -220,7 +220,7 @@ def run_compute_only(cfg, tr, n_classes, norm, device) -> dict:
     return _raw(seconds, [0.0] * len(seconds), losses, [math.nan])
 
 
-def full_run(args, cfg, tr, te, n_classes, norm, device, desc) -> int:
+def full_run(args, cfg, tr, te, n_classes, norm, device, report_header: dict) -> int:
     """Time whole ``train`` calls of ``cfg.epochs`` epochs, ``--rounds`` of them, end to end
     (moving the data to the device, the per-epoch resume state and restoring the kept
     checkpoint included)."""
@@ -240,8 +240,8 @@ def full_run(args, cfg, tr, te, n_classes, norm, device, desc) -> int:
                 progress=False,
                 resume_path=Path(tmp) / "state.pt",
             )
-        _sync(device)
-        walls.append(time.perf_counter() - t0)
+            _sync(device)
+            walls.append(time.perf_counter() - t0)
         results.append(result)
         print(f"  run {k + 1}: {walls[-1]:.1f} s, test BAC {result.metrics['bac']:.3f}", flush=True)
     wall = float(np.median(walls))
@@ -255,11 +255,8 @@ def full_run(args, cfg, tr, te, n_classes, norm, device, desc) -> int:
     if verdict:
         print(f"target < {target:g} s for {PROJECTED_EPOCHS} epochs on an H100: {verdict}")
     write_report(
-        args,
-        device,
-        desc,
-        tr,
-        te,
+        args.json,
+        report_header,
         full_run_seconds=walls,
         median_seconds=wall,
         images_per_s=images_per_s,
@@ -271,16 +268,13 @@ def full_run(args, cfg, tr, te, n_classes, norm, device, desc) -> int:
     return 0
 
 
-def write_report(args, device, desc: str, tr: Subset, te: Subset, **numbers) -> None:
-    """With ``--json``, write the run's arguments, data, machine and ``numbers`` there."""
-    if not args.json:
+def write_report(path: str | None, header: dict, **numbers) -> None:
+    """With ``--json`` (``path``), write the run's ``header`` and ``numbers`` there."""
+    if not path:
         return
-    data = {"description": desc, "n_train": len(tr.y), "n_test": len(te.y)}
-    data["shape"] = list(tr.x.shape[1:])
-    report = {"args": vars(args), "data": data, "machine": machine(device), **numbers}
-    with open(args.json, "w") as f:
-        json.dump(report, f, indent=2)
-    print(f"wrote {args.json}")
+    with open(path, "w") as f:
+        json.dump({**header, **numbers}, f, indent=2)
+    print(f"wrote {path}")
 
 
 def run_reference(cfg, tr, te, n_classes, norm, device, *, workers: int) -> dict:
@@ -369,8 +363,12 @@ def main(argv=None) -> int:
         run_reference(warm_cfg, warm_tr, warm_te, n_classes, norm, device, workers=0)
     print(f"warm-up: {time.perf_counter() - t0:.1f} s")
 
+    # what every JSON report starts with: the arguments, the data and the machine
+    data = {"description": desc, "n_train": len(tr.y), "n_test": len(te.y)}
+    data["shape"] = list(tr.x.shape[1:])
+    report_header = {"args": vars(args), "data": data, "machine": machine(device)}
     if args.full_run:
-        return full_run(args, cfg, tr, te, n_classes, norm, device, desc)
+        return full_run(args, cfg, tr, te, n_classes, norm, device, report_header)
 
     # Sides take turns, round after round, so that load from other processes on a shared
     # machine falls on all of them alike; each row is the median over every timed epoch.
@@ -424,11 +422,8 @@ def main(argv=None) -> int:
     )
 
     write_report(
-        args,
-        device,
-        desc,
-        tr,
-        te,
+        args.json,
+        report_header,
         sides=rows,
         best_reference=best_ref["name"],
         compute_only=compute,
