@@ -12,7 +12,7 @@ rule retrain_classifier:
     output:
         expand(PATHS["rq1"], ext=["csv", "parquet"], allow_missing=True),
     log:
-        "logs/analysis/{dataset}/{imbalance}/{loss}/seed{seed}/rq1.log",
+        f"{LOG_ROOT}/analysis/{{dataset}}/{{imbalance}}/{{loss}}/seed{{seed}}/rq1.log",
     params:
         epochs=config["analysis"]["retrain_epochs"],
     conda:
@@ -26,7 +26,7 @@ rule retrain_classifier:
 # One rule per research question and kind of model folder, each writing a fixed set of tables:
 # a trained run, and a remedied model under it (SPEC section 5: does a remedy change the
 # minority's top-K, ce and FB signature?). A remedied model has no training history.
-LOGS = "logs/analysis/{dataset}/{imbalance}/{loss}/seed{seed}"
+LOGS = f"{LOG_ROOT}/analysis/{{dataset}}/{{imbalance}}/{{loss}}/seed{{seed}}"
 MODEL_FOLDERS = (
     ("analyze", RUN_DIR, LOGS, True),
     ("analyze_remedy", f"{RUN_DIR}/remedies/{{remedy}}", f"{LOGS}/{{remedy}}", False),
@@ -72,7 +72,7 @@ rule plot_run_figure:
             labels={"figure": "{figure}", "run": "{dataset}/{imbalance}/{loss}/seed{seed}"},
         ),
     log:
-        "logs/figures/{dataset}/{imbalance}/{loss}/seed{seed}/{rq}/{figure}.log",
+        f"{LOG_ROOT}/figures/{{dataset}}/{{imbalance}}/{{loss}}/seed{{seed}}/{{rq}}/{{figure}}.log",
     params:
         caption=lambda wildcards: FIGURES[wildcards.figure].caption,
         what=lambda wildcards: f"Run: {run_dir_of(wildcards)} (kept checkpoint).",
@@ -103,7 +103,7 @@ for name, spec in CROSS_RUN_TABLES.items():
             f"{RESULTS}/tables/{name}_by_seed.csv",
             f"{RESULTS}/tables/{name}_by_seed.parquet",
         log:
-            f"logs/tables/{name}.log",
+            f"{LOG_ROOT}/tables/{name}.log",
         params:
             name=name,
             runs=cross_run_refs(),
@@ -131,7 +131,7 @@ rule claims:
             category="Claims",
         ),
     log:
-        "logs/tables/claims.log",
+        f"{LOG_ROOT}/tables/claims.log",
     conda:
         "../envs/fragility.yaml"
     threads: 1
@@ -150,7 +150,7 @@ rule plot_cross_run_figure:
             category="Cross-run figures",
         ),
     log:
-        "logs/figures/{figure}.log",
+        f"{LOG_ROOT}/figures/{{figure}}.log",
     params:
         caption=lambda wildcards: CROSS_RUN_FIGURES[wildcards.figure].caption,
         what="All runs of the study: bars are means over seeds, whiskers standard deviations.",
@@ -174,7 +174,7 @@ rule provenance:
             category="Provenance",
         ),
     log:
-        "logs/tables/provenance.log",
+        f"{LOG_ROOT}/tables/provenance.log",
     params:
         runs=cross_run_refs(),
     conda:

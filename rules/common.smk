@@ -35,6 +35,10 @@ PATHS = {
     # the resume state is not a declared output, so a killed job keeps it
     "resume": f"{RUN_DIR}/.resume.pt",
 }
+# Logs and benchmarks live under the study's results root too (SPEC section 6), so two studies
+# with different `results:` never write to the same log file.
+LOG_ROOT = f"{RESULTS}/logs"
+BENCHMARK_ROOT = f"{RESULTS}/benchmarks"
 
 
 wildcard_constraints:

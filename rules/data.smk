@@ -2,7 +2,7 @@ rule prepare_dataset:
     output:
         PATHS["dataset"],
     log:
-        "logs/data/{dataset}.log",
+        f"{LOG_ROOT}/data/{{dataset}}.log",
     params:
         name="{dataset}",
         settings=get_dataset_settings,

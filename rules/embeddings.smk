@@ -10,9 +10,9 @@ rule extract_embeddings:
             allow_missing=True,
         ),
     log:
-        "logs/embeddings/{dataset}/{imbalance}/{loss}/seed{seed}.log",
+        f"{LOG_ROOT}/embeddings/{{dataset}}/{{imbalance}}/{{loss}}/seed{{seed}}.log",
     benchmark:
-        "benchmarks/embeddings/{dataset}/{imbalance}/{loss}/seed{seed}.tsv"
+        f"{BENCHMARK_ROOT}/embeddings/{{dataset}}/{{imbalance}}/{{loss}}/seed{{seed}}.tsv"
     params:
         device=config["device"],
     conda:

@@ -16,9 +16,9 @@ rule apply_remedy:
             PATHS["remedy_embeddings"], subset=["train", "test", "classifier"], allow_missing=True
         ),
     log:
-        "logs/remedies/{dataset}/{imbalance}/{loss}/seed{seed}/{remedy}.log",
+        f"{LOG_ROOT}/remedies/{{dataset}}/{{imbalance}}/{{loss}}/seed{{seed}}/{{remedy}}.log",
     benchmark:
-        "benchmarks/remedies/{dataset}/{imbalance}/{loss}/seed{seed}/{remedy}.tsv"
+        f"{BENCHMARK_ROOT}/remedies/{{dataset}}/{{imbalance}}/{{loss}}/seed{{seed}}/{{remedy}}.tsv"
     params:
         spec=lambda wildcards: STUDY.remedy_methods()[wildcards.remedy],
     conda:
@@ -46,7 +46,7 @@ rule remedies_table:
         f"{RESULTS}/tables/remedies_by_seed.csv",
         f"{RESULTS}/tables/remedies_by_seed.parquet",
     log:
-        "logs/tables/remedies.log",
+        f"{LOG_ROOT}/tables/remedies.log",
     params:
         runs=cross_run_refs(),
         base=[run.path for run in STUDY.remedy_base_runs()],
@@ -69,7 +69,7 @@ rule plot_remedies:
             category="Remedies",
         ),
     log:
-        "logs/figures/remedies_bac_vs_cost.log",
+        f"{LOG_ROOT}/figures/remedies_bac_vs_cost.log",
     conda:
         "../envs/fragility.yaml"
     threads: 1

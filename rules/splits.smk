@@ -4,7 +4,7 @@ rule make_split:
     output:
         PATHS["split"],
     log:
-        "logs/splits/{dataset}/{imbalance}/seed{seed}.log",
+        f"{LOG_ROOT}/splits/{{dataset}}/{{imbalance}}/seed{{seed}}.log",
     params:
         settings=get_split_settings,
     conda:

@@ -7,9 +7,9 @@ rule train_model:
         history=PATHS["history"],
         metrics=PATHS["metrics"],
     log:
-        "logs/train/{dataset}/{imbalance}/{loss}/seed{seed}.log",
+        f"{LOG_ROOT}/train/{{dataset}}/{{imbalance}}/{{loss}}/seed{{seed}}.log",
     benchmark:
-        "benchmarks/train/{dataset}/{imbalance}/{loss}/seed{seed}.tsv"
+        f"{BENCHMARK_ROOT}/train/{{dataset}}/{{imbalance}}/{{loss}}/seed{{seed}}.tsv"
     params:
         settings=get_train_settings,
         run_info=get_run_info,

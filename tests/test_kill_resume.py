@@ -22,6 +22,7 @@ import yaml
 from snakemake_cli import SMOKE, run_snakemake, snakemake_command
 
 RUN = "results/digits/exp10/ce/seed0"
+LOG = "results/logs/train/digits/exp10/ce/seed0.log"
 TARGET = f"{RUN}/metrics.json"
 OUTPUTS = {"model.pt", "history.parquet", "metrics.json"}
 EPOCHS = 8  # about 0.5 s each on two CPU threads: the kill lands with epochs still to go
@@ -113,12 +114,12 @@ def test_sigkill_mid_training_then_rerun_gives_the_uninterrupted_result(config, 
     assert 1 <= state["epoch"] < EPOCHS - 1  # 0-based: killed with epochs still to go
     assert {p.name for p in run_dir.iterdir()} == {".resume.pt"}  # no output, no temp file
     assert not _temp_files(killed)
-    assert "kept epoch" not in (killed / "logs/train/digits/exp10/ce/seed0.log").read_text()
+    assert "kept epoch" not in (killed / LOG).read_text()
 
     assert snakemake(killed, config, "--unlock").returncode == 0  # the lock the kill left
     rerun = snakemake(killed, config, TARGET)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
-    log = (killed / "logs/train/digits/exp10/ce/seed0.log").read_text()
+    log = (killed / LOG).read_text()
     assert f"resuming from epoch {state['epoch'] + 1}" in log  # not started over
     assert {p.name for p in run_dir.iterdir()} == OUTPUTS  # resume state removed when done
     assert not _temp_files(killed)
@@ -126,7 +127,7 @@ def test_sigkill_mid_training_then_rerun_gives_the_uninterrupted_result(config, 
 
     uninterrupted.wait(timeout=300)
     assert uninterrupted.returncode == 0, (reference / "snakemake.out").read_text()[-3000:]
-    assert "resuming" not in (reference / "logs/train/digits/exp10/ce/seed0.log").read_text()
+    assert "resuming" not in (reference / LOG).read_text()
     ours, theirs = _numbers(killed), _numbers(reference)
     assert ours["epochs"] == list(range(1, EPOCHS + 1))
     assert ours == theirs

@@ -84,7 +84,7 @@ def test_smoke_preset_produces_every_run_output(smoke_run):
         )
         assert (out / "model.pt").stat().st_size > 10_000
         assert not (out / ".resume.pt").exists()  # removed once the run is complete
-        log = (smoke_run / "logs" / "train" / (run + ".log")).read_text()
+        log = (smoke_run / "results/logs/train" / (run + ".log")).read_text()
         assert "3/3" in log and "kept epoch" in log  # the progress bar reached the rule's log
     split = pq.read_table(smoke_run / "results/digits/exp10/split_seed0.parquet")
     assert str(split.schema.field("index").type) == "int64"
@@ -95,7 +95,7 @@ def test_smoke_preset_produces_every_run_output(smoke_run):
             counts[label] = counts.get(label, 0) + 1
     # exp10 over 10 classes with n_max 100: int(100 * 10 ** (-i / 9))
     assert [counts[c] for c in range(10)] == [100, 77, 59, 46, 35, 27, 21, 16, 12, 10]
-    assert (smoke_run / "benchmarks/train/digits/exp10/ce/seed0.tsv").exists()
+    assert (smoke_run / "results/benchmarks/train/digits/exp10/ce/seed0.tsv").exists()
 
 
 @pytest.mark.slow
@@ -275,9 +275,12 @@ def test_missing_dataset_is_one_clear_message_and_no_partial_file(tmp_path):
         group["dataset"] = "mine"
     result = snakemake(tmp_path, configfile=_write(tmp_path, config))
     assert result.returncode != 0
-    log = (tmp_path / "logs/data/mine.log").read_text()
+    log = (tmp_path / "results/logs/data/mine.log").read_text()
     assert log.startswith("error: ") and str(tmp_path / "nowhere") in log
     assert "Traceback" not in log
+    # profiles/default shows a failed job's log on the console (show-failed-logs)
+    shown = f"Logfile results/logs/data/mine.log:\n{'=' * 80}\n{log}"
+    assert shown in result.stdout + result.stderr
     assert not list(tmp_path.glob("data/*"))  # no canonical file, not even a temporary one
 
 

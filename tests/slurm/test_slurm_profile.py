@@ -249,7 +249,7 @@ def test_smoke_targets_run_as_slurm_jobs_and_match_a_local_run(local_slurm, tmp_
 
     for path in ["data/digits.npz", *TARGETS, f"{RUN}/model.pt", f"{RUN}/history.parquet"]:
         assert (on_slurm / path).stat().st_size > 0, path
-    assert "kept epoch" in (on_slurm / "logs/train/digits/exp10/ce/seed0.log").read_text()
+    assert "kept epoch" in (on_slurm / "results/logs/train/digits/exp10/ce/seed0.log").read_text()
 
     # the same seed and config give the same outputs on the cluster as locally (CPU training)
     for split in SPLITS:
