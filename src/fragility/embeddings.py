@@ -24,6 +24,31 @@ if TYPE_CHECKING:  # torch is imported where a model runs: reading the files mus
     from .models import ResNetCifar
 
 
+# Clamp of FE (and weight) row norms, as torch.nn.functional.normalize in models.NormedLinear.
+NORM_EPS = 1e-12
+
+
+def prepare_fe(fe: np.ndarray, normed: bool = False) -> np.ndarray:
+    """``fe'`` (N, H) as float64: ``fe``, or ``fe / ||fe||`` per row for a normed classifier.
+
+    The one definition of fe' that the CE decomposition, RQ1 and the remedies share.
+    """
+    fe = np.asarray(fe, dtype=np.float64)
+    if normed:
+        fe = fe / np.maximum(np.linalg.norm(fe, axis=1, keepdims=True), NORM_EPS)
+    return fe
+
+
+def head_logits(
+    fe: np.ndarray, W: np.ndarray, bias: np.ndarray, normed: bool = False
+) -> np.ndarray:
+    """Logits (N, C) of a linear head in float64: ``fe' @ W.T + bias`` (= ``CE.sum(-1) + bias``);
+    ``W`` (C, H), ``bias`` (C,)."""
+    return prepare_fe(fe, normed) @ np.asarray(W, dtype=np.float64).T + np.asarray(
+        bias, dtype=np.float64
+    )
+
+
 def _fixed_list(matrix: np.ndarray) -> pa.FixedSizeListArray:
     matrix = np.ascontiguousarray(matrix, dtype=np.float32)
     return pa.FixedSizeListArray.from_arrays(pa.array(matrix.reshape(-1)), matrix.shape[1])

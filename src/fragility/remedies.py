@@ -35,10 +35,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .embeddings import NORM_EPS, head_logits
 from .errors import ConfigError, FragilityError
 from .metrics import balanced_accuracy, summary
 
-_EPS = 1e-12  # clamp of row norms, as torch.nn.functional.normalize
 _KNN_BUDGET = 2**25  # distance-matrix entries per chunk (float64: 256 MiB)
 
 
@@ -408,20 +408,6 @@ def fit_linear_head(
 # -- post-hoc: τ-normalisation and logit adjustment ---------------------------------------------
 
 
-def _prepare(fe: np.ndarray, normed: bool) -> np.ndarray:
-    fe = np.asarray(fe, dtype=np.float64)
-    if normed:
-        fe = fe / np.maximum(np.linalg.norm(fe, axis=1, keepdims=True), _EPS)
-    return fe
-
-
-def head_logits(fe: np.ndarray, W: np.ndarray, bias: np.ndarray, normed: bool = False):
-    """``fe' @ W.T + bias`` (N, C) in float64, fe' as in the module docstring."""
-    return _prepare(fe, normed) @ np.asarray(W, dtype=np.float64).T + np.asarray(
-        bias, dtype=np.float64
-    )
-
-
 def tau_normalize(W: np.ndarray, tau: float) -> np.ndarray:
     """Row-wise ``W_c / ||W_c||**tau`` (Kang et al. 2020), same dtype as ``W``.
 
@@ -430,7 +416,7 @@ def tau_normalize(W: np.ndarray, tau: float) -> np.ndarray:
     :func:`choose_tau` and the ``tau_norm`` remedy. Zero rows stay zero.
     """
     W = np.asarray(W)
-    norms = np.maximum(np.linalg.norm(W.astype(np.float64), axis=1, keepdims=True), _EPS)
+    norms = np.maximum(np.linalg.norm(W.astype(np.float64), axis=1, keepdims=True), NORM_EPS)
     return (W / norms ** float(tau)).astype(W.dtype)
 
 

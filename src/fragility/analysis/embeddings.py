@@ -10,16 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-_EPS = 1e-12  # same clamp as torch.nn.functional.normalize
-
-
-def prepare_fe(fe: np.ndarray, normed: bool = False) -> np.ndarray:
-    """``fe'`` (N, H): ``fe`` as float64, L2-normalised per row when ``normed``."""
-    fe = np.asarray(fe, dtype=np.float64)
-    if normed:
-        norms = np.linalg.norm(fe, axis=1, keepdims=True)
-        fe = fe / np.maximum(norms, _EPS)
-    return fe
+# fe' and the logits of a linear head have one definition, next to the file format they read
+from fragility.embeddings import head_logits, prepare_fe
 
 
 def classification_embeddings(fe: np.ndarray, W: np.ndarray, normed: bool = False) -> np.ndarray:
@@ -41,12 +33,8 @@ def own_class_ce(
     return fe2 * W[np.asarray(classes, dtype=np.int64)]
 
 
-def reconstruct_logits(
-    fe: np.ndarray, W: np.ndarray, bias: np.ndarray, normed: bool = False
-) -> np.ndarray:
-    """Logits (N, C) rebuilt from embeddings: ``fe' @ W.T + bias`` (= ``CE.sum(-1) + bias``)."""
-    fe2 = prepare_fe(fe, normed)
-    return fe2 @ np.asarray(W, dtype=np.float64).T + np.asarray(bias, dtype=np.float64)
+# Logits (N, C) rebuilt from embeddings: ``fe' @ W.T + bias`` (= ``CE.sum(-1) + bias``).
+reconstruct_logits = head_logits
 
 
 def reference_and_alternative(
