@@ -21,7 +21,17 @@ import torch.nn.functional as F
 from .errors import ConfigError
 
 
-class CrossEntropy(nn.Module):
+class WeightedMeanLoss(nn.Module):
+    """A loss reduced as torch's weighted mean ``Σ_n w_{y_n} ℓ_n / Σ_n w_{y_n}`` (plain mean
+    without ``weight``)."""
+
+    def instance_scale(self, target: torch.Tensor, weight: torch.Tensor | None):
+        """The factor from the batch loss's gradient to instance n's own weighted term
+        ``w_{y_n} ℓ_n``: ``Σ_n w_{y_n}`` (a device tensor), or N without weights."""
+        return len(target) if weight is None else weight[target].sum()
+
+
+class CrossEntropy(WeightedMeanLoss):
     def forward(self, logits, target, weight=None):
         return F.cross_entropy(logits, target, weight=weight)
 
@@ -41,8 +51,12 @@ class FocalLoss(nn.Module):
         p = torch.exp(-F.cross_entropy(logits, target, reduction="none"))
         return ((1 - p) ** self.gamma * ce).mean()
 
+    def instance_scale(self, target: torch.Tensor, weight: torch.Tensor | None) -> int:
+        """A plain mean over the batch, weighted or not: N."""
+        return len(target)
 
-class LDAMLoss(nn.Module):
+
+class LDAMLoss(WeightedMeanLoss):
     """Label-distribution-aware margin loss: subtract ``Δ_y ∝ n_y^(-1/4)`` from the target
     logit (largest margin ``max_margin``) and scale by ``s`` before cross-entropy.
 
@@ -69,7 +83,7 @@ def _log_prior(class_counts) -> torch.Tensor:
     return torch.tensor(np.log(counts / counts.sum()), dtype=torch.float32)
 
 
-class LogitAdjustedLoss(nn.Module):
+class LogitAdjustedLoss(WeightedMeanLoss):
     """Menon et al.'s logit-adjusted loss (ICLR 2021, eq. 10): cross-entropy on
     ``logits + τ·log π`` with ``π_c = n_c / N`` the training class prior.
 
@@ -94,7 +108,7 @@ class BalancedSoftmax(LogitAdjustedLoss):
         super().__init__(class_counts, tau=1.0)
 
 
-class CDTLoss(nn.Module):
+class CDTLoss(WeightedMeanLoss):
     """Ye et al.'s class-dependent temperatures (arXiv 2001.01385): cross-entropy on
     ``z_c / a_c`` with ``a_c = (n_max / n_c)^γ`` (1 for the majority, larger for minority
     classes). Prediction uses the raw logits (``a_c = 1``), as in the paper.

@@ -17,6 +17,8 @@ pooling, ``(N, 64)``. ``model.classifier`` maps FE to logits: a ``Linear`` layer
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -94,6 +96,8 @@ class ResNetCifar(nn.Module):
                 stages.append(BasicBlock(in_planes, planes, stride if i == 0 else 1))
                 in_planes = planes
         self.layers = nn.Sequential(*stages)
+        # index in ``layers`` of each stage's last block (a plain attribute: not in the weights)
+        self.stage_ends = {f"stage{i + 1}": sum(blocks[: i + 1]) - 1 for i in range(3)}
         self.classifier = (
             NormedLinear(FEATURE_DIM, n_classes, scale)
             if normed_classifier
@@ -108,6 +112,20 @@ class ResNetCifar(nn.Module):
         out = F.relu(self.bn1(self.conv1(x)))
         out = self.layers(out)
         return out.mean(dim=(2, 3))
+
+    def features_mixed(
+        self, x: torch.Tensor, mix: Callable[[torch.Tensor], torch.Tensor], at: str
+    ) -> torch.Tensor:
+        """FE ``(N, 64)`` with ``mix`` applied to the activations ``(N, c, h, w)`` after
+        stage ``at`` (``stage1`` ... ``stage3``), or to FE itself (``fe``); MFW's forward."""
+        out = F.relu(self.bn1(self.conv1(x)))
+        end = self.stage_ends.get(at)
+        for i, block in enumerate(self.layers):
+            out = block(out)
+            if i == end:
+                out = mix(out)
+        fe = out.mean(dim=(2, 3))
+        return mix(fe) if at == "fe" else fe
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))

@@ -25,6 +25,39 @@ ARCHITECTURES: dict[str, tuple[int, int, int]] = {
     "resnet56": (9, 9, 9),
 }
 SELECTIONS = ("test_bac", "val_bac", "last")
+# where Major Feature Weakening mixes features: after a residual stage, or FE itself
+MFW_LAYERS = ("stage1", "stage2", "fe")
+
+
+@dataclass(frozen=True)
+class MFWSettings:
+    """Major Feature Weakening (Ye, Zhan and Chao, ICCV 2021; the lecture's Solution 5).
+
+    Within each mini-batch an instance of class c has its features (after ``layer``) mixed
+    with those of another instance of the batch, ``f <- (1 - lam_c) f + lam_c f_other``,
+    label kept, with ``lam_c = strength * ((n_c - n_min) / (n_max - n_min)) ** power``:
+    ``strength`` for the largest class, 0 for the smallest (and for every class of a
+    balanced subset). The schedule is our reading; the seeds give only its shape.
+    """
+
+    strength: float = 0.5
+    power: float = 1.0
+    layer: str = "stage2"
+
+    def __post_init__(self):
+        if self.layer not in MFW_LAYERS:
+            raise ConfigError(f"unknown mfw layer {self.layer!r}; choose one of {list(MFW_LAYERS)}")
+        if not 0 <= self.strength <= 1:
+            raise ConfigError(f"mfw strength must lie in [0, 1], got {self.strength}")
+        if self.power <= 0:
+            raise ConfigError(f"mfw power must be positive, got {self.power}")
+
+    def strengths(self, counts) -> list[float]:
+        """``lam_c`` for a training subset with ``counts`` images per class."""
+        n_min, n_max = min(counts), max(counts)
+        if n_max == n_min:
+            return [0.0] * len(counts)
+        return [self.strength * ((n - n_min) / (n_max - n_min)) ** self.power for n in counts]
 
 
 @dataclass
@@ -56,6 +89,7 @@ class TrainConfig:
     crop_padding: int = 4
     seed: int = 0
     eval_batch_size: int | None = None  # None: 256 on CPU (cache-friendly), 2048 on GPU
+    mfw: MFWSettings | None = None  # Major Feature Weakening; a dict from the config
 
     def __post_init__(self):
         if self.select not in SELECTIONS:
@@ -63,9 +97,19 @@ class TrainConfig:
         if self.epochs < 1:
             raise ConfigError(f"epochs must be at least 1, got {self.epochs}")
         self.lr_milestones = tuple(self.lr_milestones)
+        if isinstance(self.mfw, dict):
+            unknown = set(self.mfw) - {f.name for f in dataclasses.fields(MFWSettings)}
+            if unknown:
+                raise ConfigError(f"unknown mfw settings {sorted(unknown)}")
+            self.mfw = MFWSettings(**self.mfw)
 
     def hash(self) -> str:
-        blob = json.dumps(dataclasses.asdict(self), sort_keys=True, default=list)
+        fields = dataclasses.asdict(self)
+        if fields["mfw"] is None:
+            # a run without MFW keeps the hash it had before the option existed, so its
+            # resume state and its files' metadata still match
+            del fields["mfw"]
+        blob = json.dumps(fields, sort_keys=True, default=list)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

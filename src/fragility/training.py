@@ -25,6 +25,7 @@ from . import metrics
 from .errors import ConfigError, TrainingDiverged
 from .io import atomic_path
 from .losses import build_loss, class_balanced_weights
+from .mfw import FeatureWeakening, draw_partners, mfw_generator
 from .models import ResNetCifar, build_model
 from .settings import (  # noqa: F401 (re-exported: the schedule belongs to training)
     SELECTIONS,
@@ -258,39 +259,67 @@ def _epoch_draws(order, bounds, cfg: TrainConfig, generator) -> torch.Tensor:
     return out
 
 
-def _epoch_batches(order, images, padded, cfg: TrainConfig, generator):
-    """Yield one epoch's minibatches ``(uint8 images, indices)`` on the images' device.
+def _epoch_batches(order, images, padded, cfg: TrainConfig, generator, mfw_gen=None):
+    """Yield one epoch's minibatches ``(uint8 images, indices)`` on the images' device, and
+    with ``mfw_gen`` each item's MFW partner (its position within the batch) as a third.
 
-    The order and every batch's crop offsets and flips cross to the device in one copy: a
-    copy per batch would make the host wait for the GPU at every step.
+    The order, every batch's crop offsets and flips and the partners cross to the device in
+    one copy: a copy per batch would make the host wait for the GPU at every step.
     """
     bounds = _batch_bounds(len(order), cfg.batch_size)
     draws = _epoch_draws(order, bounds, cfg, generator)
-    order, dy, dx, flips = draws.to(images.device).unbind()
+    if mfw_gen is not None:
+        draws = torch.cat([draws, draw_partners(bounds, mfw_gen)[None]])
+    order, dy, dx, flips, *partners = draws.to(images.device).unbind()
     for start, stop in bounds:
         idx = order[start:stop]
+        extra = tuple(p[start:stop] for p in partners)
         if not cfg.augment:
-            yield images[idx], idx
+            yield images[idx], idx, *extra
             continue
         flip = flips[start:stop].bool() if cfg.flip else None
         yield (
             crop_and_flip(padded[idx], cfg.crop_padding, dy[start:stop], dx[start:stop], flip),
             idx,
+            *extra,
         )
 
 
-def _train_steps(model, optimizer, criterion, weight, normalize, batches, labels, n_classes):
+def _train_steps(
+    model,
+    optimizer,
+    criterion,
+    weight,
+    normalize,
+    batches,
+    labels,
+    n_classes,
+    *,
+    fe_grad: torch.Tensor | None = None,
+    mfw: FeatureWeakening | None = None,
+):
     """One epoch of SGD steps. Returns the summed loss and the per-class training hits as
     device tensors: nothing in here waits for the device, so on a GPU the host queues the
-    next step while the current one runs."""
+    next step while the current one runs.
+
+    ``fe_grad (C,)``, when given, accumulates per class the norm of each instance's loss
+    gradient with respect to the FE the classifier reads, ``‖∂(w_y ℓ_n)/∂fe_n‖`` (the loss's
+    own weights, margins and scale included): read from the step's own backward pass, so
+    the weights are those of a run without it. With ``mfw``, batches carry each item's
+    partner and the features are weakened (:mod:`fragility.mfw`).
+    """
     device = labels.device
     loss_sum = torch.zeros((), device=device)
     hits = torch.zeros(n_classes, device=device)
     with _cudnn_autotuned(device):
-        for xb, idx in batches:
-            with _autocast(device):
-                logits = model(normalize(xb))
+        for xb, idx, *partner in batches:
             target = labels[idx]
+            with _autocast(device):
+                x = normalize(xb)
+                fe = model.features(x) if mfw is None else mfw.features(model, x, target, *partner)
+                logits = model.classifier(fe)
+            if fe_grad is not None:
+                fe.retain_grad()
             loss = criterion(logits.float(), target, weight)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -299,6 +328,10 @@ def _train_steps(model, optimizer, criterion, weight, normalize, batches, labels
             # index_add_, not bincount: CUDA's bincount reads its input's range back to the
             # host, a sync per step
             hits.index_add_(0, target, (logits.argmax(1) == target).float())
+            if fe_grad is not None:
+                # the batch loss is a (weighted) mean: undo its normaliser per instance
+                scale = criterion.instance_scale(target, weight)
+                fe_grad.index_add_(0, target, fe.grad.float().norm(dim=1) * scale)
     return loss_sum, hits
 
 
@@ -339,6 +372,7 @@ def train(
     criterion = build_criterion(cfg, counts).to(device)
     cb_weights = class_balanced_weights(counts, cfg.cb_beta).to(device)
     optimizer = build_optimizer(cfg, model)
+    mfw = FeatureWeakening.build(cfg.mfw, counts, device) if cfg.mfw else None
 
     x_train = to_device_images(train_set.x, device)
     y_cpu = torch.from_numpy(train_set.y.astype(np.int64))
@@ -386,10 +420,13 @@ def train(
         order = _epoch_order(y_cpu, cfg.oversample, gen)
         # times each class is seen this epoch (the counts, unless over-sampled)
         seen = torch.bincount(y_cpu[order], minlength=n_classes).numpy()
-        batches = _epoch_batches(order, x_train, padded, cfg, gen)
+        mfw_gen = mfw_generator(cfg.seed, epoch) if mfw else None
+        batches = _epoch_batches(order, x_train, padded, cfg, gen, mfw_gen)
+        fe_grad = torch.zeros(n_classes, device=device)
         loss_sum, hits = _train_steps(
-            model, optimizer, criterion, weight, normalize, batches, y_train, n_classes
-        )
+            model, optimizer, criterion, weight, normalize, batches, y_train, n_classes,
+            fe_grad=fe_grad, mfw=mfw,
+        )  # fmt: skip
         mean_loss = float(loss_sum) / len(order)
         if not math.isfinite(mean_loss):
             where = (
@@ -413,6 +450,8 @@ def train(
         # once per pass, so each entry stays a fraction in [0, 1]
         train_acc = (hits.cpu().numpy() / seen).tolist()
         row.update(train_bac=float(np.mean(train_acc)), train_acc=train_acc)
+        # the lecture's training-progress diagnostic: mean FE-gradient norm per class
+        row["fe_grad_norm"] = (fe_grad.cpu().numpy() / seen).tolist()
         for name, subset in evals.items():
             preds = predict(model, eval_images[name], normalize, eval_batch).argmax(1).cpu().numpy()
             row[f"{name}_bac"] = metrics.balanced_accuracy(subset.y, preds, n_classes)
