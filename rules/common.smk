@@ -2,19 +2,25 @@
 import sys
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-validate(config, schema="../config/schema.yaml")
+from fragility.config import Study, load_schema, schema_error_line
+
+# one line naming the key, instead of jsonschema's print-out of the whole schema
+try:
+    validate(config, schema="../config/schema.yaml")
+except WorkflowError as error:
+    sys.exit(f"config error: {schema_error_line(error)}")
 
 from fragility.analysis.claims import CLAIM_TABLES
 from fragility.analysis.crossrun import CROSS_RUN_TABLES
 from fragility.analysis.tables import TABLES
-from fragility.config import Study
 from fragility.errors import FragilityError
 from fragility.plotting import CROSS_RUN_FIGURES, FIGURES
 
 try:
-    STUDY = Study(config)
+    STUDY = Study(config, load_schema(Path(workflow.basedir) / "config" / "schema.yaml"))
 except FragilityError as error:
     sys.exit(f"config error: {error}")
 

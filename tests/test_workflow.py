@@ -284,14 +284,15 @@ def test_missing_dataset_is_one_clear_message_and_no_partial_file(tmp_path):
     assert not list(tmp_path.glob("data/*"))  # no canonical file, not even a temporary one
 
 
-def test_n_max_larger_than_the_data_fails_at_the_split(tmp_path):
+def test_n_max_larger_than_the_data_stops_before_anything_runs(tmp_path):
+    # digits' sizes are known without reading it (fragility.config.KNOWN_SIZES); for an
+    # image folder the split job says the same (tests/test_splits.py)
     config = _smoke_config()
     config["datasets"]["digits"]["split"]["n_max"] = 170
     result = snakemake(tmp_path, configfile=_write(tmp_path, config))
     assert result.returncode != 0
-    logs = "".join(p.read_text() for p in (tmp_path / "logs/splits").rglob("*.log"))
-    assert "fewer than n_max=170" in logs
-    assert not list((tmp_path / "results").rglob("*.parquet"))
+    assert "config error: datasets.digits.split.n_max: n_max=170 + n_val=20 = 190" in result.stderr
+    assert not (tmp_path / "results").exists() and not (tmp_path / "data").exists()
 
 
 def test_workflow_lints_clean():

@@ -4,6 +4,12 @@ Training settings are layered, later wins: ``training`` defaults < the dataset's
 ``training`` < the named loss's settings < the run group's ``training``. The result for each
 run is a plain dict, so Snakemake sees exactly the settings of each run as its params and
 reruns only the runs whose settings changed.
+
+:class:`Study` also checks what the schema cannot see, before any job runs: each remedy's
+parameters against its method's schema (``$defs.remedy_params`` of ``config/schema.yaml``),
+``select: val_bac`` and a validation-chosen ``tau_norm`` against ``n_val``, ``class_order``
+and ``n_max``/``n_val``/``n_test`` against the sizes of the datasets known without reading
+them (:data:`KNOWN_SIZES`). Every error is one line naming the key and the fix.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 from .data import LOADERS
 from .errors import ConfigError
@@ -19,6 +26,50 @@ from .settings import ARCHITECTURES, LOSSES, TrainConfig
 from .splits import Imbalance
 
 TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
+# the workflow's schema, in the repository this package is installed from (editable)
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
+
+# Datasets whose per-class sizes are fixed and known without reading them: loader ->
+# (classes, images of the smallest class in train, in test). None: it depends on the files
+# (CelebA's black-haired subset; an image folder is not listed at all).
+KNOWN_SIZES: dict[str, tuple[int, int | None, int | None]] = {
+    "fashion_mnist": (10, 6000, 1000),
+    "cifar10": (10, 5000, 1000),
+    "cifar100": (100, 500, 100),
+    "svhn": (10, 4659, 1595),  # torchvision's train and test files; digit 9 is the smallest
+    "digits": (10, 139, 35),  # scikit-learn's 1,797 digits split 80/20 per class; class 8
+    "celeba": (2, None, None),
+}
+
+
+def load_schema(path: str | Path = SCHEMA_PATH) -> dict:
+    """The workflow's JSON schema (``config/schema.yaml``) as a dict."""
+    import yaml
+
+    return yaml.safe_load(Path(path).read_text())
+
+
+def _key(path) -> str:
+    """``['runs', 0, 'imbalance']`` -> ``runs[0].imbalance``."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "the config's top level"
+
+
+def schema_error_line(error: BaseException) -> str:
+    """One line for a failed schema validation (Snakemake's ``validate`` wraps jsonschema's
+    ``ValidationError``, which it chains as the cause): the key, what is wrong, where to look."""
+    from jsonschema.exceptions import ValidationError
+
+    cause = error
+    while cause is not None and not isinstance(cause, ValidationError):
+        cause = cause.__cause__ or cause.__context__
+    if cause is None:
+        return str(error).strip().splitlines()[0]
+    message = " ".join(cause.message.split())
+    where = _key(cause.absolute_path)
+    return f"{where}: {message}; config/schema.yaml lists the valid keys and values"
 
 
 @dataclass(frozen=True)
@@ -46,8 +97,11 @@ def sorted_settings(obj):
 class Study:
     """The runs a config asks for and the resolved settings of each."""
 
-    def __init__(self, config: dict):
+    def __init__(self, config: dict, schema: dict | None = None):
+        """``config`` already validated against (and completed from) the schema; ``schema``
+        that schema (default: :func:`load_schema`), for the remedies' parameters."""
         self.config = config
+        self.schema = load_schema() if schema is None else schema
         self.datasets: dict = config.get("datasets", {})
         self.losses: dict = config.get("losses", {})
         self.runs: list[Run] = []
@@ -59,10 +113,89 @@ class Study:
                     f"dataset {name!r} has no loader {loader!r}; set 'loader' to one of "
                     f"{sorted(LOADERS)}"
                 )
+            self._check_split(name, loader)
         for group in config.get("runs", []):
             self._add_group(group)
         if not self.runs:
             raise ConfigError("the config lists no runs: add at least one entry under 'runs'")
+        self._check_selection()
+        self._check_remedies()
+
+    # -- checks the schema cannot express ------------------------------------------------------
+
+    def _check_split(self, name: str, loader: str) -> None:
+        """``class_order`` is an order of the dataset's classes; the pool, validation and test
+        sets fit into the smallest class where the dataset's sizes are known."""
+        split, key = self.split_settings(name), f"datasets.{name}.split"
+        n_classes, n_train, n_test = KNOWN_SIZES.get(loader, (None, None, None))
+        order = split["class_order"]
+        if order is not None:
+            n = len(order) if n_classes is None else n_classes
+            if sorted(order) != list(range(n)):
+                raise ConfigError(
+                    f"{key}.class_order {order} is not an order of the {n} classes of "
+                    f"{loader}: list each of 0..{n - 1} exactly once"
+                )
+        n_max, n_val = split["n_max"], split["n_val"]
+        if n_train is not None and n_max + n_val > n_train:
+            asked = f"n_max={n_max}" + (f" + n_val={n_val} = {n_max + n_val}" if n_val else "")
+            raise ConfigError(
+                f"{key}.n_max: {asked}, but the smallest class of {loader} has {n_train} "
+                "training images (the pool and validation set come from them); lower n_max"
+                + (" or n_val" if n_val else "")
+            )
+        if n_test is not None and split["n_test"] is not None and split["n_test"] > n_test:
+            raise ConfigError(
+                f"{key}.n_test: {split['n_test']}, but the smallest class of {loader} has "
+                f"{n_test} test images; lower n_test, or set it to null to keep them all"
+            )
+
+    def _check_selection(self) -> None:
+        """``select: val_bac`` needs a validation split."""
+        for run in self.runs:
+            if self.train_settings(run).get("select") != "val_bac":
+                continue
+            if self.split_settings(run.dataset)["n_val"] == 0:
+                raise ConfigError(
+                    f"select: val_bac (run {run.path}) needs a validation split, but "
+                    f"datasets.{run.dataset}.split.n_val is 0; set n_val > 0, or select: "
+                    "test_bac or last"
+                )
+
+    def _check_remedies(self) -> None:
+        """Each remedy's parameters against its method's schema; a ``tau_norm`` that chooses
+        τ on the validation split needs one in every run it treats."""
+        from jsonschema import Draft202012Validator
+        from jsonschema.exceptions import best_match
+
+        defs = self.schema["$defs"]
+        bases = self.remedy_base_runs()
+        for name, entry in self.config.get("remedies", {}).get("methods", {}).items():
+            method, key = entry["method"], f"remedies.methods.{name}"
+            params = {k: v for k, v in entry.items() if k not in ("method", "enabled")}
+            schema = defs["remedy_params"][method]
+            valid = _parameters(schema, defs)
+            unknown = sorted(set(params) - set(valid))
+            if unknown:
+                raise ConfigError(
+                    f"{key}.{unknown[0]}: {method} has no parameter {unknown[0]!r}; "
+                    f"valid: {', '.join(valid) or 'none'} (and method, enabled)"
+                )
+            error = best_match(Draft202012Validator({"$defs": defs, **schema}).iter_errors(params))
+            if error is not None:
+                where = ".".join([key, *map(str, error.absolute_path)])
+                raise ConfigError(
+                    f"{where}: {' '.join(error.message.split())}; "
+                    f"$defs.remedy_params.{method} in config/schema.yaml says what it takes"
+                )
+            if method == "tau_norm" and params.get("tau") is None and entry.get("enabled", True):
+                for run in bases:
+                    if self.split_settings(run.dataset)["n_val"] == 0:
+                        raise ConfigError(
+                            f"{key} chooses tau on the validation split, but "
+                            f"datasets.{run.dataset}.split.n_val is 0 (run {run.path}); "
+                            f"set n_val > 0, or fix {key}.tau"
+                        )
 
     def _add_group(self, group: dict) -> None:
         dataset = group["dataset"]
@@ -157,3 +290,13 @@ class Study:
 
     def runs_for(self, **match) -> list[Run]:
         return [r for r in self.runs if all(getattr(r, k) == v for k, v in match.items())]
+
+
+def _parameters(schema: dict, defs: dict) -> list[str]:
+    """The property names a remedy's schema allows, its ``allOf`` references' included."""
+    names = list(schema.get("properties", {}))
+    for part in schema.get("allOf", []):
+        ref = part.get("$ref", "")
+        target = defs[ref.rsplit("/", 1)[-1]] if ref.startswith("#/$defs/") else part
+        names += [n for n in target.get("properties", {}) if n not in names]
+    return names

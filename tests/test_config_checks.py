@@ -1,0 +1,228 @@
+"""The config is checked before any job runs: what the schema cannot express, each error one
+line naming the key and the fix (fragility.config.Study)."""
+
+import copy
+
+import numpy as np
+import pytest
+import yaml
+from snakemake.utils import validate
+from snakemake_cli import REPO, SMOKE, run_snakemake
+
+from fragility.config import KNOWN_SIZES, SCHEMA_PATH, Study, load_schema
+from fragility.errors import ConfigError
+from fragility.remedies import REMEDIES
+
+SMOKE_CONFIG = yaml.safe_load(SMOKE.read_text())
+
+
+def study(edit=None) -> Study:
+    """The smoke preset, edited, validated and completed from the schema as the workflow does."""
+    config = copy.deepcopy(SMOKE_CONFIG)
+    if edit:
+        edit(config)
+    validate(config, str(SCHEMA_PATH))
+    return Study(config)
+
+
+def error_of(edit) -> str:
+    with pytest.raises(ConfigError) as info:
+        study(edit)
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+def test_the_presets_pass():
+    study()
+    for path in (REPO / "config.yaml", REPO / "presets" / "paper.yaml"):
+        config = yaml.safe_load(path.read_text())
+        validate(config, str(SCHEMA_PATH))
+        Study(config)
+
+
+# -- each remedy's parameters against its own method's schema ----------------------------------
+
+
+def test_a_misspelt_remedy_parameter_names_the_key_and_the_valid_ones():
+    def edit(config):
+        config["remedies"]["methods"]["eos"]["kk"] = 5
+
+    assert error_of(edit) == (
+        "remedies.methods.eos.kk: eos has no parameter 'kk'; valid: k, target, epochs, lr, "
+        "momentum, weight_decay, batch_size, schedule, device (and method, enabled)"
+    )
+
+
+def test_a_parameter_of_another_method_is_refused():
+    def edit(config):
+        config["remedies"]["methods"]["crt"]["k"] = 5  # k belongs to eos and smote
+
+    assert error_of(edit).startswith("remedies.methods.crt.k: crt has no parameter 'k'; valid: ")
+
+
+def test_a_remedy_parameter_of_the_wrong_type_is_refused():
+    def edit(config):
+        config["remedies"]["methods"]["eos"]["k"] = "ten"
+
+    assert error_of(edit) == (
+        "remedies.methods.eos.k: 'ten' is not of type 'integer'; "
+        "$defs.remedy_params.eos in config/schema.yaml says what it takes"
+    )
+
+
+def test_a_remedy_parameter_out_of_range_is_refused():
+    def edit(config):
+        config["remedies"]["methods"]["logit_adjust"]["method"] = "tau_norm"
+        config["remedies"]["methods"]["logit_adjust"]["taus"] = [-1.0]
+
+    assert error_of(edit) == (
+        "remedies.methods.logit_adjust.taus.0: -1.0 is less than the minimum of 0; "
+        "$defs.remedy_params.tau_norm in config/schema.yaml says what it takes"
+    )
+
+
+def test_the_schema_of_every_remedy_is_the_registry_s():
+    """config/schema.yaml documents each method's parameters and defaults; the registry in
+    fragility.remedies applies them: the two must not drift apart."""
+    schema = load_schema()
+    defs = schema["$defs"]
+    methods = schema["properties"]["remedies"]["properties"]["methods"]
+    assert methods["additionalProperties"]["properties"]["method"]["enum"] == list(REMEDIES)
+    assert list(defs["remedy_params"]) == list(REMEDIES)
+    for name, remedy in REMEDIES.items():
+        method = defs["remedy_params"][name]
+        properties = dict(method.get("properties", {}))
+        for part in method.get("allOf", []):
+            properties.update(defs[part["$ref"].rsplit("/", 1)[-1]]["properties"])
+        assert set(properties) == set(remedy.params), name
+        for key, default in remedy.params.items():
+            prop = properties[key]
+            if "$ref" in prop:
+                prop = defs[prop["$ref"].rsplit("/", 1)[-1]]
+            if isinstance(default, list):  # tau_norm's taus: np.linspace(0, 2, 21)
+                assert np.allclose(prop["default"], default), (name, key)
+            else:
+                assert prop["default"] == default, (name, key)
+
+
+# -- val_bac and tau_norm need a validation split ----------------------------------------------
+
+
+def test_val_bac_without_a_validation_split_is_refused():
+    def edit(config):
+        config["training"]["select"] = "val_bac"
+        config["datasets"]["digits"]["split"]["n_val"] = 0
+        del config["remedies"]
+
+    assert error_of(edit) == (
+        "select: val_bac (run digits/balanced/ce/seed0) needs a validation split, but "
+        "datasets.digits.split.n_val is 0; set n_val > 0, or select: test_bac or last"
+    )
+
+
+def test_tau_norm_without_a_validation_split_is_refused_unless_tau_is_fixed():
+    def edit(config):
+        config["datasets"]["digits"]["split"]["n_val"] = 0
+
+    assert error_of(edit) == (
+        "remedies.methods.tau_norm chooses tau on the validation split, but "
+        "datasets.digits.split.n_val is 0 (run digits/exp10/ce/seed0); set n_val > 0, or fix "
+        "remedies.methods.tau_norm.tau"
+    )
+
+    def fixed(config):
+        edit(config)
+        config["remedies"]["methods"]["tau_norm"]["tau"] = 1.0
+
+    study(fixed)
+
+
+# -- the split against the dataset's known sizes -----------------------------------------------
+
+
+def test_class_order_must_be_an_order_of_the_dataset_s_classes():
+    def edit(config):
+        config["datasets"]["digits"]["split"]["class_order"] = [1, 0, 2]
+
+    assert error_of(edit) == (
+        "datasets.digits.split.class_order [1, 0, 2] is not an order of the 10 classes of "
+        "digits: list each of 0..9 exactly once"
+    )
+
+
+def test_class_order_of_an_image_folder_must_still_be_an_order():
+    def edit(config):
+        config["datasets"] = {
+            "scans": {"loader": "image_folder", "root": "x", "split": {"class_order": [0, 0]}}
+        }
+        for group in config["runs"]:
+            group["dataset"] = "scans"
+        del config["remedies"]
+
+    assert error_of(edit) == (
+        "datasets.scans.split.class_order [0, 0] is not an order of the 2 classes of "
+        "image_folder: list each of 0..1 exactly once"
+    )
+
+
+def test_n_max_and_n_val_must_fit_the_smallest_class():
+    def edit(config):
+        config["datasets"]["digits"]["split"]["n_max"] = 130
+
+    assert error_of(edit) == (
+        "datasets.digits.split.n_max: n_max=130 + n_val=20 = 150, but the smallest class of "
+        "digits has 139 training images (the pool and validation set come from them); lower "
+        "n_max or n_val"
+    )
+
+
+def test_n_test_must_fit_the_smallest_class():
+    def edit(config):
+        config["datasets"]["digits"]["split"]["n_test"] = 36
+
+    assert error_of(edit) == (
+        "datasets.digits.split.n_test: 36, but the smallest class of digits has 35 test "
+        "images; lower n_test, or set it to null to keep them all"
+    )
+
+
+def test_the_known_sizes_of_digits_are_its_real_sizes():
+    """The one dataset of KNOWN_SIZES that is on every machine: checked against its loader."""
+    from fragility.data import load_raw
+
+    digits = load_raw("digits")
+    classes, n_train, n_test = KNOWN_SIZES["digits"]
+    assert len(digits.classes) == classes
+    assert np.bincount(digits.y_train).min() == n_train
+    assert np.bincount(digits.y_test).min() == n_test
+
+
+# -- in the workflow: one line on the console, before any job ----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("edit", "line"),
+    [
+        (
+            lambda c: c["remedies"]["methods"]["crt"].update(epoch=3),
+            "config error: remedies.methods.crt.epoch: crt has no parameter 'epoch'; valid: ",
+        ),
+        (  # a schema error, too, is one line naming the key
+            lambda c: c["training"].update(epoch=3),
+            "config error: training: Additional properties are not allowed ('epoch' was "
+            "unexpected); config/schema.yaml lists the valid keys and values",
+        ),
+    ],
+)
+def test_the_workflow_stops_with_one_line_before_any_job(tmp_path, edit, line):
+    config = copy.deepcopy(SMOKE_CONFIG)
+    edit(config)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = run_snakemake(tmp_path, path)
+    assert result.returncode != 0
+    errors = [x for x in result.stderr.splitlines() if x.startswith("config error: ")]
+    assert len(errors) == 1 and errors[0].startswith(line), result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "results").exists() and not (tmp_path / "data").exists()
