@@ -11,5 +11,6 @@ run_logged(
         list(sm.params.base),
         dict(sm.params.remedies),
         Path(sm.output[0]).parent,
+        n_boot=sm.params.n_boot,
     ),
 )

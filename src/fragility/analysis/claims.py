@@ -1,9 +1,14 @@
-"""The paper's qualitative claims (SPEC §4, last paragraph), measured on this study's runs.
+"""The paper's qualitative claims (SPEC §4, last paragraph), measured with uncertainty.
 
-Each claim is checked per imbalanced run (one seed) on the ``*_by_seed`` cross-run tables;
-a claim *holds* for a (dataset, imbalance, loss) group when it holds in every seed where it
-can be measured. A claim that cannot be measured (e.g. the minority class is never
-predicted, or there is no balanced run) is reported with ``holds`` null, never as a pass.
+Each claim is a signed difference that is positive when the claim holds (the definitions
+are in :mod:`fragility.analysis.bootstrap`, computed per imbalanced run into its
+``uncertainty/bootstrap.parquet``). For a (dataset, imbalance, loss) group the verdict is
+*holds* when the 95 % interval of the difference lies above 0, *fails* when it lies below,
+*inconclusive* otherwise, and *n/a* when no seed could measure it (no balanced run, a
+class never predicted). The interval is a t-interval over seeds when at least three seeds
+measured the claim; with fewer it is the stratified bootstrap over images (the mean of the
+seeds' replicates), which leaves training randomness out, and the tables and text say so.
+The ``*_by_seed`` tables supply the plain-words detail of every seed.
 """
 
 from __future__ import annotations
@@ -15,99 +20,79 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
+from fragility.analysis.bootstrap import MAX_COVERING_K, MIN_MINORITY_GAP
 from fragility.analysis.crossrun import GROUP_KEYS, RUN_KEYS
-
-MIN_MINORITY_GAP = 0.10  # "far below": the minority's train-test gap is at least 10 points…
-MAX_COVERING_K = 7  # the paper: K = 7 of 64 features cover over 94 % of predictions
-
-
-@dataclass(frozen=True)
-class Measured:
-    value: float | None  # the claim's statistic for one seed
-    holds: bool | None  # None: not measurable on this seed
-    detail: str
+from fragility.analysis.uncertainty import (
+    MIN_SEEDS_FOR_VERDICT,
+    Interval,
+    percentile_interval,
+    t_interval,
+    verdict,
+)
 
 
 @dataclass(frozen=True)
 class Claim:
     name: str
     statement: str
-    table: str  # the *_by_seed table it reads
-    statistic: str  # what ``value`` is
-    measure: Callable[[dict], Measured]
+    table: str  # the *_by_seed table its detail is read from
+    statistic: str  # the signed difference, positive when the claim holds
+    detail: Callable[[dict], str]
 
 
 def _num(x) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
 
 
-def _less(a, b, fmt: str = "{:.3f}") -> tuple[bool | None, str]:
-    a, b = _num(a), _num(b)
-    if a is None or b is None:
-        return None, "not measurable"
-    return a < b, f"{fmt.format(a)} vs {fmt.format(b)}"
+def _fmt(x, spec: str = ".3f") -> str:
+    x = _num(x)
+    return "n/a" if x is None else format(x, spec)
 
 
-def _bac_order(row: dict) -> Measured:
-    imb, ret, bal = (_num(row[k]) for k in ("imbalanced", "retrained", "balanced"))
-    if bal is None:
-        return Measured(
-            ret - imb, None, f"imbalanced {imb:.3f}, retrained {ret:.3f}, no balanced run"
-        )
-    holds = imb < ret < bal
-    return Measured(
-        ret - imb, holds, f"imbalanced {imb:.3f} < retrained {ret:.3f} < balanced {bal:.3f}"
+def _bac_detail(row: dict) -> str:
+    text = f"imbalanced {_fmt(row['imbalanced'])}, retrained {_fmt(row['retrained'])}"
+    if _num(row["balanced"]) is None:
+        return text + ", no balanced run"
+    return text + f", balanced {_fmt(row['balanced'])}"
+
+
+def _gap_detail(row: dict) -> str:
+    return (
+        f"minority train {_fmt(row['train_acc_minority'])} / test "
+        f"{_fmt(row['test_acc_minority'])}; majority train {_fmt(row['train_acc_majority'])} / "
+        f"test {_fmt(row['test_acc_majority'])}"
     )
 
 
-def _minority_gap(row: dict) -> Measured:
-    gap_min = _num(row["train_acc_minority"]) - _num(row["test_acc_minority"])
-    gap_maj = _num(row["train_acc_majority"]) - _num(row["test_acc_majority"])
-    holds = gap_min >= MIN_MINORITY_GAP and gap_min > gap_maj
-    return Measured(
-        gap_min,
-        holds,
-        f"minority train {row['train_acc_minority']:.3f} / test {row['test_acc_minority']:.3f}; "
-        f"majority train {row['train_acc_majority']:.3f} / test {row['test_acc_majority']:.3f}",
-    )
-
-
-def _smaller_k(row: dict) -> Measured:
-    maj, mino = _num(row["coverage_majority"]), _num(row["coverage_minority"])
-    if maj is None or mino is None:
-        return Measured(None, None, f"K={row['k']}: a class is never predicted")
-    return Measured(
-        mino - maj, mino >= maj, f"K={row['k']}: minority covers {mino:.3f}, majority {maj:.3f}"
-    )
-
-
-def _few_features(row: dict) -> Measured:
+def _k_detail(row: dict) -> str:
     k = row["smallest_k"]
     if k is None:
-        return Measured(None, False, f"no K covers {row['threshold']:.0%} of the instances")
-    return Measured(
-        float(k), k <= MAX_COVERING_K, f"K={k} covers {row['coverage_at_smallest_k']:.3f}"
+        return f"no K covers {row['threshold']:.0%} of the instances"
+    return f"smallest K={k} covers {_fmt(row['coverage_at_smallest_k'])}"
+
+
+def _coverage_detail(row: dict) -> str:
+    return (
+        f"K={row['k']}: minority covers {_fmt(row['coverage_minority'])}, "
+        f"majority {_fmt(row['coverage_majority'])}"
     )
 
 
-def _majority_smaller(prefix: str) -> Callable[[dict], Measured]:
-    def measure(row: dict) -> Measured:
-        maj, mino = row[f"majority_{prefix}"], row[f"minority_{prefix}"]
-        holds, detail = _less(maj, mino)
-        value = None if holds is None else _num(mino) - _num(maj)
-        return Measured(value, holds, f"majority vs minority: {detail}")
+def _roles_detail(prefix: str) -> Callable[[dict], str]:
+    def detail(row: dict) -> str:
+        return (
+            f"majority {_fmt(row[f'majority_{prefix}'])} vs minority "
+            f"{_fmt(row[f'minority_{prefix}'])}"
+        )
 
-    return measure
+    return detail
 
 
-def _tp_below_fp(row: dict) -> Measured:
-    holds, detail = _less(row["frobenius_train_vs_tp"], row["frobenius_train_vs_fp"], "{:.2f}")
-    value = (
-        None
-        if holds is None
-        else _num(row["frobenius_train_vs_fp"]) - _num(row["frobenius_train_vs_tp"])
+def _fb_detail(row: dict) -> str:
+    return (
+        f"FB(TP) {_fmt(row['frobenius_train_vs_tp'], '.2f')} vs FB(FP) "
+        f"{_fmt(row['frobenius_train_vs_fp'], '.2f')}"
     )
-    return Measured(value, holds, f"FB(TP) vs FB(FP): {detail}")
 
 
 CLAIMS: tuple[Claim, ...] = (
@@ -115,39 +100,39 @@ CLAIMS: tuple[Claim, ...] = (
         "bac_order",
         "imbalanced < retrained-classifier < balanced test BAC (RQ1)",
         "table1",
-        "retrained BAC - imbalanced BAC",
-        _bac_order,
+        "min(retrained - imbalanced, balanced - retrained) test BAC",
+        _bac_detail,
     ),
     Claim(
         "minority_overfits",
         f"minority test accuracy far below its train accuracy (gap >= {MIN_MINORITY_GAP:.2f} "
         "and above the majority's gap) (RQ2)",
         "table2",
-        "minority train - test accuracy",
-        _minority_gap,
+        f"min(minority gap - majority gap, minority gap - {MIN_MINORITY_GAP:.2f})",
+        _gap_detail,
     ),
     Claim(
         "few_features_decide",
         f"a few features decide: the top-K ce with K <= {MAX_COVERING_K} cover the threshold share "
         "of all predictions (RQ3)",
         "rq3_smallest_k",
-        "smallest covering K",
-        _few_features,
+        f"best coverage with K <= {MAX_COVERING_K} - threshold",
+        _k_detail,
     ),
     Claim(
         "minority_smaller_k",
         "minority classes are covered with smaller K: at the smallest K, the minority's coverage "
-        "ratio is at least the majority's (RQ3)",
+        "ratio exceeds the majority's (RQ3)",
         "rq3_coverage",
         "minority - majority coverage ratio at the smallest K",
-        _smaller_k,
+        _coverage_detail,
     ),
     Claim(
         "majority_ce_smaller",
         "the majority class's largest class-mean ce is smaller than the minority's (RQ4, Table 3)",
         "table3",
         "minority - majority largest class-mean ce",
-        _majority_smaller("largest_mean_ce"),
+        _roles_detail("largest_mean_ce"),
     ),
     Claim(
         "majority_share_smaller",
@@ -155,7 +140,7 @@ CLAIMS: tuple[Claim, ...] = (
         "(RQ4, Table 4)",
         "table4",
         "minority - majority largest logit share",
-        _majority_smaller("largest_share"),
+        _roles_detail("largest_share"),
     ),
     Claim(
         "tp_closer_than_fp",
@@ -163,7 +148,7 @@ CLAIMS: tuple[Claim, ...] = (
         "(RQ7)",
         "rq7_generalization",
         "FB(FP) - FB(TP)",
-        _tp_below_fp,
+        _fb_detail,
     ),
 )
 
@@ -185,33 +170,84 @@ def _coverage_rows(table: pa.Table) -> list[dict]:
     ]
 
 
-def measure_claims(by_seed: Mapping[str, pa.Table]) -> pa.Table:
-    """One row per (claim, dataset, imbalance, loss) over the imbalanced runs of the
-    ``*_by_seed`` tables in ``by_seed`` (keyed by cross-run table name)."""
+def bootstrap_note(kind: str, n_seeds: int) -> str:
+    """The interval label of a verdict that rests on the bootstrap: what it leaves out."""
+    seeds = f"{n_seeds} seed{'s' if n_seeds != 1 else ''}"
+    return f"{kind} ({seeds}; training randomness not included)"
+
+
+def combine_seeds(
+    estimates: list[float | None], replicates: list[np.ndarray], kind: str
+) -> Interval:
+    """The interval of a difference measured on several seeds of one group: a t-interval
+    over the seeds that measured it when there are at least
+    :data:`~fragility.analysis.uncertainty.MIN_SEEDS_FOR_VERDICT`, else the percentile
+    interval of the seeds' mean bootstrap replicate (replicate b of every seed averaged)."""
+    measured = [i for i, e in enumerate(estimates) if e is not None and np.isfinite(e)]
+    if len(measured) >= MIN_SEEDS_FOR_VERDICT:
+        return t_interval([estimates[i] for i in measured])
+    if not measured:
+        return Interval(None, None, None, 0, "none")
+    mean = float(np.mean([estimates[i] for i in measured]))
+    stacked = np.vstack([replicates[i] for i in measured])
+    return percentile_interval(
+        stacked.mean(axis=0), mean, len(measured), bootstrap_note(kind, len(measured))
+    )
+
+
+def _replicates(row: dict) -> np.ndarray:
+    return np.array([np.nan if v is None else v for v in row["replicates"]], dtype=np.float64)
+
+
+def measure_claims(
+    by_seed: Mapping[str, pa.Table], bootstraps: Mapping[tuple, pa.Table]
+) -> pa.Table:
+    """One row per (claim, dataset, imbalance, loss) over the imbalanced runs.
+
+    ``by_seed``: the ``*_by_seed`` cross-run tables keyed by name (the words of each seed's
+    detail); ``bootstraps``: each imbalanced run's ``bootstrap.parquet`` keyed by
+    ``(dataset, imbalance, loss, seed)`` (the differences and their replicates)."""
+    stats = {
+        key: {r["statistic"]: r for r in table.to_pylist()} for key, table in bootstraps.items()
+    }
     out = []
     for claim in CLAIMS:
         table = by_seed[claim.table]
         rows = _coverage_rows(table) if claim.table == "rq3_coverage" else table.to_pylist()
-        groups: dict[tuple, list[Measured]] = {}
+        groups: dict[tuple, list[dict]] = {}
         for row in rows:
-            if row["imbalance"] == "balanced":
-                continue
-            groups.setdefault(tuple(row[k] for k in GROUP_KEYS), []).append(claim.measure(row))
-        for key, measured in groups.items():
-            known = [m for m in measured if m.holds is not None]
-            values = np.array([m.value for m in measured if m.value is not None], dtype=float)
+            if row["imbalance"] != "balanced":
+                groups.setdefault(tuple(row[k] for k in GROUP_KEYS), []).append(row)
+        for key, members in groups.items():
+            measured = []
+            for row in sorted(members, key=lambda r: r["seed"]):
+                run_stats = stats.get((*key, row["seed"]))
+                if run_stats is None or claim.name not in run_stats:
+                    raise KeyError(f"no bootstrap of {claim.name} for run {(*key, row['seed'])}")
+                measured.append((row, run_stats[claim.name]))
+            estimates = [_num(s["estimate"]) for _, s in measured]
+            interval = combine_seeds(
+                estimates, [_replicates(s) for _, s in measured], measured[0][1]["interval"]
+            )
             out.append(
                 {
                     "claim": claim.name,
                     "statement": claim.statement,
                     **dict(zip(GROUP_KEYS, key)),
-                    "n_seeds": len(measured),
-                    "n_holding": sum(bool(m.holds) for m in known),
-                    "holds": all(m.holds for m in known) if known else None,
+                    "verdict": verdict(interval.low, interval.high, interval.estimate),
                     "statistic": claim.statistic,
-                    "value_mean": float(values.mean()) if len(values) else None,
-                    "value_std": float(values.std(ddof=1)) if len(values) > 1 else None,
-                    "detail": "; ".join(m.detail for m in measured),
+                    "difference": interval.estimate,
+                    "ci_low": interval.low,
+                    "ci_high": interval.high,
+                    "n": interval.n,
+                    "interval": interval.kind,
+                    "n_seeds": len(measured),
+                    "n_positive": sum(e is not None and e > 0 for e in estimates),
+                    "detail": "; ".join(
+                        f"seed {row['seed']}: {claim.detail(row)} (difference "
+                        f"{_fmt(s['estimate'], '+.3f')})"
+                        for row, s in measured
+                    ),
                 }
             )
     schema = pa.schema(
@@ -219,36 +255,56 @@ def measure_claims(by_seed: Mapping[str, pa.Table]) -> pa.Table:
             ("claim", pa.string()),
             ("statement", pa.string()),
             *[(k, pa.string()) for k in GROUP_KEYS],
-            ("n_seeds", pa.int64()),
-            ("n_holding", pa.int64()),
-            ("holds", pa.bool_()),
+            ("verdict", pa.string()),
             ("statistic", pa.string()),
-            ("value_mean", pa.float64()),
-            ("value_std", pa.float64()),
+            ("difference", pa.float64()),
+            ("ci_low", pa.float64()),
+            ("ci_high", pa.float64()),
+            ("n", pa.int64()),
+            ("interval", pa.string()),
+            ("n_seeds", pa.int64()),
+            ("n_positive", pa.int64()),
             ("detail", pa.string()),
         ]
     )
     return pa.Table.from_pylist(out, schema=schema)
 
 
+def _interval_text(row: dict) -> str:
+    if row["difference"] is None:
+        return "not measurable"
+    if row["ci_low"] is None:
+        return f"{row['difference']:+.3f}, no interval"
+    return f"{row['difference']:+.3f} [{row['ci_low']:+.3f}, {row['ci_high']:+.3f}]"
+
+
 def claims_summary(claims: pa.Table) -> str:
-    """A short plain-text summary of :func:`measure_claims`, one block per run group."""
+    """:func:`measure_claims` in words, one block per run group: the tally of verdicts, the
+    interval each rests on, then every claim with its difference and 95 % interval."""
     rows = claims.to_pylist()
-    lines = ["The paper's claims on this study's runs (holds = in every seed where measurable)", ""]
+    lines = [
+        "The paper's claims on this study's runs. Each claim is a difference that is positive",
+        "when it holds: 'holds' = its 95 % interval lies above 0, 'fails' = below 0,",
+        "'inconclusive' = the interval contains 0, 'n/a' = not measurable.",
+        "",
+    ]
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
         groups.setdefault(tuple(row[k] for k in GROUP_KEYS), []).append(row)
     for key, group in groups.items():
         n_seeds = max(r["n_seeds"] for r in group)
-        held = sum(r["holds"] is True for r in group)
-        measurable = sum(r["holds"] is not None for r in group)
-        lines.append(
-            f"{'/'.join(key)} ({n_seeds} seed{'s' if n_seeds != 1 else ''}): "
-            f"{held} of {measurable} measurable claims hold"
+        tally = ", ".join(
+            f"{sum(r['verdict'] == v for r in group)} {v}"
+            for v in ("holds", "fails", "inconclusive", "n/a")
+            if any(r["verdict"] == v for r in group)
         )
+        kinds = sorted({r["interval"] for r in group if r["interval"] != "none"})
+        lines.append(f"{'/'.join(key)} ({n_seeds} seed{'s' if n_seeds != 1 else ''}): {tally}")
+        lines.append(f"  intervals: {'; '.join(kinds) or 'none'}")
         for r in group:
-            verdict = {True: "holds", False: "fails", None: "n/a"}[r["holds"]]
-            lines.append(f"  [{verdict:>5}] {r['statement']}: {r['detail']}")
+            lines.append(f"  [{r['verdict']:>12}] {r['statement']}")
+            lines.append(f"                 {r['statistic']}: {_interval_text(r)}")
+            lines.append(f"                 {r['detail']}")
         lines.append("")
     if not groups:
         lines.append("(no imbalanced runs: the claims compare imbalanced models)")

@@ -3,9 +3,14 @@ summarised over seeds, and the paper's qualitative claims checked on them.
 
 Every cross-run table exists twice: ``{name}_by_seed`` holds one row per run (the run's
 ``dataset``, ``imbalance``, ``loss``, ``seed`` followed by its per-run row), and ``{name}``
-holds one row per (dataset, imbalance, loss) with ``{column}_mean`` and ``{column}_std``
-(sample standard deviation, null for a single seed) of every numeric column and
-``n_seeds``. Columns that do not vary over seeds (class names, roles) are kept as they are.
+holds one row per (dataset, imbalance, loss) with ``{column}_mean``, ``{column}_std``
+(sample standard deviation, null for a single seed) and ``{column}_ci_low`` /
+``{column}_ci_high`` (95 % interval) of every numeric column, ``n_seeds`` and ``interval``
+(which kind of interval, over what n). The interval is a t-interval over seeds when a group
+has two or more; for a single seed, a by-seed column ``{column}_boot_low`` /
+``{column}_boot_high`` (the run's stratified bootstrap over test images) supplies it, and
+``interval`` says that it leaves training randomness out. Columns that do not vary over seeds
+(class names, roles) are kept as they are.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from fragility.analysis.rq1 import table1 as table1_row
+from fragility.analysis.rq2 import majority_minority
+from fragility.analysis.uncertainty import t_interval
 from fragility.errors import FragilityError
 
 GROUP_KEYS = ("dataset", "imbalance", "loss")
@@ -94,17 +101,31 @@ def _identity(column: str) -> bool:
     return column in ("class", "k", "n_top") or column.endswith("_class")
 
 
+BOOT_SUFFIXES = ("_boot_low", "_boot_high")
+SINGLE_SEED_BOOTSTRAP = "bootstrap over test images (1 seed; training randomness not included)"
+
+
+def _interval_kind(n: int, has_bootstrap: bool) -> str:
+    if n >= 2:
+        return f"t over {n} seeds"
+    return SINGLE_SEED_BOOTSTRAP if has_bootstrap else "none (1 seed)"
+
+
 def over_seeds(by_seed: pa.Table, keys: Sequence[str] = GROUP_KEYS) -> pa.Table:
-    """One row per ``keys`` group of ``by_seed``: mean and sample std of numeric columns,
-    the value itself for identity columns (class indices, K) and text that does not vary,
-    ``all`` for booleans, and ``n_seeds``."""
+    """One row per ``keys`` group of ``by_seed``: mean, sample std and 95 % interval of
+    numeric columns (see the module docstring for the interval), the value itself for
+    identity columns (class indices, K) and text that does not vary, ``all`` for booleans,
+    ``n_seeds`` and ``interval``."""
     key_cols = [by_seed[k].to_pylist() for k in keys]
     groups: dict[tuple, list[int]] = {}
     for i, key in enumerate(zip(*key_cols)):
         groups.setdefault(key, []).append(i)
-    extra_keys = [c for c in by_seed.column_names if c not in keys and c != "seed"]
+    names = by_seed.column_names
+    boot = [c for c in names if c.endswith(BOOT_SUFFIXES)]
+    extra_keys = [c for c in names if c not in keys and c != "seed" and c not in boot]
     out: dict[str, list] = {k: [g[j] for g in groups] for j, k in enumerate(keys)}
     out["n_seeds"] = [len(rows) for rows in groups.values()]
+    out["interval"] = [_interval_kind(len(rows), bool(boot)) for rows in groups.values()]
     for name in extra_keys:
         column = by_seed[name]
         values = column.to_pylist()
@@ -114,20 +135,39 @@ def over_seeds(by_seed: pa.Table, keys: Sequence[str] = GROUP_KEYS) -> pa.Table:
         elif _identity(name) and all(len(set(g)) == 1 for g in per_group):
             out[name] = [g[0] for g in per_group]
         elif _numeric(column.type):
-            means, stds = [], []
-            for g in per_group:
+            stats = {f"{name}_{s}": [] for s in ("mean", "std", "ci_low", "ci_high")}
+            for rows, g in zip(groups.values(), per_group):
                 x = np.array([np.nan if v is None else v for v in g], dtype=np.float64)
                 x = x[~np.isnan(x)]
-                means.append(float(x.mean()) if len(x) else None)
-                stds.append(float(x.std(ddof=1)) if len(x) > 1 else None)
-            out[f"{name}_mean"] = means
-            out[f"{name}_std"] = stds
+                interval = t_interval(x)
+                if len(rows) == 1 and f"{name}_boot_low" in names:
+                    low = by_seed[f"{name}_boot_low"][rows[0]].as_py()
+                    high = by_seed[f"{name}_boot_high"][rows[0]].as_py()
+                else:
+                    low, high = interval.low, interval.high
+                stats[f"{name}_mean"].append(interval.estimate)
+                stats[f"{name}_std"].append(float(x.std(ddof=1)) if len(x) > 1 else None)
+                stats[f"{name}_ci_low"].append(low)
+                stats[f"{name}_ci_high"].append(high)
+            out.update(stats)
         else:
             out[name] = [
                 g[0] if len(set(g)) == 1 else "/".join(map(str, dict.fromkeys(g)))
                 for g in per_group
             ]
     return pa.table(out)
+
+
+def _bootstrap_columns(run: RunRef, columns: dict[str, str]) -> dict[str, float | None]:
+    """``{column}_boot_low/_high`` of a by-seed row from the run's ``bootstrap.parquet``;
+    ``columns`` maps the by-seed column to the bootstrap statistic."""
+    rows = {r["statistic"]: r for r in _read(run, "uncertainty/bootstrap.parquet").to_pylist()}
+    out = {}
+    for column, statistic in columns.items():
+        row = rows.get(statistic, {})
+        out[f"{column}_boot_low"] = row.get("ci_low")
+        out[f"{column}_boot_high"] = row.get("ci_high")
+    return out
 
 
 # -- the cross-run tables -------------------------------------------------------------------
@@ -166,11 +206,24 @@ def table1_by_seed(runs: Sequence[RunRef], all_runs: Sequence[RunRef]) -> pa.Tab
             _bac(run),
             float(retrained["bac_retrained"][0].as_py()),
         )
+        boot = _bootstrap_columns(
+            run,
+            {
+                "imbalanced": "bac_imbalanced",
+                "retrained": "bac_retrained",
+                "retrain_gain": "bac_retrained_gain",
+            },  # fmt: skip
+        )
+        if partner is not None:
+            boot.update(_bootstrap_columns(partner, {"balanced": "bac"}))
+        else:
+            boot.update(balanced_boot_low=None, balanced_boot_high=None)
         rows.append(
             dict(
                 run.keys(),
                 balanced_loss=None if partner is None else partner.loss,
                 **{k: v[0] for k, v in row.items() if k != "description"},
+                **boot,
             )
         )
     if not rows:
@@ -201,17 +254,34 @@ def _stacked(relative: str, where=None):
     return lambda runs, all_runs: stack(runs, relative, where)
 
 
+def _stacked_with_bootstrap(relative: str, columns: dict[str, str]):
+    """:func:`stack` of a one-row-per-run table, with the runs' bootstrap intervals of
+    ``columns`` (by-seed column -> bootstrap statistic) appended."""
+
+    def build(runs, all_runs):
+        table = stack(runs, relative)
+        rows = [_bootstrap_columns(run, columns) for run in runs]
+        for name in rows[0]:
+            table = table.append_column(name, pa.array([r[name] for r in rows], pa.float64()))
+        return table
+
+    return build
+
+
 CROSS_RUN_TABLES: dict[str, CrossRunTable] = {
     "table1": CrossRunTable(
-        ("metrics.json", "rq1/retrained.parquet"),
+        ("metrics.json", "rq1/retrained.parquet", "uncertainty/bootstrap.parquet"),
         True,
         table1_by_seed,
         "RQ1: test BAC of the balanced, the imbalanced and the re-trained-classifier model",
     ),
     "table2": CrossRunTable(
-        ("rq2/table2.parquet",),
+        ("rq2/table2.parquet", "uncertainty/bootstrap.parquet"),
         False,
-        _stacked("rq2/table2.parquet"),
+        _stacked_with_bootstrap(
+            "rq2/table2.parquet",
+            {"test_acc_majority": "majority_acc", "test_acc_minority": "minority_acc"},
+        ),
         "RQ2: train and test accuracy of the largest and the smallest class",
     ),
     "rq3_coverage": CrossRunTable(
@@ -283,7 +353,7 @@ def _remedy_row(
 ) -> dict:
     counts = np.asarray(counts)
     per_class = metrics["per_class_accuracy"]
-    majority, minority = int(np.argmax(counts)), int(len(counts) - 1 - np.argmin(counts[::-1]))
+    majority, minority = majority_minority(counts)
     return {
         "dataset": run.dataset,
         "imbalance": run.imbalance,
@@ -302,28 +372,83 @@ def _remedy_row(
     }
 
 
+PAIRED = ("bac", "macro_f1", "gmean", "minority_acc", "majority_acc")
+
+
+def _test_predictions(folder: Path, index: np.ndarray) -> np.ndarray:
+    """A model folder's test predictions in the row order of ``index`` (the untreated
+    model's test images): methods are compared on the same images."""
+    from fragility.embeddings import read_embeddings
+
+    path = folder / "embeddings" / "test.parquet"
+    if not path.is_file():
+        raise FragilityError(f"{path} is missing; run that model or remedy first")
+    test = read_embeddings(path)
+    where = {int(i): p for i, p in zip(test["index"], test["pred"])}
+    if set(where) != {int(i) for i in index}:
+        raise FragilityError(f"{path} holds other test images than the untreated model's")
+    return np.array([where[int(i)] for i in index], dtype=np.int64)
+
+
+class _PairedBootstrap:
+    """Every method of one treated run on the untreated model's test images, under the same
+    bootstrap replicates (the run's seed), so that differences are paired image by image."""
+
+    def __init__(self, run: RunRef, counts, n_boot: int):
+        from fragility.analysis.bootstrap import _with_estimate
+        from fragility.analysis.uncertainty import stratified_weights
+        from fragility.embeddings import read_embeddings
+
+        test = read_embeddings(Path(run.run_dir) / "embeddings" / "test.parquet")
+        self.index, self.labels = test["index"], test["label"]
+        self.roles = majority_minority(np.asarray(counts))
+        self.n_classes = len(counts)
+        self.weights = _with_estimate(stratified_weights(self.labels, n_boot, (run.seed, 0)))
+        self.untreated = self.metrics(test["pred"])
+
+    def metrics(self, preds: np.ndarray) -> dict[str, np.ndarray]:
+        """Row 0 the estimate, then the replicates, of every metric in :data:`PAIRED`."""
+        from fragility.analysis.uncertainty import confusion_metrics, weighted_confusion
+
+        conf = weighted_confusion(self.weights, self.labels, preds, self.n_classes)
+        return confusion_metrics(conf, *self.roles)
+
+    def columns(self, folder: Path) -> tuple[dict, np.ndarray]:
+        """The ``{metric}_boot_low/_high`` columns of a method and its paired gain replicates."""
+        from fragility.analysis.uncertainty import percentile_interval
+
+        values = self.metrics(_test_predictions(folder, self.index))
+        values["bac_gain"] = values["bac"] - self.untreated["bac"]
+        out = {}
+        for name in (*PAIRED, "bac_gain"):
+            iv = percentile_interval(values[name][1:], float(values[name][0]), 0, "")
+            out[f"{name}_boot_low"], out[f"{name}_boot_high"] = iv.low, iv.high
+        return out, values["bac_gain"][1:]
+
+
 def remedies_by_seed(
-    runs: Sequence[RunRef], base_dirs: Sequence[str], remedies: dict[str, str]
-) -> pa.Table:
+    runs: Sequence[RunRef], base_dirs: Sequence[str], remedies: dict[str, str], n_boot: int = 1000
+) -> tuple[pa.Table, list[np.ndarray]]:
     """One row per (treated run, method): the untreated model, each feature-space remedy
     (``remedies``: name -> method) and each loss-level run of the same dataset, imbalance
     and seed. ``seconds`` is the method's own wall time (a remedy's fit, a loss-level run's
-    training); ``total_seconds`` adds the base model's training for feature-space remedies."""
-    rows = []
+    training); ``total_seconds`` adds the base model's training for feature-space remedies.
+    ``bac_gain`` is the method's BAC minus the untreated model's on the same test images,
+    and ``{metric}_boot_low/_high`` the paired bootstrap intervals; the second value
+    returned holds each row's bootstrap replicates of ``bac_gain``."""
+    rows, gains = [], []
     wanted = {Path(d).parts for d in base_dirs}  # "dataset/imbalance/loss/seedN"
     base_runs = [r for r in runs if Path(r.run_dir).parts[-4:] in wanted]
     for run in base_runs:
         base = _metrics(Path(run.run_dir) / "metrics.json")
         counts = base["train_class_counts"]
         untreated = base["wall_seconds"]
-        rows.append(_remedy_row(run, "none", "none", "untreated", base, counts, 0.0, untreated))
+        paired = _PairedBootstrap(run, counts, n_boot)
+        methods = [(Path(run.run_dir), "none", "none", "untreated", base, 0.0, untreated)]
         for name, method in remedies.items():
-            m = _metrics(Path(run.run_dir) / "remedies" / name / "metrics.json")
-            rows.append(
-                _remedy_row(
-                    run, name, method, "feature-space", m, counts, untreated, m["wall_seconds"]
-                )
-            )
+            folder = Path(run.run_dir) / "remedies" / name
+            m = _metrics(folder / "metrics.json")
+            methods.append((folder, name, method, "feature-space", m, untreated, m["wall_seconds"]))
         for other in runs:
             same_data = (other.dataset, other.imbalance, other.seed) == (
                 run.dataset,
@@ -332,35 +457,58 @@ def remedies_by_seed(
             )
             if same_data and other.loss != run.loss:
                 m = _metrics(Path(other.run_dir) / "metrics.json")
-                rows.append(
-                    _remedy_row(
-                        run, other.loss, "loss", "loss-level", m, counts, 0.0, m["wall_seconds"]
-                    )
-                )
+                methods.append(
+                    (Path(other.run_dir), other.loss, "loss", "loss-level", m, 0.0,
+                     m["wall_seconds"])
+                )  # fmt: skip
+        for folder, name, method, kind, m, base_seconds, seconds in methods:
+            row = _remedy_row(run, name, method, kind, m, counts, base_seconds, seconds)
+            boot, gain = paired.columns(folder)
+            row["bac_gain"] = row["bac"] - base["bac"]
+            rows.append({**row, **boot})
+            gains.append(gain)
     if not rows:
         raise FragilityError("no remedied runs: configure remedies.methods and runs to treat")
-    by_seed = pa.Table.from_pylist(rows)
-    untreated_bac = {
-        (r["dataset"], r["imbalance"], r["base_loss"], r["seed"]): r["bac"]
-        for r in rows
-        if r["kind"] == "untreated"
-    }
-    gain = [
-        r["bac"] - untreated_bac[(r["dataset"], r["imbalance"], r["base_loss"], r["seed"])]
-        for r in rows
-    ]
-    return by_seed.append_column("bac_gain", pa.array(gain, type=pa.float64()))
+    return pa.Table.from_pylist(rows), gains
 
 
 REMEDY_KEYS = ("dataset", "imbalance", "base_loss", "remedy", "method", "kind")
+GAIN_VERDICTS = {"holds": "better", "fails": "worse", "inconclusive": "no detectable difference"}
 
 
 def remedies_table(
-    runs: Sequence[RunRef], base_dirs: Sequence[str], remedies: dict[str, str]
+    runs: Sequence[RunRef], base_dirs: Sequence[str], remedies: dict[str, str], n_boot: int = 1000
 ) -> tuple[pa.Table, pa.Table]:
-    """``(summary over seeds, by seed)`` of the remedies comparison."""
-    by_seed = remedies_by_seed(runs, base_dirs, remedies)
-    return over_seeds(by_seed, REMEDY_KEYS), by_seed
+    """``(summary over seeds, by seed)`` of the remedies comparison. The summary adds
+    ``verdict`` (better / worse / no detectable difference than the untreated model, by
+    the paired BAC gain's interval: t over seeds from three seeds on, else the bootstrap of
+    the seeds' mean paired gain) and ``verdict_interval``."""
+    from fragility.analysis.claims import combine_seeds
+    from fragility.analysis.uncertainty import verdict
+
+    by_seed, gains = remedies_by_seed(runs, base_dirs, remedies, n_boot)
+    summary = over_seeds(by_seed, REMEDY_KEYS)
+    members: dict[tuple, list[int]] = {}
+    for i, row in enumerate(by_seed.select(list(REMEDY_KEYS)).to_pylist()):
+        members.setdefault(tuple(row.values()), []).append(i)
+    verdicts, kinds = [], []
+    gain_column = by_seed["bac_gain"].to_pylist()
+    for row in summary.select(list(REMEDY_KEYS)).to_pylist():
+        rows = members[tuple(row.values())]
+        if row["kind"] == "untreated":
+            verdicts.append("reference")
+            kinds.append("none: the untreated model itself")
+            continue
+        interval = combine_seeds(
+            [gain_column[i] for i in rows],
+            [gains[i] for i in rows],
+            "paired bootstrap over test images",
+        )
+        verdicts.append(GAIN_VERDICTS.get(verdict(interval.low, interval.high), "n/a"))
+        kinds.append(interval.kind)
+    summary = summary.append_column("verdict", pa.array(verdicts, pa.string()))
+    summary = summary.append_column("verdict_interval", pa.array(kinds, pa.string()))
+    return summary, by_seed
 
 
 def provenance_table(runs: Sequence[RunRef]) -> pa.Table:

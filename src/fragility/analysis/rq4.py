@@ -62,6 +62,23 @@ def topk_logit_share(
     for classes with no usable instance.
     """
     labels = np.asarray(labels, dtype=np.int64)
+    shares, usable = instance_logit_shares(fe, W, bias, labels, n_classes, normed, k, rank_by)
+    return class_means(shares, labels, n_classes, mask=usable)
+
+
+def instance_logit_shares(
+    fe: np.ndarray,
+    W: np.ndarray,
+    bias: np.ndarray,
+    labels: np.ndarray,
+    n_classes: int,
+    normed: bool = False,
+    k: int = 7,
+    rank_by: str = "instance",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per instance, the share of its own-class logit from each of its top-``k`` ce:
+    ``(shares (N, k), usable (N,))``, ``usable`` = own logit > 0 (see :func:`topk_logit_share`)."""
+    labels = np.asarray(labels, dtype=np.int64)
     ce = own_class_ce(fe, W, labels, normed)
     logit = ce.sum(axis=1) + np.asarray(bias, dtype=np.float64)[labels]
     if rank_by == "instance":
@@ -72,8 +89,7 @@ def topk_logit_share(
     else:
         raise ValueError(f"rank_by must be 'instance' or 'class', got {rank_by!r}")
     usable = logit > 0
-    shares = picked / np.where(usable, logit, 1.0)[:, None]
-    return class_means(shares, labels, n_classes, mask=usable)
+    return picked / np.where(usable, logit, 1.0)[:, None], usable
 
 
 def table4(shares: np.ndarray, majority: int = 0) -> dict[str, float]:

@@ -34,15 +34,16 @@ def retrain_run(run_dir: str | Path, out_dir: str | Path, *, seed: int, epochs: 
     and evaluate it on the test FE; writes ``retrained.{csv,parquet}`` in ``out_dir``."""
     from ..embeddings import read_classifier, read_embeddings
     from ..metrics import balanced_accuracy
-    from .rq1 import retrained_bac
+    from .tables import write_table
+    from .rq1 import evaluate_linear, retrain_classifier
 
     emb = Path(run_dir) / "embeddings"
     pool, test = read_embeddings(emb / "pool.parquet"), read_embeddings(emb / "test.parquet")
     n_classes = read_classifier(emb / "classifier.parquet")["weight"].shape[0]
     bac_model = balanced_accuracy(test["label"], test["pred"], n_classes)
-    bac = retrained_bac(
-        pool["fe"], pool["label"], test["fe"], test["label"], n_classes, seed=seed, epochs=epochs
-    )
+    W, bias = retrain_classifier(pool["fe"], pool["label"], n_classes, seed=seed, epochs=epochs)
+    preds = evaluate_linear(test["fe"], W, bias)
+    bac = balanced_accuracy(test["label"], preds, n_classes)
     table = pa.table(
         {
             "bac_model": [float(bac_model)],
@@ -53,7 +54,75 @@ def retrain_run(run_dir: str | Path, out_dir: str | Path, *, seed: int, epochs: 
         }
     )
     _write_both(table, out_dir, "retrained")
+    # the re-trained classifier's test predictions: the paired bootstrap of RQ1 needs them
+    predictions = pa.table({"index": test["index"], "label": test["label"], "pred": preds})
+    write_table(predictions, Path(out_dir) / "retrained_predictions.parquet")
     print(f"test BAC {bac_model:.4f} -> {bac:.4f} with a re-trained classifier", file=sys.stderr)
+
+
+def bootstrap_run(
+    files: dict,
+    out_dir: str | Path,
+    *,
+    seed: int,
+    claims: bool,
+    n_boot: int,
+    ks,
+    k_fe: int,
+    confidence: float = 0.95,
+) -> None:
+    """``bootstrap.{csv,parquet}`` of one model: its headline numbers and (``claims``) each
+    claim's difference with a stratified bootstrap interval. ``files``: ``train``, ``test``,
+    ``classifier`` embeddings and ``metrics`` (metrics.json); optionally ``retrained`` (RQ1's
+    ``retrained_predictions.parquet``) and ``balanced_test`` (the balanced model's test
+    embeddings)."""
+    import json
+
+    import numpy as np
+
+    from ..embeddings import read_classifier, read_embeddings
+    from .bootstrap import ModelView, run_bootstrap
+    from .tables import write_table
+
+    classifier = read_classifier(files["classifier"])
+    metrics = json.loads(Path(files["metrics"]).read_text())
+    view = ModelView(
+        train=read_embeddings(files["train"]),
+        test=read_embeddings(files["test"]),
+        W=np.asarray(classifier["weight"], dtype=np.float64),
+        bias=np.asarray(classifier["bias"], dtype=np.float64),
+        normed=bool(classifier["normed"]),
+        counts=np.asarray(metrics["train_class_counts"]),
+    )
+    retrained = files.get("retrained")
+    balanced = files.get("balanced_test")
+    table = run_bootstrap(
+        view,
+        seed=seed,
+        n_boot=n_boot,
+        retrained_pred=None if retrained is None else _aligned_preds(retrained, view.test),
+        balanced_test=None if balanced is None else read_embeddings(balanced),
+        ks=ks,
+        k_fe=k_fe,
+        claims=claims,
+        confidence=confidence,
+    )
+    write_table(table.drop_columns(["replicates"]), Path(out_dir) / "bootstrap.csv")
+    write_table(table, Path(out_dir) / "bootstrap.parquet")
+
+
+def _aligned_preds(path: str | Path, test: dict):
+    """The ``pred`` column of a predictions file, in the row order of ``test``."""
+    table = pq.read_table(path)
+    where = {int(i): p for i, p in zip(table["index"].to_pylist(), table["pred"].to_pylist())}
+    missing = [int(i) for i in test["index"] if int(i) not in where]
+    if missing:
+        from ..errors import FragilityError
+
+        raise FragilityError(f"{path} lacks predictions for {len(missing)} test images")
+    import numpy as np
+
+    return np.array([where[int(i)] for i in test["index"]], dtype=np.int64)
 
 
 def plot_run_figure(figure: str, table_paths: dict, out_path: str | Path, title: str) -> None:
@@ -73,14 +142,22 @@ def cross_run_tables(name: str, runs: list[dict], out_dir: str | Path) -> None:
     _write_both(by_seed, out_dir, f"{name}_by_seed")
 
 
-def check_claims(by_seed_paths: dict, out_csv: str | Path, out_txt: str | Path) -> None:
-    """``claims.csv`` and its plain-text summary from the ``*_by_seed`` cross-run tables."""
+def check_claims(
+    by_seed_paths: dict, bootstrap_paths: dict, out_csv: str | Path, out_txt: str | Path
+) -> None:
+    """``claims.csv`` and its plain-text summary from the ``*_by_seed`` cross-run tables
+    and each imbalanced run's ``bootstrap.parquet`` (keyed by (dataset, imbalance, loss,
+    seed))."""
     from ..io import atomic_path
     from .claims import claims_summary, measure_claims
     from .tables import write_table
 
-    claims = measure_claims({k: pq.read_table(p) for k, p in by_seed_paths.items()})
+    claims = measure_claims(
+        {k: pq.read_table(p) for k, p in by_seed_paths.items()},
+        {tuple(k): pq.read_table(p) for k, p in bootstrap_paths.items()},
+    )
     write_table(claims, out_csv)
+    write_table(claims, Path(out_csv).with_suffix(".parquet"))
     text = claims_summary(claims)
     with atomic_path(out_txt) as tmp:
         Path(tmp).write_text(text)
@@ -93,11 +170,14 @@ def plot_cross_run_figure(figure: str, table_path: str | Path, out_path: str | P
     plot_cross_run(figure, pq.read_table(table_path), out_path)
 
 
-def remedies_tables(runs: list[dict], base: list[str], remedies: dict, out_dir: str | Path) -> None:
-    """``remedies.{csv,parquet}`` (mean ± std over seeds) and ``remedies_by_seed.*``."""
+def remedies_tables(
+    runs: list[dict], base: list[str], remedies: dict, out_dir: str | Path, n_boot: int = 1000
+) -> None:
+    """``remedies.{csv,parquet}`` (mean, std and interval over seeds, paired verdicts) and
+    ``remedies_by_seed.*``."""
     from .crossrun import RunRef, remedies_table
 
-    summary, by_seed = remedies_table([RunRef(**r) for r in runs], base, remedies)
+    summary, by_seed = remedies_table([RunRef(**r) for r in runs], base, remedies, n_boot)
     _write_both(summary, out_dir, "remedies")
     _write_both(by_seed, out_dir, "remedies_by_seed")
 
