@@ -1,91 +1,122 @@
-"""``python -m fragility``: the pipeline's stages without Snakemake.
+"""``python -m fragility``: every stage of the pipeline without Snakemake.
 
-Examples::
+The commands are generated from the stage functions the workflow scripts call
+(:mod:`fragility.stages` and :mod:`fragility.analysis.stages`), so the command line cannot
+fall behind them: a stage ``split_dataset(canonical_path, out_path, *, imbalance, seed, ...)``
+is ``python -m fragility split-dataset CANONICAL_PATH OUT_PATH --imbalance exp100 --seed 0 ...``.
+Arguments without a default are positional, the others are options; numbers and flags are
+typed, dicts and lists are JSON. Examples::
 
-    python -m fragility prepare-data fashion_mnist data/fashion_mnist.npz
-    python -m fragility split data/fashion_mnist.npz split.parquet --imbalance exp100 --n-max 1000
-    python -m fragility train data/fashion_mnist.npz split.parquet out/ --loss ldam --epochs 20
-    python -m fragility extract data/fashion_mnist.npz split.parquet out/model.pt out/embeddings
+    python -m fragility prepare-data digits '{}' data/digits.npz
+    python -m fragility split-dataset data/digits.npz split.parquet --imbalance exp10 \\
+        --seed 0 --n-max 100 --n-val 20
+    python -m fragility analyze-run RUN_DIR rq3 RUN_DIR/rq3 --ks '[2, 3, 5, 7]' --k-fe 7
+
+The Snakemake targets remain the way to run a whole study (README, "What runs").
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
+import json
 import sys
+import types
+import typing
+from collections.abc import Callable
 from pathlib import Path
 
 from .errors import FragilityError
-from .settings import LOSSES
+
+STAGE_MODULES = ("fragility.stages", "fragility.analysis.stages")
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="fragility", description=__doc__.split("\n")[0])
-    sub = p.add_subparsers(dest="command", required=True)
+def _json(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(f"not JSON ({error.msg}): {text!r}") from None
 
-    d = sub.add_parser("prepare-data", help="convert a raw dataset into the canonical .npz")
-    d.add_argument("dataset", help="loader name, e.g. fashion_mnist, cifar10, image_folder")
-    d.add_argument("out", type=Path)
-    d.add_argument("--root", default=None, help="where the raw files are")
-    d.add_argument("--download", action="store_true", help="let torchvision download them")
 
-    s = sub.add_parser("split", help="draw an imbalanced split")
-    s.add_argument("data", type=Path)
-    s.add_argument("out", type=Path)
-    s.add_argument("--imbalance", required=True, help="balanced, exp<R> or step<R>")
-    s.add_argument("--n-max", type=int, required=True)
-    s.add_argument("--n-val", type=int, default=0)
-    s.add_argument("--n-test", type=int, default=None)
-    s.add_argument("--seed", type=int, default=0)
+def _converter(annotation) -> Callable | None:
+    """How a command-line string becomes a value of ``annotation`` (None: not expressible)."""
+    if annotation is inspect.Parameter.empty:
+        return _json
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):  # X | None, str | Path
+        kinds = {_converter(a) for a in args}
+        return kinds.pop() if len(kinds) == 1 else (str if {str, Path} >= set(args) else None)
+    if annotation in (str, Path):
+        return str
+    if annotation in (int, float, bool):
+        return annotation
+    if annotation in (dict, list) or origin in (dict, list):
+        return _json
+    return None
 
-    t = sub.add_parser("train", help="train one model into OUT_DIR")
-    t.add_argument("data", type=Path)
-    t.add_argument("split", type=Path)
-    t.add_argument("out_dir", type=Path)
-    t.add_argument("--arch", default="resnet32")
-    t.add_argument("--loss", default="ce", choices=LOSSES)
-    t.add_argument("--drw", action="store_true")
-    t.add_argument("--epochs", type=int, default=200)
-    t.add_argument("--select", default="test_bac", choices=["test_bac", "val_bac", "last"])
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--no-flip", action="store_true")
-    t.add_argument("--device", default="auto")
 
-    e = sub.add_parser("extract", help="write the Parquet embeddings of a trained model")
-    e.add_argument("data", type=Path)
-    e.add_argument("split", type=Path)
-    e.add_argument("model", type=Path)
-    e.add_argument("out_dir", type=Path)
-    e.add_argument("--device", default="auto")
-    return p
+def stages() -> dict[str, Callable]:
+    """Command name -> stage function: the public functions of :data:`STAGE_MODULES` whose
+    every argument can be given on a command line."""
+    import importlib
+
+    found = {}
+    for module_name in STAGE_MODULES:
+        module = importlib.import_module(module_name)
+        for name, fn in vars(module).items():
+            if name.startswith("_") or not inspect.isfunction(fn):
+                continue
+            if fn.__module__ != module_name:
+                continue
+            hints = typing.get_type_hints(fn)
+            params = inspect.signature(fn).parameters.values()
+            if all(_converter(hints.get(p.name, p.empty)) for p in params):
+                found[name.replace("_", "-")] = fn
+    return found
+
+
+def _add_stage(sub, command: str, fn: Callable) -> None:
+    doc = inspect.getdoc(fn) or command
+    summary = " ".join(doc.split("\n\n")[0].split())  # the docstring's first paragraph
+    parser = sub.add_parser(command, help=summary, description=doc)
+    hints = typing.get_type_hints(fn)
+    for p in inspect.signature(fn).parameters.values():
+        convert = _converter(hints.get(p.name, p.empty))
+        option = "--" + p.name.replace("_", "-")
+        required = p.default is p.empty
+        kind = "JSON" if convert is _json else None
+        default = None if required else p.default
+        if convert is bool:
+            flag = argparse.BooleanOptionalAction
+            parser.add_argument(
+                option, dest=p.name, action=flag, required=required, default=default
+            )
+        elif required and p.kind is p.POSITIONAL_OR_KEYWORD:
+            parser.add_argument(p.name, type=convert, metavar=p.name.upper(), help=kind)
+        else:
+            parser.add_argument(
+                option, dest=p.name, type=convert, required=required, default=default, help=kind
+            )
+    parser.set_defaults(stage=fn)
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="fragility", description=__doc__.split("\n")[0])
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command, fn in stages().items():
+        _add_stage(sub, command, fn)
+    return top
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    from . import stages
-
+    args = vars(parser().parse_args(argv))
+    stage, _ = args.pop("stage"), args.pop("command")
     try:
-        if args.command == "prepare-data":
-            stages.prepare_data(
-                args.dataset, {"root": args.root, "download": args.download}, args.out
-            )
-        elif args.command == "split":
-            stages.split_dataset(
-                args.data, args.out, imbalance=args.imbalance, seed=args.seed,
-                n_max=args.n_max, n_val=args.n_val, n_test=args.n_test,
-            )  # fmt: skip
-        elif args.command == "train":
-            settings = {"arch": args.arch, "loss": args.loss, "drw": args.drw, "epochs": args.epochs,
-                        "select": args.select, "seed": args.seed, "flip": not args.no_flip}  # fmt: skip
-            stages.train_run(
-                args.data, args.split,
-                model_path=args.out_dir / "model.pt", history_path=args.out_dir / "history.parquet",
-                metrics_path=args.out_dir / "metrics.json", settings=settings,
-                run_info={"run": str(args.out_dir), "seed": args.seed}, device=args.device,
-                resume_path=args.out_dir / ".resume.pt",
-            )  # fmt: skip
-        elif args.command == "extract":
-            stages.extract_run(args.data, args.split, args.model, args.out_dir, device=args.device)
+        result = stage(**args)
     except FragilityError as error:
         print(f"fragility: error: {error}", file=sys.stderr)
         return 1
+    if isinstance(result, dict):  # e.g. a training's or a remedy's metrics
+        print(json.dumps(result, indent=1, default=str))
     return 0
