@@ -295,15 +295,6 @@ def test_n_max_larger_than_the_data_stops_before_anything_runs(tmp_path):
     assert not (tmp_path / "results").exists() and not (tmp_path / "data").exists()
 
 
-def test_workflow_lints_clean():
-    result = subprocess.run(
-        [str(Path(sys.executable).with_name("snakemake")), "--lint", "--snakefile", str(REPO / "Snakefile"),
-         "--configfile", str(SMOKE), "--directory", str(REPO)],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
 @pytest.mark.slow
 def test_readme_pandas_one_liner_reads_the_embeddings(smoke_run):
     """The README's one-liner, pointed at the smoke run, works without project code."""

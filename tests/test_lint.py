@@ -1,0 +1,41 @@
+"""Lint in CI (the README's test command, run by .ci/run): ruff's linter and formatter over the
+Python code, `snakemake --lint` over the workflow with the default config and the smoke preset.
+
+Fix what they report, or give the reason in pyproject.toml ([tool.ruff]) or the README
+("Development"): these tests allow no finding that is not explained there.
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from snakemake_cli import REPO, SMOKE
+
+PYTHON_CODE = ["src", "tests", "bench", "workflow_scripts"]
+BIN = Path(sys.executable).parent
+
+
+def run(*cmd: str) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+def test_ruff_check_is_clean():
+    result = run(str(BIN / "ruff"), "check", "--no-cache", *PYTHON_CODE)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ruff_format_leaves_every_file_as_it_is():
+    result = run(str(BIN / "ruff"), "format", "--check", "--no-cache", *PYTHON_CODE)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("configfile", [REPO / "config.yaml", SMOKE], ids=["default", "smoke"])
+def test_snakemake_lint_finds_nothing(configfile):
+    result = run(
+        str(BIN / "snakemake"), "--lint", "--snakefile", str(REPO / "Snakefile"),
+        "--configfile", str(configfile), "--directory", str(REPO),
+    )  # fmt: skip
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "Congratulations, your workflow is in a good condition!" in output, output
