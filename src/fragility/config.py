@@ -46,7 +46,9 @@ def load_schema(path: str | Path = SCHEMA_PATH) -> dict:
     """The workflow's JSON schema (``config/schema.yaml``) as a dict."""
     import yaml
 
-    return yaml.safe_load(Path(path).read_text())
+    # libyaml's loader where present: this runs at every workflow start (``snakemake -n``)
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return yaml.load(Path(path).read_text(), Loader=loader)
 
 
 def _key(path) -> str:
