@@ -16,24 +16,27 @@ PYTHON_CODE = ["src", "tests", "bench", "workflow_scripts"]
 BIN = Path(sys.executable).parent
 
 
-def run(*cmd: str) -> subprocess.CompletedProcess:
+def run(tool: str, *args: str) -> subprocess.CompletedProcess:
+    if not (BIN / tool).exists():
+        pytest.fail(f"{tool} is not in {BIN}: run setup.sh (pip install -e '.[dev]')")
+    cmd = [str(BIN / tool), *args]
     return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
 
 
 def test_ruff_check_is_clean():
-    result = run(str(BIN / "ruff"), "check", "--no-cache", *PYTHON_CODE)
+    result = run("ruff", "check", "--no-cache", *PYTHON_CODE)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_ruff_format_leaves_every_file_as_it_is():
-    result = run(str(BIN / "ruff"), "format", "--check", "--no-cache", *PYTHON_CODE)
+    result = run("ruff", "format", "--check", "--no-cache", *PYTHON_CODE)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("configfile", [REPO / "config.yaml", SMOKE], ids=["default", "smoke"])
 def test_snakemake_lint_finds_nothing(configfile):
     result = run(
-        str(BIN / "snakemake"), "--lint", "--snakefile", str(REPO / "Snakefile"),
+        "snakemake", "--lint", "--snakefile", str(REPO / "Snakefile"),
         "--configfile", str(configfile), "--directory", str(REPO),
     )  # fmt: skip
     output = result.stdout + result.stderr
