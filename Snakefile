@@ -18,6 +18,7 @@ include: "rules/training.smk"
 include: "rules/embeddings.smk"
 include: "rules/analysis.smk"
 include: "rules/remedies.smk"
+include: "rules/curves.smk"
 
 
 rule all:

@@ -15,9 +15,11 @@ except WorkflowError as error:
 
 from fragility.analysis.claims import CLAIM_TABLES
 from fragility.analysis.crossrun import CROSS_RUN_TABLES
+from fragility.analysis.curves import CURVE_SOURCES, REMEDY_SOURCE, curve_groups
 from fragility.analysis.tables import TABLES
 from fragility.errors import FragilityError
 from fragility.plotting import CROSS_RUN_FIGURES, FIGURES
+from fragility.plotting_curves import CURVE_FIGURES
 
 try:
     STUDY = Study(config, load_schema(Path(workflow.basedir) / "config" / "schema.yaml"))
@@ -94,6 +96,7 @@ def get_all_targets():
         for name in STUDY.remedy_methods():
             folder = f"{RESULTS}/{run.path}/remedies/{name}"
             targets += [f"{folder}/{rq}/{table}.csv" for rq in REMEDY_RQS for table in TABLES[rq]]
+    targets += get_curve_targets()
     return targets
 
 
@@ -168,3 +171,49 @@ def get_run_info(wildcards):
         "seed": run.seed,
         "run": run.path,
     }
+
+
+# -- fragility curves (rules/curves.smk): runs that differ only in the imbalance ratio R ------
+def curve_sources():
+    """The by-seed tables curve tables are built from (remedy gains when remedies run)."""
+    sources = list(CURVE_SOURCES)
+    if STUDY.remedy_methods() and STUDY.remedy_base_runs():
+        sources.append(REMEDY_SOURCE)
+    return sources
+
+
+def curve_figure_targets():
+    """(dataset, loss, figure) of every curve figure: a (dataset, loss) with at least two
+    ratios R > 1 in one family; the remedy gains where those runs are remedy bases."""
+    runs = [(r.dataset, r.imbalance, r.loss) for r in STUDY.runs]
+    treated = [(r.dataset, r.imbalance, r.loss) for r in STUDY.remedy_base_runs()]
+    groups = dict.fromkeys((d, l) for d, l, _ in curve_groups(runs))
+    treated_groups = {(d, l) for d, l, _ in curve_groups(treated)}
+    has_remedies = REMEDY_SOURCE in curve_sources()
+    return [
+        (dataset, loss, name)
+        for dataset, loss in groups
+        for name, spec in CURVE_FIGURES.items()
+        if not spec.remedies or (has_remedies and (dataset, loss) in treated_groups)
+    ]
+
+
+def get_curve_targets():
+    """Curve tables, figures and the smallest-R table, when the study has a curve."""
+    figures = curve_figure_targets()
+    if not figures:
+        return []
+    targets = [f"{RESULTS}/tables/curves/{source}.csv" for source in curve_sources()]
+    targets.append(f"{RESULTS}/tables/curves/claims_smallest_ratio.csv")
+    targets += [f"{RESULTS}/figures/curves/{d}/{l}/{name}.png" for d, l, name in figures]
+    return targets
+
+
+def get_curve_figure_tables(wildcards):
+    """The by-seed tables of one curve figure's statistics, and nothing else."""
+    sources = CURVE_FIGURES[wildcards.curve].sources()
+    return {source: f"{RESULTS}/tables/{source}_by_seed.parquet" for source in sources}
+
+
+def get_curve_caption(wildcards):
+    return CURVE_FIGURES[wildcards.curve].caption

@@ -1,0 +1,91 @@
+# Fragility curves (SPEC section 4): every claim statistic and every remedy's gain against the
+# imbalance ratio R, for runs that differ only in R (balanced = 1; exp and step are two
+# families). Built for any study with a curve (get_curve_targets); each table and figure is a
+# target of its own, and a figure reads only the by-seed tables of its statistics.
+
+
+# One rule per curve table: a by-seed cross-run table -> mean and 95 % t-interval over seeds.
+for source in curve_sources():
+
+    rule:
+        name:
+            f"curve_table_{source}"
+        input:
+            f"{RESULTS}/tables/{source}_by_seed.parquet",
+        output:
+            report(
+                f"{RESULTS}/tables/curves/{source}.csv",
+                caption="../report/curves.rst",
+                category="Fragility curves",
+                subcategory="tables",
+            ),
+            f"{RESULTS}/tables/curves/{source}.parquet",
+        log:
+            f"{LOG_ROOT}/tables/curves/{source}.log",
+        params:
+            source=source,
+            caption=f"Fragility curve table of {source}: one row per dataset, imbalance family, ratio R and loss.",
+            what="Each statistic's mean over seeds (column suffix _mean), its 95 % t-interval (_ci_low, _ci_high) and the number of seeds it was measured in (_n); R = 1 is the balanced model.",
+        conda:
+            "../envs/fragility.yaml"
+        threads: 1
+        localrule: True
+        script:
+            "../workflow_scripts/curve_table.py"
+
+
+rule curve_claims_smallest_ratio:
+    input:
+        f"{RESULTS}/tables/claims.parquet",
+    output:
+        report(
+            f"{RESULTS}/tables/curves/claims_smallest_ratio.csv",
+            caption="../report/curves.rst",
+            category="Fragility curves",
+            subcategory="tables",
+        ),
+        f"{RESULTS}/tables/curves/claims_smallest_ratio.parquet",
+    log:
+        f"{LOG_ROOT}/tables/curves/claims_smallest_ratio.log",
+    params:
+        caption="Where each claim starts to hold: per claim, dataset, loss and imbalance family, the smallest ratio R whose verdict is 'holds' (its 95 % interval of the difference lies wholly on the claimed side), or 'never in the range'.",
+        what="verdicts lists the verdict at every ratio tested; holds_at_every_larger_ratio says whether it keeps holding above that R.",
+    conda:
+        "../envs/fragility.yaml"
+    threads: 1
+    localrule: True
+    script:
+        "../workflow_scripts/curve_smallest_ratio.py"
+
+
+rule plot_curve_figure:
+    input:
+        unpack(get_curve_figure_tables),
+    output:
+        report(
+            f"{RESULTS}/figures/curves/{{dataset}}/{{loss}}/{{curve}}.png",
+            caption="../report/curves.rst",
+            category="Fragility curves",
+            subcategory="{dataset} {loss}",
+            labels={"figure": "{curve}", "curve": "{dataset}/{loss}"},
+        ),
+    log:
+        f"{LOG_ROOT}/figures/curves/{{dataset}}/{{loss}}/{{curve}}.log",
+    params:
+        caption=get_curve_caption,
+        what="Curves of the runs of this dataset and loss that differ only in the imbalance ratio R.",
+    wildcard_constraints:
+        curve="|".join(CURVE_FIGURES),
+    conda:
+        "../envs/fragility.yaml"
+    threads: 1
+    localrule: True
+    script:
+        "../workflow_scripts/plot_curve_figure.py"
+
+
+# `snakemake curves`: the curve tables and figures and only what they need (no per-run
+# figures, no remedied models' RQ analyses): the sweep preset's quickest route.
+rule curves:
+    input:
+        get_curve_targets(),

@@ -1,0 +1,226 @@
+"""Fragility-curve figures (SPEC §4, "Fragility curves"): a claim statistic against the
+imbalance ratio R on a log axis, one line per family (exp, step) with its 95 % interval band,
+and the balanced model's level as a dashed reference line.
+
+Every figure is a :class:`CurveFigure` in :data:`CURVE_FIGURES`: the statistics it draws (one
+panel each, from :data:`fragility.analysis.curves.STATISTICS`) and a caption naming the claim
+it tests. The house style (one journal column, Okabe-Ito colours) is
+:mod:`fragility.plotting`'s.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from fragility.analysis import curves
+from fragility.errors import ConfigError
+from fragility.plotting import BLACK, BLUE, GREY, STYLE, VERMILLION, Patch, _figure, _save, plt
+
+FAMILY_STYLE = {"exp": (BLUE, "o", "exp"), "step": (VERMILLION, "s", "step")}
+PANEL_HEIGHT_IN = 1.55
+LEGEND_HEIGHT_IN = 0.6
+
+
+@dataclass(frozen=True)
+class CurveFigure:
+    """One curve figure: a panel per ``(statistic, panel title)`` in ``panels`` (when
+    ``remedies``, one per remedy's ``gain_*`` in the table), sharing the y axis ``ylabel``;
+    ``caption`` says what it shows and which claim it tests."""
+
+    panels: tuple[tuple[str, str], ...]
+    ylabel: str
+    caption: str
+    remedies: bool = False
+    reference: str | None = None  # the statistic whose R = 1 level every panel shows
+
+    def sources(self) -> tuple[str, ...]:
+        """The by-seed tables the figure reads."""
+        if self.remedies:
+            return (curves.REMEDY_SOURCE,)
+        return tuple(dict.fromkeys(curves.source_of(stat) for stat, _ in self.panels))
+
+
+_BAND = (
+    "Lines are means over seeds, bands their 95 % t-intervals; the dashed line and grey band "
+    "are the balanced model (R = 1; cross-entropy's when the loss has no balanced run)."
+)
+_ROLES = "minority class", "majority class"
+
+CURVE_FIGURES: dict[str, CurveFigure] = {
+    "rq1_bac": CurveFigure(
+        (("bac", "imbalanced model"), ("bac_retrained", "re-trained classifier")),
+        "test balanced accuracy",
+        "RQ1 (the paper's Table 1) against the imbalance ratio: test BAC of the imbalanced "
+        "model and of its feature extractor with a classifier re-trained on balanced data. "
+        "Tests 'imbalanced < re-trained < balanced': from which R is the extractor itself "
+        f"damaged? {_BAND}",
+        reference="bac",
+    ),
+    "rq2_gaps": CurveFigure(
+        tuple(zip(("minority_gap", "majority_gap"), _ROLES)),
+        "train − test accuracy",
+        "RQ2 (Table 2) against the imbalance ratio: train minus test accuracy of the minority "
+        "and of the majority class. Tests 'minority test accuracy far below its train "
+        f"accuracy': does the minority's gap grow smoothly with R or appear at a threshold? "
+        f"{_BAND}",
+    ),
+    "rq3_smallest_k": CurveFigure(
+        (("smallest_k", "all training predictions"),),
+        "smallest K covering 94 %",
+        "RQ3 against the imbalance ratio: the smallest K whose top-K ce cover 94 % of the "
+        f"training predictions. Tests 'a few features decide' (K ≤ 7). {_BAND}",
+    ),
+    "rq3_coverage": CurveFigure(
+        tuple(zip(("coverage_minority", "coverage_majority"), _ROLES)),
+        "top-K coverage at the smallest K",
+        "RQ3 against the imbalance ratio: top-K coverage ratio of the minority and of the "
+        "majority class at the smallest configured K. Tests 'minority classes are covered "
+        f"with smaller K' (minority coverage at least the majority's). {_BAND}",
+    ),
+    "rq4_largest_ce": CurveFigure(
+        tuple(zip(("minority_largest_mean_ce", "majority_largest_mean_ce"), _ROLES)),
+        "largest class-mean ce",
+        "RQ4 (Table 3) against the imbalance ratio: the largest class-mean ce of the minority "
+        "and of the majority class. Tests 'the majority's largest class-mean ce is smaller "
+        f"than the minority's'. {_BAND}",
+    ),
+    "rq4_logit_share": CurveFigure(
+        tuple(zip(("minority_largest_share", "majority_largest_share"), _ROLES)),
+        "largest share of the logit",
+        "RQ4 (Table 4) against the imbalance ratio: the largest share of the logit from one "
+        "ce, minority and majority class. Tests 'the majority's largest logit share is smaller "
+        f"than the minority's'. {_BAND}",
+    ),
+    "rq5_weight_sums": CurveFigure(
+        tuple(zip(("minority_weight_sum", "majority_weight_sum"), _ROLES)),
+        "sum of the ten largest |W|",
+        "RQ5 (Fig 7) against the imbalance ratio: the sum of the ten largest absolute "
+        "classifier weights of the minority and of the majority class. Tests the paper's "
+        f"reading that the weights are not what makes the minority's ce large. {_BAND}",
+    ),
+    "rq7_fb": CurveFigure(
+        (("fb_tp", "FB(TP): test true positives"), ("fb_fp", "FB(FP): test false positives")),
+        "distance to the train FE means",
+        "RQ7 against the imbalance ratio: Frobenius distance between the training FE means "
+        "and the test true positives' (FB(TP)) and false positives' (FB(FP)) means at each "
+        f"class's ten top features. Tests 'FB(TP) < FB(FP)'. {_BAND}",
+    ),
+    "remedy_gains": CurveFigure(
+        (),
+        "test BAC gain",
+        "Each remedy's test-BAC gain over the untreated model of the same run and seed "
+        "against the imbalance ratio, feature-space and loss-level alike: does a remedy help "
+        "more the more imbalanced the data? Lines are means over seeds, bands their 95 % "
+        "t-intervals; the dashed line is no gain.",
+        remedies=True,
+    ),
+}
+
+
+def _values(rows: Sequence[Mapping], column: str) -> np.ndarray:
+    return np.array([np.nan if r.get(column) is None else r[column] for r in rows], float)
+
+
+def _panel(
+    ax, rows: list[dict], stat: str, reference: dict | None, ref_stat: str, loss: str
+) -> None:
+    """One statistic: a line and interval band per family; the balanced level (``ref_stat``
+    of ``reference``, a curve-table row) dashed with its band, or no gain (``reference``
+    None) dashed at 0."""
+    ratios: set[float] = set()
+    for family, (colour, marker, name) in FAMILY_STYLE.items():
+        line = sorted((r for r in rows if r["family"] == family), key=lambda r: r["ratio"])
+        if not line:
+            continue
+        x = np.array([r["ratio"] for r in line])
+        ratios.update(x.tolist())
+        ax.plot(x, _values(line, f"{stat}_mean"), color=colour, marker=marker, label=name)
+        low, high = _values(line, f"{stat}_ci_low"), _values(line, f"{stat}_ci_high")
+        if np.isfinite(low).any():
+            ax.fill_between(x, low, high, color=colour, alpha=0.18, linewidth=0)
+    dashed = {"color": BLACK, "linestyle": (0, (4, 2)), "linewidth": 0.9}
+    if reference is None:
+        ax.axhline(0.0, label="no gain", **dashed)
+    elif reference.get(f"{ref_stat}_mean") is not None:
+        own = reference["loss"] == loss
+        label = "balanced" if own else f"balanced ({reference['loss']})"
+        ax.axhline(reference[f"{ref_stat}_mean"], label=label, **dashed)
+        low, high = reference.get(f"{ref_stat}_ci_low"), reference.get(f"{ref_stat}_ci_high")
+        if low is not None and high is not None:
+            ax.axhspan(low, high, color=GREY, alpha=0.25, linewidth=0)
+    ax.set_xscale("log")
+    if ratios:
+        ticks = sorted(ratios)
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        ax.minorticks_off()
+        ax.set_xlim(min(ticks) / 1.3, max(ticks) * 1.3)
+
+
+def _panels(spec: CurveFigure, tables: Mapping[str, pa.Table]) -> list[tuple[str, str]]:
+    if not spec.remedies:
+        return list(spec.panels)
+    stats = curves.curve_stats(tables[curves.REMEDY_SOURCE])
+    return [(stat, stat.removeprefix("gain_")) for stat in stats]
+
+
+def plot_curve_figure(
+    name: str, tables: Mapping[str, pa.Table], dataset: str, loss: str, out_path: str | Path
+) -> None:
+    """Draw curve figure ``name`` for the curves of ``dataset`` and ``loss`` from the curve
+    tables of its sources (``tables``: source -> :func:`curves.source_curve_table`)."""
+    if name not in CURVE_FIGURES:
+        raise ConfigError(f"unknown curve figure {name!r}; valid: {', '.join(CURVE_FIGURES)}")
+    spec = CURVE_FIGURES[name]
+    panels = _panels(spec, tables)
+    if not panels:
+        raise ConfigError(f"curve figure {name!r} has nothing to draw: no statistic in its table")
+    ncols = 1 if len(panels) == 1 else 2
+    nrows = math.ceil(len(panels) / ncols)
+    with plt.rc_context(STYLE):
+        try:
+            height = PANEL_HEIGHT_IN * nrows + LEGEND_HEIGHT_IN
+            fig, axes = _figure(height, nrows, ncols, sharey=True)
+            for ax in axes.ravel()[len(panels) :]:
+                ax.set_axis_off()
+            for i, (ax, (stat, title)) in enumerate(zip(axes.ravel(), panels)):
+                table = tables[curves.source_of(stat)]
+                rows = [
+                    r for r in table.to_pylist() if (r["dataset"], r["loss"]) == (dataset, loss)
+                ]
+                reference = None if spec.remedies else curves.reference_rows(table, dataset, loss)
+                _panel(ax, rows, stat, reference, spec.reference or stat, loss)
+                ax.set_title(title)
+                if i % ncols == 0:
+                    ax.set_ylabel(spec.ylabel)
+                if i + ncols >= len(panels):  # the lowest panel of its column
+                    ax.set_xlabel("imbalance ratio R")
+            handles, labels = axes.ravel()[0].get_legend_handles_labels()
+            handles.append(Patch(color=GREY, alpha=0.35, linewidth=0))
+            labels.append("95 % interval")
+            ncol = len(labels) if len(labels) <= 3 else math.ceil(len(labels) / 2)  # fits 3.5 in
+            fig.legend(handles, labels, loc="outside lower center", ncol=ncol)
+            _save(fig, Path(out_path), f"{dataset}, {loss}")
+        finally:
+            plt.close("all")
+
+
+def plot_curve_files(
+    name: str,
+    by_seed_paths: Mapping[str, str | Path],
+    dataset: str,
+    loss: str,
+    out_path: str | Path,
+) -> None:
+    """File-in, file-out: draw curve figure ``name`` from its by-seed tables (source -> path)."""
+    tables = {
+        source: curves.source_curve_table(source, pq.read_table(path))
+        for source, path in by_seed_paths.items()
+    }
+    plot_curve_figure(name, tables, dataset, loss, out_path)
