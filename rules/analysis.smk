@@ -116,6 +116,28 @@ for name, spec in CROSS_RUN_TABLES.items():
             "../workflow_scripts/cross_run_table.py"
 
 
+# The lecture's training progress of every run side by side (majority, minority, mean over
+# classes per epoch; mean over seeds), read by the cross-run training_dynamics figure.
+rule cross_run_training_dynamics:
+    input:
+        [f"{RESULTS}/{run.path}/rq2/training_dynamics.parquet" for run in STUDY.runs],
+    output:
+        f"{RESULTS}/tables/training_dynamics.csv",
+        f"{RESULTS}/tables/training_dynamics.parquet",
+        f"{RESULTS}/tables/training_dynamics_by_seed.csv",
+        f"{RESULTS}/tables/training_dynamics_by_seed.parquet",
+    log:
+        f"{LOG_ROOT}/tables/training_dynamics.log",
+    params:
+        runs=cross_run_refs(),
+    conda:
+        "../envs/fragility.yaml"
+    threads: 1
+    localrule: True
+    script:
+        "../workflow_scripts/cross_run_dynamics.py"
+
+
 rule claims:
     input:
         **{name: f"{RESULTS}/tables/{name}_by_seed.parquet" for name in CLAIM_TABLES},

@@ -1,15 +1,21 @@
 """The lecture's training-progress diagnostic: per-class FE-gradient norms (issue 14)."""
 
 import copy
+from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import torch
 import torch.nn.functional as F
 
 import fragility.training as training
+from fragility.analysis.crossrun import RunRef
+from fragility.analysis.dynamics import cross_run_dynamics, dynamics_table
 from fragility.losses import build_loss, class_balanced_weights
 from fragility.models import build_model
+from fragility.plotting import plot_cross_run, plot_figure
 from fragility.training import TrainConfig, train
 
 COUNTS = np.array([9, 5, 2])
@@ -86,3 +92,64 @@ def test_history_records_the_fe_gradient_norm_per_class(digit_subsets):
     for row in history:
         assert len(row["fe_grad_norm"]) == 3
         assert all(np.isfinite(v) and v > 0 for v in row["fe_grad_norm"])
+
+
+# -- the table and figures of the diagnostic -----------------------------------------------
+
+
+def _history(epochs: int, grad: bool, seed: int = 0) -> pa.Table:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for e in range(1, epochs + 1):
+        row = {"epoch": e, "loss": 1.0 / e, "train_acc": rng.uniform(0, 1, 3).tolist()}
+        row["test_acc"] = rng.uniform(0, 1, 3).tolist()
+        if grad:
+            row["fe_grad_norm"] = rng.uniform(0.1, 5, 3).tolist()
+        rows.append(row)
+    return pa.Table.from_pylist(rows)
+
+
+def _class_columns(classes):
+    roles = np.array(["majority", "other", "minority"])
+    return {
+        "class": pa.array(classes, pa.int64()),
+        "class_name": pa.array([f"c{c}" for c in classes]),
+        "role": pa.array(roles[classes].tolist()),
+        "n_train": pa.array(np.array([100, 30, 10])[classes], pa.int64()),
+    }
+
+
+@pytest.mark.parametrize("grad", [True, False])
+def test_dynamics_table_and_figure_cope_with_histories_without_gradients(grad, tmp_path):
+    table = dynamics_table(_history(4, grad), 3, _class_columns, kept_epoch=3)
+    assert table.num_rows == 12
+    assert table.column("fe_grad_norm").null_count == (0 if grad else 12)
+    assert table.column("kept").to_pylist() == [False] * 6 + [True] * 3 + [False] * 3
+    out = tmp_path / "training_dynamics.png"
+    plot_figure("training_dynamics", {"training_dynamics": table}, out, "a run")
+    assert out.stat().st_size > 1000
+    empty = dynamics_table(None, 3, _class_columns, kept_epoch=None)
+    assert empty.num_rows == 0
+    plot_figure("training_dynamics", {"training_dynamics": empty}, tmp_path / "empty.png")
+
+
+def test_cross_run_dynamics_averages_seeds_per_role(tmp_path):
+    runs = []
+    for loss in ("ce", "mfw"):
+        for seed in (0, 1):
+            run_dir = tmp_path / loss / f"seed{seed}"
+            (run_dir / "rq2").mkdir(parents=True)
+            table = dynamics_table(_history(3, loss == "mfw", seed), 3, _class_columns, 2)
+            pq.write_table(table, run_dir / "rq2" / "training_dynamics.parquet")
+            runs.append(RunRef("digits", "exp10", loss, seed, str(run_dir)))
+    summary, by_seed = cross_run_dynamics(runs)
+    assert by_seed.num_rows == 4 * 3 * 3  # runs x epochs x (majority, minority, mean)
+    assert summary.num_rows == 2 * 3 * 3 and set(summary["n_seeds"].to_pylist()) == {2}
+    ce = [r for r in by_seed.to_pylist() if r["loss"] == "ce" and r["seed"] == 0]
+    mean_row = next(r for r in ce if r["epoch"] == 1 and r["role"] == "mean")
+    first = _history(3, False, 0).to_pylist()[0]
+    assert mean_row["train_acc"] == pytest.approx(np.mean(first["train_acc"]))
+    assert mean_row["fe_grad_norm"] is None  # not recorded in that history
+    out = Path(tmp_path / "cross.png")
+    plot_cross_run("training_dynamics", summary, out)
+    assert out.stat().st_size > 1000

@@ -477,7 +477,11 @@ def test_figure_registry():
         assert name == name.lower() and " " not in name
         assert set(spec.tables) <= set(TABLES[spec.rq]), name
         assert 20 < len(spec.caption) < 500 and spec.caption.endswith(".")
-    assert set(figures_for("rq2")) == {"fig2_class_accuracy", "accuracy_over_epochs"}
+    assert set(figures_for("rq2")) == {
+        "fig2_class_accuracy",
+        "accuracy_over_epochs",
+        "training_dynamics",
+    }
     with pytest.raises(ConfigError, match="fig2_class_accuracy"):
         plot_figure("fig99", {}, "x.png")
     with pytest.raises(ConfigError, match="per_class_accuracy"):

@@ -490,6 +490,15 @@ def plot_fe_means(tables: dict[str, pa.Table], out_path: Path, title: str) -> No
 
 # -- registry -------------------------------------------------------------------------------
 
+
+def _dynamics(name: str) -> Callable[[dict[str, pa.Table], Path, str], None]:
+    """A plot function of :mod:`fragility.plotting_dynamics` (which imports this module),
+    resolved on first use."""
+    return lambda tables, out, title="": getattr(
+        importlib.import_module("fragility.plotting_dynamics"), name
+    )(tables, out, title)
+
+
 FIGURES: dict[str, FigureSpec] = {
     "fig2_class_accuracy": FigureSpec(
         "rq2",
@@ -507,6 +516,17 @@ FIGURES: dict[str, FigureSpec] = {
         "Per-class accuracy of the majority and the minority class, and the mean over all "
         "classes, at every training epoch (train = running accuracy on augmented batches). "
         "Shows when the minority class's train-test gap of Fig 2 opens and which epoch was kept.",
+    ),
+    "training_dynamics": FigureSpec(
+        "rq2",
+        ("training_dynamics",),
+        _dynamics("plot_training_dynamics"),
+        "The lecture's training progress: train accuracy, test accuracy and the mean norm of "
+        "the loss gradient with respect to FE (log scale) of the majority and the minority "
+        "class, and the mean over classes, per epoch. Look for the majority fitted first and "
+        "the minority under-fitted early, then a peak of the minority's gradient as it is "
+        "pushed across the boundary, followed by train accuracy far above test accuracy "
+        "(over-fitting); a balanced training progress (MFW) keeps the curves together.",
     ),
     "fig3_topk_coverage": FigureSpec(
         "rq3",
@@ -685,6 +705,16 @@ def plot_cross_members(tables: dict[str, pa.Table], out_path: Path, title: str) 
 
 
 CROSS_RUN_FIGURES: dict[str, FigureSpec] = {
+    "training_dynamics": FigureSpec(
+        "rq2",
+        ("training_dynamics",),
+        _dynamics("plot_cross_dynamics"),
+        "The lecture's training progress for ERM (ce) and every loss-level remedy of the same "
+        "dataset and imbalance, side by side: train accuracy, test accuracy and FE-gradient "
+        "norm per epoch of the majority and the minority class and the mean over classes "
+        "(mean over seeds). Compare how far the minority lags in train accuracy early, how "
+        "high its gradient peaks, and how wide its train-test gap ends.",
+    ),
     "table1_bac": FigureSpec(
         "rq1",
         ("table1",),

@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from fragility.analysis.dynamics import dynamics_table
 from fragility.analysis.rq2 import majority_minority, per_class_train_test_accuracy, table2
 from fragility.analysis.rq3 import rq3_coverage
 from fragility.analysis.rq4 import (
@@ -50,7 +51,7 @@ from fragility.errors import ConfigError, FragilityError
 from fragility.io import atomic_path
 
 TABLES: dict[str, tuple[str, ...]] = {
-    "rq2": ("per_class_accuracy", "table2", "accuracy_over_epochs"),
+    "rq2": ("per_class_accuracy", "table2", "accuracy_over_epochs", "training_dynamics"),
     "rq3": ("topk_coverage", "smallest_k"),
     "rq4": ("class_mean_ce_top10", "table3", "topk_logit_share", "table4"),
     "rq5": ("top_weights", "weight_sums"),
@@ -325,6 +326,10 @@ def _rq2(inputs: RunInputs, **_) -> dict[str, pa.Table]:
         "per_class_accuracy": pa.table(cols),
         "table2": _one_row(row),
         "accuracy_over_epochs": accuracy_over_epochs(inputs),
+        # the lecture's training progress: accuracies and FE-gradient norm per epoch
+        "training_dynamics": dynamics_table(
+            inputs.history, n_classes, lambda c: _class_columns(inputs, c), inputs.kept_epoch
+        ),
     }
 
 
