@@ -2,21 +2,52 @@
 
 import json
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from fragility.analysis.claims import CLAIMS, claims_summary, measure_claims
-from fragility.analysis.crossrun import RunRef, balanced_partner, cross_run_table, over_seeds
+from fragility.analysis.crossrun import (
+    SINGLE_SEED_BOOTSTRAP,
+    RunRef,
+    balanced_partner,
+    cross_run_table,
+    over_seeds,
+)
 from fragility.errors import FragilityError
 
+T975 = {1: 12.7062, 2: 4.30265}  # Student's t, 0.975 quantile, by degrees of freedom
 
-def _run(tmp_path, imbalance, loss, seed, bac, retrained=None) -> RunRef:
+
+def _boot_file(run_dir, stats: dict) -> None:
+    """``uncertainty/bootstrap.parquet`` of a run: statistic -> (estimate, low, high)."""
+    (run_dir / "uncertainty").mkdir(parents=True, exist_ok=True)
+    rows = [
+        {"statistic": name, "estimate": e, "ci_low": lo, "ci_high": hi,
+         "interval": "bootstrap over test images", "replicates": [lo, hi]}
+        for name, (e, lo, hi) in stats.items()
+    ]  # fmt: skip
+    pq.write_table(pa.Table.from_pylist(rows), run_dir / "uncertainty/bootstrap.parquet")
+
+
+def _run(tmp_path, imbalance, loss, seed, bac, retrained=None, boot=True) -> RunRef:
+    """A run folder with metrics.json, the RQ1 re-training (imbalanced runs) and a bootstrap
+    whose interval of each BAC is the BAC -0.03 / +0.02 (so it is recognisable)."""
     run_dir = tmp_path / imbalance / loss / f"seed{seed}"
     (run_dir / "rq1").mkdir(parents=True)
     (run_dir / "metrics.json").write_text(json.dumps({"bac": bac}))
+    stats = {"bac": (bac, bac - 0.03, bac + 0.02)}
     if retrained is not None:
         pq.write_table(pa.table({"bac_retrained": [retrained]}), run_dir / "rq1/retrained.parquet")
+        gain = retrained - bac
+        stats.update(
+            bac_imbalanced=(bac, bac - 0.03, bac + 0.02),
+            bac_retrained=(retrained, retrained - 0.03, retrained + 0.02),
+            bac_retrained_gain=(gain, gain - 0.03, gain + 0.02),
+        )
+    if boot:
+        _boot_file(run_dir, stats)
     return RunRef("toy", imbalance, loss, seed, str(run_dir))
 
 
@@ -45,45 +76,102 @@ def test_over_seeds_gives_mean_and_sample_std_and_keeps_identities():
     assert ce["ok"] is False and focal["ok"] is True  # booleans: true in every seed
 
 
-def test_balanced_partner_prefers_the_same_loss_then_cross_entropy(tmp_path):
+def test_balanced_partner_prefers_the_same_seed_and_loss_then_cross_entropy(tmp_path):
     bal_ce = _run(tmp_path, "balanced", "ce", 0, 0.9)
     bal_focal = _run(tmp_path, "balanced", "focal", 0, 0.8)
+    bal_ce2 = _run(tmp_path, "balanced", "ce", 2, 0.9)
     imb_focal = _run(tmp_path, "exp100", "focal", 0, 0.5, 0.6)
     imb_ldam = _run(tmp_path, "exp100", "ldam", 0, 0.5, 0.6)
     imb_seed1 = _run(tmp_path, "exp100", "ce", 1, 0.5, 0.6)
-    runs = [bal_ce, bal_focal, imb_focal, imb_ldam, imb_seed1]
+    imb_seed2 = _run(tmp_path, "exp100", "focal", 2, 0.5, 0.6)
+    runs = [bal_ce2, bal_ce, bal_focal, imb_focal, imb_ldam, imb_seed1, imb_seed2]
     assert balanced_partner(imb_focal, runs) is bal_focal
     assert balanced_partner(imb_ldam, runs) is bal_ce
-    assert balanced_partner(imb_seed1, runs) is None  # no balanced run with seed 1
+    # no balanced run with seed 1: the lowest seed's (one reference for several seeds)
+    assert balanced_partner(imb_seed1, runs) is bal_ce
+    # the same seed first, even with cross-entropy rather than the same loss
+    assert balanced_partner(imb_seed2, runs) is bal_ce2
+    other = RunRef("other", "exp100", "ce", 0, str(tmp_path))
+    assert balanced_partner(other, runs) is None  # no balanced run of that dataset
 
 
-def test_table1_over_two_seeds(tmp_path):
+def _t(values):
+    """Mean and t half-width of ``values``, by hand."""
+    x = np.array(values)
+    return x.mean(), T975[len(x) - 1] * x.std(ddof=1) / np.sqrt(len(x))
+
+
+def test_table1_over_two_seeds_and_one(tmp_path):
     runs = [
         _run(tmp_path, "balanced", "ce", 0, 0.90),
         _run(tmp_path, "balanced", "ce", 1, 0.94),
         _run(tmp_path, "exp100", "ce", 0, 0.60, 0.70),
-        _run(tmp_path, "exp100", "ce", 1, 0.64, 0.96),  # retrained above balanced: claim fails
+        _run(tmp_path, "exp100", "ce", 1, 0.64, 0.96),  # retrained above balanced
+        _run(tmp_path, "exp10", "ce", 0, 0.80, 0.85),  # a group of one seed
     ]
     summary, by_seed = cross_run_table("table1", runs)
     rows = by_seed.to_pylist()
-    assert [(r["seed"], r["balanced"], r["imbalanced"], r["retrained"]) for r in rows] == [
-        (0, 0.90, 0.60, 0.70),
-        (1, 0.94, 0.64, 0.96),
-    ]
-    assert [r["reproduces"] for r in rows] == [True, False]
-    (row,) = summary.to_pylist()
-    assert row["imbalance"] == "exp100" and row["n_seeds"] == 2
-    assert row["balanced_mean"] == pytest.approx(0.92)
-    assert row["retrain_gain_mean"] == pytest.approx((0.10 + 0.32) / 2)
-    assert row["reproduces"] is False
+    assert [(r["imbalance"], r["seed"], r["balanced"], r["imbalanced"], r["retrained"])
+            for r in rows] == [
+        ("exp100", 0, 0.90, 0.60, 0.70),
+        ("exp100", 1, 0.94, 0.64, 0.96),
+        ("exp10", 0, 0.90, 0.80, 0.85),
+    ]  # fmt: skip
+    assert [r["balanced_seed"] for r in rows] == ["0", "1", "0"]
+    assert "reproduces" not in by_seed.column_names  # the ordering is a claim (bac_order)
+    # each run's bootstrap interval, the balanced one from its partner's "bac"
+    first = rows[0]
+    assert (first["imbalanced_boot_low"], first["imbalanced_boot_high"]) == pytest.approx(
+        (0.57, 0.62)
+    )
+    assert (first["retrained_boot_low"], first["retrained_boot_high"]) == pytest.approx(
+        (0.67, 0.72)
+    )
+    assert (first["retrain_gain_boot_low"], first["retrain_gain_boot_high"]) == pytest.approx(
+        (0.07, 0.12)
+    )
+    assert (rows[1]["balanced_boot_low"], rows[1]["balanced_boot_high"]) == pytest.approx(
+        (0.91, 0.96)
+    )
+
+    groups = {r["imbalance"]: r for r in summary.to_pylist()}
+    two, one = groups["exp100"], groups["exp10"]
+    assert two["n_seeds"] == 2 and two["interval"] == "t over 2 seeds"
+    assert two["balanced_mean"] == pytest.approx(0.92)
+    assert two["retrain_gain_mean"] == pytest.approx((0.10 + 0.32) / 2)
+    # t-intervals over the two seeds: mean ± 12.706 * s / sqrt(2)
+    for column, values in {
+        "balanced": (0.90, 0.94),  # s / sqrt 2 = 0.02
+        "imbalanced": (0.60, 0.64),
+        "retrained": (0.70, 0.96),  # s / sqrt 2 = 0.13
+        "retrain_gain": (0.10, 0.32),
+    }.items():
+        mean, half = _t(values)
+        assert two[f"{column}_ci_low"] == pytest.approx(mean - half), column
+        assert two[f"{column}_ci_high"] == pytest.approx(mean + half), column
+    assert two["imbalanced_ci_low"] == pytest.approx(0.62 - 12.7062 * 0.02, abs=1e-4)
+    assert two["retrained_ci_high"] == pytest.approx(0.83 + 12.7062 * 0.13, abs=1e-4)
+    # one seed: the run's bootstrap interval, passed through and labelled as such
+    assert one["n_seeds"] == 1 and one["interval"] == SINGLE_SEED_BOOTSTRAP
+    assert "training randomness not included" in one["interval"]
+    assert one["imbalanced_mean"] == pytest.approx(0.80) and one["imbalanced_std"] is None
+    assert (one["imbalanced_ci_low"], one["imbalanced_ci_high"]) == pytest.approx((0.77, 0.82))
+    assert (one["retrained_ci_low"], one["retrained_ci_high"]) == pytest.approx((0.82, 0.87))
+    assert (one["retrain_gain_ci_low"], one["retrain_gain_ci_high"]) == pytest.approx((0.02, 0.07))
+    assert (one["balanced_ci_low"], one["balanced_ci_high"]) == pytest.approx((0.87, 0.92))
+    assert not any(c.endswith(("_boot_low", "_boot_high")) for c in summary.column_names)
 
 
 def test_table1_without_a_balanced_run_leaves_that_column_empty(tmp_path):
     runs = [_run(tmp_path, "exp100", "focal", 0, 0.6, 0.7)]
-    _, by_seed = cross_run_table("table1", runs)
+    summary, by_seed = cross_run_table("table1", runs)
     (row,) = by_seed.to_pylist()
     assert row["balanced"] is None and row["balanced_loss"] is None
-    assert row["reproduces"] is True  # only imbalanced < retrained can be checked
+    assert row["balanced_seed"] is None
+    assert row["balanced_boot_low"] is None and row["balanced_boot_high"] is None
+    (group,) = summary.to_pylist()
+    assert group["balanced_mean"] is None and group["balanced_ci_low"] is None
+    assert (group["retrained_ci_low"], group["retrained_ci_high"]) == pytest.approx((0.67, 0.72))
 
 
 def test_missing_per_run_table_is_one_clear_error(tmp_path):
@@ -92,113 +180,225 @@ def test_missing_per_run_table_is_one_clear_error(tmp_path):
         cross_run_table("table1", runs)
     with pytest.raises(FragilityError, match="unknown cross-run table"):
         cross_run_table("table9", runs)
+    runs = [_run(tmp_path, "exp10", "ce", 0, 0.6, 0.7, boot=False)]
+    with pytest.raises(FragilityError, match="bootstrap.parquet is missing"):
+        cross_run_table("table1", runs)
 
 
 def _keys(seed, imbalance="exp100"):
     return {"dataset": "toy", "imbalance": imbalance, "loss": "ce", "seed": seed}
 
 
+THREE, ONE = (0, 1, 2), (0,)  # exp100 has three seeds (t-interval), exp10 one (bootstrap)
+
+
 def _by_seed_tables():
-    """Two seeds of one imbalanced group (plus a balanced run the claims must ignore)."""
+    """The claims' by-seed detail: exp100 (3 seeds), exp10 (1 seed) and a balanced run
+    (which the claims must ignore: it has no bootstrap of the differences)."""
+    runs = [_keys(s) for s in THREE] + [_keys(0, "exp10")]
+    bal = _keys(0, "balanced")
     return {
         "table1": pa.Table.from_pylist(
-            [
-                dict(_keys(0), imbalanced=0.6, retrained=0.7, balanced=0.9),
-                dict(_keys(1), imbalanced=0.6, retrained=0.95, balanced=0.9),
-            ]
+            [dict(k, imbalanced=0.6, retrained=0.7, balanced=0.9) for k in runs]
         ),
         "table2": pa.Table.from_pylist(
             [
                 dict(
-                    _keys(s),
+                    k,
                     train_acc_minority=1.0,
                     test_acc_minority=0.4,
                     train_acc_majority=1.0,
                     test_acc_majority=0.95,
                 )
-                for s in (0, 1)
-            ]
-            + [
-                dict(
-                    _keys(0, "balanced"),
-                    train_acc_minority=1.0,
-                    test_acc_minority=1.0,
-                    train_acc_majority=1.0,
-                    test_acc_majority=1.0,
-                )
+                for k in [*runs, bal]
             ]
         ),  # fmt: skip
         "rq3_smallest_k": pa.Table.from_pylist(
             [
-                dict(_keys(0), threshold=0.94, smallest_k=5, coverage_at_smallest_k=0.95),
-                dict(_keys(1), threshold=0.94, smallest_k=None, coverage_at_smallest_k=None),
+                dict(
+                    k,
+                    threshold=0.94,
+                    smallest_k=None if k["seed"] == 1 else 5,
+                    coverage_at_smallest_k=None if k["seed"] == 1 else 0.95,
+                )
+                for k in runs
             ]
-        ),
+        ),  # fmt: skip
         "rq3_coverage": pa.Table.from_pylist(
             [
-                dict(_keys(s), role=role, k=k, coverage_ratio=ratio)
-                for s in (0, 1)
-                for role, k, ratio in [
+                dict(k, role=role, k=kk, coverage_ratio=ratio)
+                for k in runs
+                for role, kk, ratio in [
                     ("majority", 2, 0.5),
-                    ("minority", 2, None if s else 0.8),  # seed 1: minority never predicted
+                    ("minority", 2, 0.8 if k["seed"] == 0 else None),  # never predicted
                     ("majority", 3, 0.9),
-                    ("minority", 3, 0.1),  # K = 3 must be ignored: the smallest K is 2
+                    ("minority", 3, 0.1),  # K = 3 is ignored: the smallest K is 2
                 ]
             ]
         ),
         "table3": pa.Table.from_pylist(
-            [
-                dict(_keys(s), majority_largest_mean_ce=2.0, minority_largest_mean_ce=3.0)
-                for s in (0, 1)
-            ]
+            [dict(k, majority_largest_mean_ce=2.0, minority_largest_mean_ce=3.0) for k in runs]
         ),
         "table4": pa.Table.from_pylist(
-            [dict(_keys(s), majority_largest_share=0.5, minority_largest_share=0.4) for s in (0, 1)]
+            [dict(k, majority_largest_share=0.5, minority_largest_share=0.4) for k in runs]
         ),
         "rq7_generalization": pa.Table.from_pylist(
-            [dict(_keys(s), frobenius_train_vs_tp=2.0, frobenius_train_vs_fp=12.0) for s in (0, 1)]
+            [dict(k, frobenius_train_vs_tp=2.0, frobenius_train_vs_fp=12.0) for k in runs]
         ),
     }
 
 
-def test_claims_hold_fail_or_cannot_be_measured_per_seed():
-    claims = {row["claim"]: row for row in measure_claims(_by_seed_tables()).to_pylist()}
-    assert set(claims) == {c.name for c in CLAIMS}
-    assert all(r["n_seeds"] == 2 and r["imbalance"] == "exp100" for r in claims.values())
+R = np.arange(1001) / 1000  # replicates whose 2.5 % / 97.5 % quantiles are 0.025 / 0.975
+NONE = [None] * len(R)
 
-    bac = claims["bac_order"]  # seed 1: retrained 0.95 > balanced 0.9
-    assert (bac["holds"], bac["n_holding"]) == (False, 1)
-    assert bac["value_mean"] == pytest.approx((0.1 + 0.35) / 2)
+# exp100: one estimate per seed; the t-interval of the three decides (replicates unused,
+# except for a claim only one seed could measure)
+EXP100 = {
+    "bac_order": [0.10, 0.12, 0.14],  # .12 ± 4.303 * .02 / sqrt 3 = [.0703, .1697]: holds
+    "minority_overfits": [-0.20, -0.25, -0.30],  # -.25 ± .1242: fails
+    "few_features_decide": [0.05, -0.40, 0.06],  # straddles 0: inconclusive
+    "minority_smaller_k": [0.30, None, None],  # one seed measured: its bootstrap, holds
+    "majority_ce_smaller": [1.0, 1.1, 0.9],  # 1 ± .2484: holds
+    "majority_share_smaller": [-0.10, -0.12, -0.08],  # -.1 ± .0497: fails
+    "tp_closer_than_fp": [None, None, None],  # never measurable: n/a
+}
+# exp10: one seed, the percentile interval of its replicates (offset + 0.1 * R)
+EXP10 = {
+    "bac_order": (0.05, 0.01),  # [0.0125, 0.1075]: holds
+    "minority_overfits": (-0.15, -0.2),  # [-0.1975, -0.1025]: fails
+    "few_features_decide": (0.0, -0.05),  # [-0.0475, 0.0475]: inconclusive
+    "minority_smaller_k": (None, None),  # n/a
+    "majority_ce_smaller": (1.0, 0.9),  # holds
+    "majority_share_smaller": (-0.1, -0.15),  # fails
+    "tp_closer_than_fp": (10.0, 9.0),  # holds
+}
+TRAIN_SIDE = {"few_features_decide", "minority_smaller_k", "majority_ce_smaller",
+              "majority_share_smaller"}  # fmt: skip
 
-    gap = claims["minority_overfits"]  # gap 0.6 >= 0.1 and above the majority's 0.05
-    assert (gap["holds"], gap["n_holding"]) == (True, 2)
-    assert gap["value_mean"] == pytest.approx(0.6) and gap["value_std"] == pytest.approx(0.0)
 
-    few = claims["few_features_decide"]  # seed 1: no K reaches the threshold -> fails
-    assert (few["holds"], few["n_holding"], few["value_mean"]) == (False, 1, 5.0)
-
-    k = claims["minority_smaller_k"]  # seed 0: 0.8 >= 0.5 at K = 2; seed 1 not measurable
-    assert (k["holds"], k["n_holding"]) == (True, 1)
-    assert k["value_mean"] == pytest.approx(0.3) and k["value_std"] is None
-    assert "never predicted" in k["detail"]
-
-    assert claims["majority_ce_smaller"]["holds"] is True
-    assert claims["majority_ce_smaller"]["value_mean"] == pytest.approx(1.0)
-    assert claims["majority_share_smaller"]["holds"] is False
-    assert claims["tp_closer_than_fp"]["holds"] is True
-    assert claims["tp_closer_than_fp"]["value_mean"] == pytest.approx(10.0)
+def _claim_boot(stats: dict) -> pa.Table:
+    """A run's bootstrap.parquet of the claim statistics: name -> (estimate, replicates)."""
+    return pa.Table.from_pylist(
+        [
+            {"statistic": name, "estimate": e, "replicates": reps,
+             "interval": "bootstrap over " + ("training" if name in TRAIN_SIDE else "test")
+             + " images"}
+            for name, (e, reps) in stats.items()
+        ]
+    )  # fmt: skip
 
 
-def test_a_claim_never_measurable_is_not_a_pass():
-    tables = _by_seed_tables()
-    tables["table1"] = pa.Table.from_pylist(
-        [dict(_keys(0), imbalanced=0.6, retrained=0.7, balanced=None)]
+def _bootstraps():
+    out = {}
+    for i, seed in enumerate(THREE):
+        stats = {}
+        for name, values in EXP100.items():
+            e = values[i]
+            # replicates 0.25..0.35 for the claim only one seed measured; elsewhere junk (9),
+            # which the t-interval over three seeds must not read
+            one_seed = name == "minority_smaller_k"
+            reps = NONE if e is None else list(0.25 + 0.1 * R if one_seed else np.full(3, 9.0))
+            stats[name] = (e, reps)
+        out[("toy", "exp100", "ce", seed)] = _claim_boot(stats)
+    out[("toy", "exp10", "ce", 0)] = _claim_boot(
+        {n: (e, NONE if e is None else list(off + 0.1 * R)) for n, (e, off) in EXP10.items()}
     )
-    claims = {row["claim"]: row for row in measure_claims(tables).to_pylist()}
-    assert claims["bac_order"]["holds"] is None
-    text = claims_summary(measure_claims(tables))
-    assert "[  n/a] imbalanced < retrained" in text
-    assert "toy/exp100/ce (2 seeds)" in text
+    return out
+
+
+def test_claims_verdicts_rest_on_known_intervals():
+    table = measure_claims(_by_seed_tables(), _bootstraps())
+    claims = {(r["imbalance"], r["claim"]): r for r in table.to_pylist()}
+    assert set(claims) == {(g, c.name) for g in ("exp100", "exp10") for c in CLAIMS}
+    verdicts = {key: r["verdict"] for key, r in claims.items()}
+    assert verdicts == {
+        ("exp100", "bac_order"): "holds",
+        ("exp100", "minority_overfits"): "fails",
+        ("exp100", "few_features_decide"): "inconclusive",
+        ("exp100", "minority_smaller_k"): "holds",
+        ("exp100", "majority_ce_smaller"): "holds",
+        ("exp100", "majority_share_smaller"): "fails",
+        ("exp100", "tp_closer_than_fp"): "n/a",
+        ("exp10", "bac_order"): "holds",
+        ("exp10", "minority_overfits"): "fails",
+        ("exp10", "few_features_decide"): "inconclusive",
+        ("exp10", "minority_smaller_k"): "n/a",
+        ("exp10", "majority_ce_smaller"): "holds",
+        ("exp10", "majority_share_smaller"): "fails",
+        ("exp10", "tp_closer_than_fp"): "holds",
+    }
+
+    # three seeds: a t-interval over them, by hand
+    bac = claims[("exp100", "bac_order")]
+    assert (bac["n_seeds"], bac["n"], bac["n_positive"]) == (3, 3, 3)
+    assert bac["interval"] == "t over 3 seeds"
+    assert bac["difference"] == pytest.approx(0.12)
+    assert (bac["ci_low"], bac["ci_high"]) == pytest.approx(
+        (0.12 - 4.30265 * 0.02 / np.sqrt(3), 0.12 + 4.30265 * 0.02 / np.sqrt(3)), abs=1e-5
+    )
+    gap = claims[("exp100", "minority_overfits")]
+    assert (gap["ci_low"], gap["ci_high"]) == pytest.approx((-0.3742, -0.1258), abs=1e-4)
+    assert gap["n_positive"] == 0
+    few = claims[("exp100", "few_features_decide")]
+    assert few["ci_low"] < 0 < few["ci_high"] and few["n_positive"] == 2
+    assert "seed 1: no K covers 94% of the instances (difference -0.400)" in few["detail"]
+    # three seeds, but only one measured the claim: its bootstrap, labelled as such
+    k = claims[("exp100", "minority_smaller_k")]
+    assert (k["n_seeds"], k["n"], k["difference"]) == (3, 1, 0.30)
+    assert (k["ci_low"], k["ci_high"]) == pytest.approx((0.2525, 0.3475))
+    assert k["interval"] == (
+        "bootstrap over training images (1 seed; training randomness not included)"
+    )
+    assert "K=2: minority covers 0.800, majority 0.500" in k["detail"]
+    assert "seed 1: K=2: minority covers n/a, majority 0.500" in k["detail"]
+    na = claims[("exp100", "tp_closer_than_fp")]
+    assert (na["difference"], na["ci_low"], na["ci_high"], na["n"]) == (None, None, None, 0)
+    assert na["interval"] == "none"
+
+    # one seed: the percentile interval of its replicates
+    one = claims[("exp10", "bac_order")]
+    assert (one["n_seeds"], one["n"]) == (1, 1) and one["difference"] == pytest.approx(0.05)
+    assert (one["ci_low"], one["ci_high"]) == pytest.approx((0.0125, 0.1075))
+    assert one["interval"] == (
+        "bootstrap over test images (1 seed; training randomness not included)"
+    )
+    assert one["detail"] == (
+        "seed 0: imbalanced 0.600, retrained 0.700, balanced 0.900 (difference +0.050)"
+    )
+    fails = claims[("exp10", "minority_overfits")]
+    assert (fails["ci_low"], fails["ci_high"]) == pytest.approx((-0.1975, -0.1025))
+    inc = claims[("exp10", "few_features_decide")]
+    assert (inc["ci_low"], inc["ci_high"]) == pytest.approx((-0.0475, 0.0475))
+    assert claims[("exp10", "minority_smaller_k")]["interval"] == "none"
+
+
+def test_claims_summary_in_words():
+    text = claims_summary(measure_claims(_by_seed_tables(), _bootstraps()))
+    assert "toy/exp100/ce (3 seeds): 3 holds, 2 fails, 1 inconclusive, 1 n/a" in text
+    assert "toy/exp10/ce (1 seed): 3 holds, 2 fails, 1 inconclusive, 1 n/a" in text
+    assert "[       holds] imbalanced < retrained-classifier < balanced" in text
+    assert "[         n/a] test true positives keep" in text
+    assert "+0.120 [+0.070, +0.170]" in text
+    assert "FB(FP) - FB(TP): not measurable" in text
+    assert "training randomness not included" in text
+    assert "balanced" not in [line.split("/")[1] for line in text.splitlines() if "/ce (" in line]
+
+
+def test_claims_need_every_imbalanced_run_s_bootstrap():
+    boots = _bootstraps()
+    del boots[("toy", "exp100", "ce", 2)]
+    with pytest.raises(KeyError, match="no bootstrap of bac_order"):
+        measure_claims(_by_seed_tables(), boots)
+    # only balanced runs: no claim is measured (they compare imbalanced models)
+    balanced = {
+        name: t.set_column(
+            t.schema.get_field_index("imbalance"), "imbalance", pa.array(["balanced"] * len(t))
+        )
+        for name, t in _by_seed_tables().items()
+    }
+    claims = measure_claims(balanced, {})
+    assert claims.num_rows == 0
+    assert "no imbalanced runs" in claims_summary(claims)
 
 
 def test_cross_run_figures_draw_from_summary_tables(tmp_path):
@@ -221,47 +421,156 @@ def test_cross_run_figures_draw_from_summary_tables(tmp_path):
         ("dataset", "imbalance", "loss", "role"),
     )
     tables = {"table1_bac": table1, "fig9_members_to_cover": members}
-    assert set(tables) == set(CROSS_RUN_FIGURES)
+    # training_dynamics is drawn from its own table in tests/test_dynamics.py
+    assert set(tables) == set(CROSS_RUN_FIGURES) - {"training_dynamics"}
     for name, table in tables.items():
         out = tmp_path / f"{name}.png"
         plot_cross_run(name, table, out)
         assert out.read_bytes()[:4] == b"\x89PNG"
 
 
-def _metrics_file(path, bac, per_class, seconds, counts=None):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = {"bac": bac, "macro_f1": bac - 0.1, "gmean": bac - 0.2, "per_class_accuracy": per_class,
-            "wall_seconds": seconds}  # fmt: skip
+# -- remedies: predictions on 60 test images (20 per class), index 500..559; training
+# counts 100 / 30 / 10, so class 0 is the majority and class 2 the minority.
+TEST_LABELS = np.repeat([0, 1, 2], 20)
+TEST_INDEX = np.arange(500, 560)
+
+
+def _preds(fixed: int = 0, broken: int = 0) -> np.ndarray:
+    """The untreated model: class 0 all right, class 1 half (10 -> 0), class 2 2 of 20
+    (18 -> 0); ``fixed`` of class 2's errors repaired, ``broken`` of class 0's images -> 1."""
+    preds = TEST_LABELS.copy()
+    preds[30:40] = 0
+    preds[42 + fixed : 60] = 0
+    preds[:broken] = 1
+    return preds
+
+
+def _model_folder(folder, preds, seconds, counts=None, order=None) -> dict:
+    """metrics.json (from the predictions) and embeddings/test.parquet (rows in ``order``)."""
+    from fragility.embeddings import embeddings_table
+    from fragility.metrics import summary
+
+    (folder / "embeddings").mkdir(parents=True, exist_ok=True)
+    metrics = dict(summary(TEST_LABELS, preds, 3), wall_seconds=seconds)
     if counts is not None:
-        data["train_class_counts"] = counts
-    path.write_text(json.dumps(data))
+        metrics["train_class_counts"] = counts
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    order = np.arange(60) if order is None else order
+    logits = np.eye(3)[preds[order]]  # argmax = the prediction
+    table = embeddings_table(TEST_INDEX[order], TEST_LABELS[order], np.zeros((60, 2)), logits)
+    pq.write_table(table, folder / "embeddings/test.parquet")
+    return metrics
+
+
+def _remedied_seed(tmp_path, seed: int, fixed: int) -> list[RunRef]:
+    """An untreated ce run, its eos remedy fixing ``fixed`` minority errors, a remedy that
+    breaks 10 majority images, and a focal run predicting exactly as the untreated model."""
+    shuffled = np.random.default_rng(seed).permutation(60)  # files in another row order
+    runs = []
+    for loss, seconds in (("ce", 100.0), ("focal", 120.0)):
+        run_dir = tmp_path / "toy/exp100" / loss / f"seed{seed}"
+        _model_folder(run_dir, _preds(), seconds, [100, 30, 10], None if loss == "ce" else shuffled)
+        runs.append(RunRef("toy", "exp100", loss, seed, str(run_dir)))
+    base = tmp_path / "toy/exp100/ce" / f"seed{seed}"
+    _model_folder(base / "remedies/eos", _preds(fixed=fixed), 2.0, order=shuffled)
+    _model_folder(base / "remedies/bad", _preds(broken=10), 3.0)
+    return runs
+
+
+REMEDIES = {"eos": "eos", "bad": "eos"}
 
 
 def test_remedies_table_compares_every_method_with_the_untreated_model(tmp_path):
     from fragility.analysis.crossrun import remedies_table
 
-    runs = []
-    for loss, bac, seconds in (("ce", 0.5, 100.0), ("focal", 0.6, 120.0)):
-        run_dir = tmp_path / "toy/exp100" / loss / "seed0"
-        _metrics_file(run_dir / "metrics.json", bac, [0.9, 0.5, 0.1], seconds, [100, 30, 10])
-        runs.append(RunRef("toy", "exp100", loss, 0, str(run_dir)))
-    base = runs[0].run_dir
-    _metrics_file(tmp_path / base / "remedies/eos/metrics.json", 0.7, [0.8, 0.6, 0.7], 2.0)
-    summary, by_seed = remedies_table(runs, ["toy/exp100/ce/seed0"], {"eos": "eos"})
+    runs = _remedied_seed(tmp_path, 0, fixed=16)
+    summary, by_seed = remedies_table(runs, ["toy/exp100/ce/seed0"], REMEDIES, n_boot=300)
     rows = {r["remedy"]: r for r in by_seed.to_pylist()}
-    assert set(rows) == {"none", "eos", "focal"}
+    assert set(rows) == {"none", "eos", "bad", "focal"}
     assert rows["none"]["kind"] == "untreated" and rows["focal"]["kind"] == "loss-level"
-    assert rows["eos"]["bac_gain"] == pytest.approx(0.2)
-    assert rows["focal"]["bac_gain"] == pytest.approx(0.1)
-    # class 0 has the most training images, class 2 the fewest
-    assert (rows["eos"]["majority_acc"], rows["eos"]["minority_acc"]) == (0.8, 0.7)
+    # untreated BAC (1 + .5 + .1) / 3; eos repairs 16 of class 2's images: +16/20/3
+    assert rows["none"]["bac"] == pytest.approx(1.6 / 3)
+    assert rows["eos"]["bac_gain"] == pytest.approx(0.8 / 3)
+    assert rows["bad"]["bac_gain"] == pytest.approx(-0.5 / 3)
+    assert rows["focal"]["bac_gain"] == pytest.approx(0.0)
+    assert (rows["eos"]["majority_acc"], rows["eos"]["minority_acc"]) == (1.0, 0.9)
     assert rows["eos"]["seconds"] == 2.0 and rows["eos"]["total_seconds"] == 102.0
     assert rows["focal"]["total_seconds"] == 120.0  # a loss-level remedy is its own training
-    assert summary.num_rows == 3 and "bac_mean" in summary.column_names
+    # paired intervals: eos only ever gains (each replicate redraws class 2's 20 images, at
+    # least one of them among the 16 repaired ones); identical predictions gain exactly 0
+    assert 0 < rows["eos"]["bac_gain_boot_low"] < 0.8 / 3 < rows["eos"]["bac_gain_boot_high"]
+    assert rows["eos"]["bac_gain_boot_high"] <= 1.0 / 3  # at most all 20 repaired
+    assert (rows["focal"]["bac_gain_boot_low"], rows["focal"]["bac_gain_boot_high"]) == (0.0, 0.0)
+    assert (rows["none"]["bac_gain_boot_low"], rows["none"]["bac_gain_boot_high"]) == (0.0, 0.0)
+    assert rows["bad"]["bac_gain_boot_high"] < 0
+    assert rows["eos"]["minority_acc_boot_low"] < 0.9 < rows["eos"]["minority_acc_boot_high"]
+    assert rows["eos"]["majority_acc_boot_low"] == rows["eos"]["majority_acc_boot_high"] == 1.0
+
+    assert summary.num_rows == 4 and "bac_mean" in summary.column_names
+    groups = {r["remedy"]: r for r in summary.to_pylist()}
+    verdicts = {name: (r["verdict"], r["verdict_interval"]) for name, r in groups.items()}
+    single = "paired bootstrap over test images (1 seed; training randomness not included)"
+    assert verdicts == {
+        "none": ("reference", "none: the untreated model itself"),
+        "eos": ("better", single),
+        "bad": ("worse", single),
+        "focal": ("no detectable difference", single),
+    }
+    # one seed: the summary's interval is the paired bootstrap's
+    eos = groups["eos"]
+    assert eos["interval"] == SINGLE_SEED_BOOTSTRAP
+    assert (eos["bac_gain_ci_low"], eos["bac_gain_ci_high"]) == (
+        rows["eos"]["bac_gain_boot_low"],
+        rows["eos"]["bac_gain_boot_high"],
+    )
     from fragility.plotting import plot_remedy_costs
 
     plot_remedy_costs(summary, tmp_path / "remedies.png")
     assert (tmp_path / "remedies.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_remedies_over_three_seeds_decide_by_t(tmp_path):
+    from fragility.analysis.crossrun import remedies_table
+
+    runs = []
+    for seed, fixed in ((0, 16), (1, 12), (2, 18)):
+        runs += _remedied_seed(tmp_path, seed, fixed)
+    bases = [f"toy/exp100/ce/seed{s}" for s in (0, 1, 2)]
+    summary, by_seed = remedies_table(runs, bases, REMEDIES, n_boot=100)
+    assert by_seed.num_rows == 12
+    groups = {r["remedy"]: r for r in summary.to_pylist()}
+    eos = groups["eos"]
+    gains = [16 / 60, 12 / 60, 18 / 60]  # fixed / 20 / 3
+    mean, half = np.mean(gains), 4.30265 * np.std(gains, ddof=1) / np.sqrt(3)
+    assert eos["n_seeds"] == 3 and eos["interval"] == "t over 3 seeds"
+    assert eos["bac_gain_mean"] == pytest.approx(mean)
+    assert (eos["bac_gain_ci_low"], eos["bac_gain_ci_high"]) == pytest.approx(
+        (mean - half, mean + half), abs=1e-5
+    )
+    assert (eos["verdict"], eos["verdict_interval"]) == ("better", "t over 3 seeds")
+    assert (groups["bad"]["verdict"], groups["bad"]["verdict_interval"]) == (
+        "worse",
+        "t over 3 seeds",
+    )
+    # the same gain on every seed: a zero-width interval at 0, not a difference
+    focal = groups["focal"]
+    assert (focal["bac_gain_ci_low"], focal["bac_gain_ci_high"]) == (0.0, 0.0)
+    assert focal["verdict"] == "no detectable difference"
+    assert groups["none"]["verdict"] == "reference"
+
+
+def test_remedies_need_the_same_test_images(tmp_path):
+    from fragility.analysis.crossrun import remedies_table
+
+    runs = _remedied_seed(tmp_path, 0, fixed=16)
+    eos = tmp_path / "toy/exp100/ce/seed0/remedies/eos/embeddings/test.parquet"
+    table = pq.read_table(eos)
+    pq.write_table(table.slice(0, 59), eos)  # one test image fewer
+    with pytest.raises(FragilityError, match="other test images than the untreated model"):
+        remedies_table(runs, ["toy/exp100/ce/seed0"], REMEDIES, n_boot=10)
+    eos.unlink()
+    with pytest.raises(FragilityError, match="test.parquet is missing"):
+        remedies_table(runs, ["toy/exp100/ce/seed0"], REMEDIES, n_boot=10)
 
 
 def test_provenance_names_what_produced_each_run(tmp_path):

@@ -1,0 +1,231 @@
+"""run_bootstrap's point estimates (row 0: every weight 1) are the claim differences of
+bootstrap.py's docstring computed by hand from the per-run tables rq_tables builds from the
+same embeddings, and its replicates are paired, seeded and finite where they should be."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fragility.analysis.bootstrap import (
+    CLAIM_NAMES,
+    COVERAGE_THRESHOLD,
+    HEADLINE,
+    MAX_COVERING_K,
+    MIN_MINORITY_GAP,
+    ModelView,
+    run_bootstrap,
+)
+from fragility.analysis.tables import RunInputs, rq_tables
+from fragility.embeddings import head_logits
+from fragility.metrics import balanced_accuracy, per_class_accuracy, summary
+
+C, H = 3, 16
+TRAIN_COUNTS = (60, 25, 8)  # majority 0, minority 2
+TEST_COUNTS = (20, 20, 20)
+# Dense positive weights: a prediction rests on many features, so that the top-K coverage
+# climbs slowly with K (about 0.45 at K = 7, 1 only near K = 16) and "K <= 7" matters.
+K_SMALLEST = 5  # the claims' smallest K (run_bootstrap's ks), where the ratios are not 0 or 1
+
+
+def _subset(rng, counts, W, bias, normed, start):
+    labels = np.repeat(np.arange(C), counts)
+    fe = np.abs(rng.normal(size=(len(labels), H)))
+    fe[np.arange(len(labels)), 2 * labels] += 2.0  # each class has its own features
+    fe[np.arange(len(labels)), 2 * labels + 1] += 1.0
+    logits = head_logits(fe, W, bias, normed)
+    return {
+        "index": np.arange(start, start + len(labels)),
+        "label": labels,
+        "pred": logits.argmax(axis=1),
+        "fe": fe,
+        "logits": logits,
+    }
+
+
+def _data(normed: bool):
+    rng = np.random.default_rng(5)
+    W = rng.normal(0.3, 0.05, (C, H))
+    for c in range(C):
+        W[c, 2 * c : 2 * c + 2] += 0.4
+    if normed:  # fe' = fe / |fe| has norm 1: the weights carry the scale
+        W *= 4.0
+    bias = np.array([0.3, 0.0, -0.2])
+    train = _subset(rng, TRAIN_COUNTS, W, bias, normed, 0)
+    test = _subset(rng, TEST_COUNTS, W, bias, normed, 1000)
+    return train, test, W, bias
+
+
+@pytest.fixture(params=[False, True], ids=["linear", "normed"])
+def run(request):
+    normed = request.param
+    train, test, W, bias = _data(normed)
+    inputs = RunInputs(
+        train=train,
+        test=test,
+        pool=None,
+        classifier={"weight": W, "bias": bias, "normed": normed},
+        history=None,
+        class_names=["a", "b", "c"],
+        class_counts=np.array(TRAIN_COUNTS),
+    )
+    view = ModelView(train, test, W, bias, normed, np.array(TRAIN_COUNTS))
+    # the data must exercise every claim: each class predicted in train and test, errors
+    for subset in (train, test):
+        assert set(subset["pred"].tolist()) == {0, 1, 2}
+    assert (test["pred"] != test["label"]).sum() >= 5
+    return inputs, view
+
+
+def _estimates(table) -> dict[str, float | None]:
+    return dict(zip(table["statistic"].to_pylist(), table["estimate"].to_pylist()))
+
+
+def _one(table, column):
+    (value,) = table[column].to_pylist()
+    return value
+
+
+def test_claim_estimates_equal_the_per_run_tables(run):
+    inputs, view = run
+    rng = np.random.default_rng(0)
+    retrained = np.where(rng.random(60) < 0.3, rng.integers(0, C, 60), view.test["label"])
+    boot = run_bootstrap(
+        view, seed=3, n_boot=50, retrained_pred=retrained, ks=(K_SMALLEST, 7), k_fe=7
+    )
+    est = _estimates(boot)
+    assert set(est) == {*HEADLINE, *CLAIM_NAMES, "bac_imbalanced", "bac_retrained",
+                        "bac_retrained_gain"}  # fmt: skip
+    ks = tuple(range(1, H + 1))
+    rq2, rq3 = rq_tables("rq2", inputs), rq_tables("rq3", inputs, ks=ks)
+    rq4, rq7 = rq_tables("rq4", inputs, k_fe=7), rq_tables("rq7", inputs, k_fe=7)
+
+    # minority_overfits: min(gap_min - gap_maj, gap_min - 0.10), gap = train - test accuracy
+    t2 = rq2["table2"]
+    gap_min = _one(t2, "train_acc_minority") - _one(t2, "test_acc_minority")
+    gap_maj = _one(t2, "train_acc_majority") - _one(t2, "test_acc_majority")
+    assert est["minority_overfits"] == pytest.approx(
+        min(gap_min - gap_maj, gap_min - MIN_MINORITY_GAP), abs=1e-12
+    )
+
+    # few_features_decide: best coverage of all instances over K <= 7, minus 0.94; the
+    # coverage of all instances is the predicted classes' ratios weighted by their sizes
+    cov = rq3["topk_coverage"].to_pylist()
+    n = len(inputs.train["label"])
+    overall = {
+        k: sum((r["coverage_ratio"] or 0.0) * r["n_pred"] for r in cov if r["k"] == k) / n
+        for k in ks
+    }
+    best = max(overall[k] for k in ks if k <= MAX_COVERING_K)
+    assert best < COVERAGE_THRESHOLD < max(overall.values())  # the cap at K = 7 matters
+    assert est["few_features_decide"] == pytest.approx(best - COVERAGE_THRESHOLD, abs=1e-12)
+    smallest = rq3["smallest_k"].to_pylist()[0]
+    if smallest["smallest_k"] is not None:
+        assert overall[smallest["smallest_k"]] == pytest.approx(smallest["coverage_at_smallest_k"])
+
+    # minority_smaller_k: minority - majority coverage ratio at the smallest configured K
+    at_k = {r["role"]: r["coverage_ratio"] for r in cov if r["k"] == K_SMALLEST}
+    assert 0 < at_k["majority"] < 1 and at_k["minority"] is not None
+    assert est["minority_smaller_k"] == pytest.approx(
+        at_k["minority"] - at_k["majority"], abs=1e-12
+    )
+
+    t3, t4 = rq4["table3"], rq4["table4"]
+    assert est["majority_ce_smaller"] == pytest.approx(
+        _one(t3, "minority_largest_mean_ce") - _one(t3, "majority_largest_mean_ce"), abs=1e-12
+    )
+    assert est["majority_share_smaller"] == pytest.approx(
+        _one(t4, "minority_largest_share") - _one(t4, "majority_largest_share"), abs=1e-12
+    )
+    gap = rq7["generalization_gap"]
+    assert est["tp_closer_than_fp"] == pytest.approx(
+        _one(gap, "frobenius_train_vs_fp") - _one(gap, "frobenius_train_vs_tp"), abs=1e-9
+    )
+
+    # bac_order without a balanced run: retrained - imbalanced test BAC
+    labels = view.test["label"]
+    bac_imb = balanced_accuracy(labels, view.test["pred"], C)
+    bac_ret = balanced_accuracy(labels, retrained, C)
+    assert est["bac_imbalanced"] == pytest.approx(bac_imb, abs=1e-12)
+    assert est["bac_retrained"] == pytest.approx(bac_ret, abs=1e-12)
+    assert est["bac_retrained_gain"] == pytest.approx(bac_ret - bac_imb, abs=1e-12)
+    assert est["bac_order"] == pytest.approx(bac_ret - bac_imb, abs=1e-12)
+
+    # headline numbers: fragility.metrics on the test predictions
+    want = summary(labels, view.test["pred"], C)
+    recall = per_class_accuracy(labels, view.test["pred"], C)
+    for name in ("bac", "macro_f1", "gmean", "accuracy"):
+        assert est[name] == pytest.approx(want[name], abs=1e-12), name
+    assert est["majority_acc"] == pytest.approx(recall[0])
+    assert est["minority_acc"] == pytest.approx(recall[2])
+
+
+def test_bac_order_with_a_balanced_run(run):
+    _, view = run
+    labels = view.test["label"]
+    rng = np.random.default_rng(1)
+    retrained = np.where(rng.random(60) < 0.3, (labels + 1) % C, labels)
+    balanced_pred = np.where(rng.random(60) < 0.1, (labels + 2) % C, labels)
+    bac_imb = balanced_accuracy(labels, view.test["pred"], C)
+    bac_ret = balanced_accuracy(labels, retrained, C)
+    bac_bal = balanced_accuracy(labels, balanced_pred, C)
+    expected = min(bac_ret - bac_imb, bac_bal - bac_ret)
+
+    # the balanced model saw the same test images, stored in another order: paired by index
+    order = rng.permutation(60)
+    same = {"index": view.test["index"][order], "label": labels[order],
+            "pred": balanced_pred[order]}  # fmt: skip
+    paired = run_bootstrap(view, seed=2, n_boot=200, retrained_pred=retrained, balanced_test=same)
+    est = _estimates(paired)
+    assert est["bac_balanced"] == pytest.approx(bac_bal, abs=1e-12)
+    assert est["bac_order"] == pytest.approx(expected, abs=1e-12)
+
+    # other test images: the balanced model is resampled on its own, estimate unchanged
+    other = dict(same, index=same["index"] + 10_000)
+    unpaired = run_bootstrap(view, seed=2, n_boot=200, retrained_pred=retrained,
+                             balanced_test=other)  # fmt: skip
+    assert _estimates(unpaired)["bac_order"] == pytest.approx(expected, abs=1e-12)
+
+    # pairing check: a balanced model predicting exactly as the retrained one gives
+    # balanced - retrained = 0 in every replicate when paired by image
+    twin = dict(same, pred=retrained[order])
+    rows = {r["statistic"]: r for r in run_bootstrap(
+        view, seed=2, n_boot=200, retrained_pred=retrained, balanced_test=twin).to_pylist()}  # fmt: skip
+    diff = np.array(rows["bac_balanced"]["replicates"]) - np.array(
+        rows["bac_retrained"]["replicates"]
+    )
+    assert np.abs(diff).max() < 1e-12
+    gain = np.array(rows["bac_retrained_gain"]["replicates"])
+    assert np.allclose(rows["bac_order"]["replicates"], np.minimum(gain, 0.0))
+
+
+def test_bootstrap_table_columns_and_seeding(run):
+    _, view = run
+    a = run_bootstrap(view, seed=4, n_boot=30)
+    assert a["statistic"].to_pylist() == list(HEADLINE) + [
+        "minority_overfits",
+        "few_features_decide",
+        "minority_smaller_k",
+        "majority_ce_smaller",
+        "majority_share_smaller",
+        "tp_closer_than_fp",
+    ]
+    rows = {r["statistic"]: r for r in a.to_pylist()}
+    assert rows["bac"]["n"] == 60 and rows["majority_ce_smaller"]["n"] == sum(TRAIN_COUNTS)
+    assert rows["bac"]["interval"] == "bootstrap over test images"
+    assert rows["few_features_decide"]["interval"] == "bootstrap over training images"
+    assert all(r["n_boot"] == 30 and len(r["replicates"]) == 30 for r in rows.values())
+    for r in rows.values():
+        reps = np.array([np.nan if v is None else v for v in r["replicates"]])
+        finite = reps[np.isfinite(reps)]
+        assert r["ci_low"] == pytest.approx(np.quantile(finite, 0.025))
+        assert r["ci_high"] == pytest.approx(np.quantile(finite, 0.975))
+    # the same seed reproduces every replicate; another seed moves them, not the estimates
+    assert a.equals(run_bootstrap(view, seed=4, n_boot=30))
+    b = run_bootstrap(view, seed=5, n_boot=30)
+    assert a["estimate"].to_pylist() == b["estimate"].to_pylist()
+    assert a["replicates"].to_pylist() != b["replicates"].to_pylist()
+    # a balanced run (claims=False): the headline numbers only
+    assert run_bootstrap(view, seed=4, n_boot=30, claims=False)["statistic"].to_pylist() == list(
+        HEADLINE
+    )
