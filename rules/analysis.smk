@@ -11,6 +11,7 @@ rule retrain_classifier:
         classifier=PATHS["embeddings"].replace("{subset}", "classifier"),
     output:
         expand(PATHS["rq1"], ext=["csv", "parquet"], allow_missing=True),
+        predictions=f"{RUN_DIR}/rq1/retrained_predictions.parquet",
     log:
         f"{LOG_ROOT}/analysis/{{dataset}}/{{imbalance}}/{{loss}}/seed{{seed}}/rq1.log",
     params:
@@ -21,6 +22,30 @@ rule retrain_classifier:
     localrule: True
     script:
         "../workflow_scripts/retrain_classifier.py"
+
+
+# Every headline number and claim difference of one run with a stratified bootstrap over
+# images (SPEC section 4): the intervals of single-seed findings and the replicates that the
+# claims combine over seeds.
+rule bootstrap_run:
+    input:
+        unpack(get_bootstrap_inputs),
+    output:
+        csv=f"{RUN_DIR}/uncertainty/bootstrap.csv",
+        parquet=f"{RUN_DIR}/uncertainty/bootstrap.parquet",
+    log:
+        f"{LOG_ROOT}/analysis/{{dataset}}/{{imbalance}}/{{loss}}/seed{{seed}}/bootstrap.log",
+    params:
+        claims=lambda wildcards: wildcards.imbalance != "balanced",
+        n_boot=config["analysis"]["bootstrap"],
+        ks=config["analysis"]["ks"],
+        k_fe=config["analysis"]["k_fe"],
+    conda:
+        "../envs/fragility.yaml"
+    threads: 1
+    localrule: True
+    script:
+        "../workflow_scripts/bootstrap_run.py"
 
 
 # One rule per research question and kind of model folder, each writing a fixed set of tables:
@@ -141,6 +166,7 @@ rule cross_run_training_dynamics:
 rule claims:
     input:
         **{name: f"{RESULTS}/tables/{name}_by_seed.parquet" for name in CLAIM_TABLES},
+        bootstraps=[bootstrap_path(run) for run in imbalanced_runs()],
     output:
         csv=report(
             f"{RESULTS}/tables/claims.csv",
@@ -152,14 +178,34 @@ rule claims:
             caption="../report/claims.rst",
             category="Claims",
         ),
+        parquet=f"{RESULTS}/tables/claims.parquet",
     log:
         f"{LOG_ROOT}/tables/claims.log",
+    params:
+        runs=[[run.dataset, run.imbalance, run.loss, run.seed] for run in imbalanced_runs()],
     conda:
         "../envs/fragility.yaml"
     threads: 1
     localrule: True
     script:
         "../workflow_scripts/check_claims.py"
+
+
+# The report's front page: the verdicts and headline tables in words (report/workflow.rst
+# includes it).
+rule summary:
+    input:
+        unpack(get_summary_inputs),
+    output:
+        f"{RESULTS}/tables/summary.rst",
+    log:
+        f"{LOG_ROOT}/tables/summary.log",
+    conda:
+        "../envs/fragility.yaml"
+    threads: 1
+    localrule: True
+    script:
+        "../workflow_scripts/write_summary.py"
 
 
 rule plot_cross_run_figure:
@@ -175,7 +221,7 @@ rule plot_cross_run_figure:
         f"{LOG_ROOT}/figures/{{figure}}.log",
     params:
         caption=lambda wildcards: CROSS_RUN_FIGURES[wildcards.figure].caption,
-        what="All runs of the study: bars are means over seeds, whiskers standard deviations.",
+        what="All runs of the study: bars are means over seeds, whiskers 95 % intervals (named under the figure).",
     wildcard_constraints:
         figure="|".join(CROSS_RUN_FIGURES),
     conda:

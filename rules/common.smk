@@ -14,7 +14,7 @@ except WorkflowError as error:
     sys.exit(f"config error: {schema_error_line(error)}")
 
 from fragility.analysis.claims import CLAIM_TABLES
-from fragility.analysis.crossrun import CROSS_RUN_TABLES
+from fragility.analysis.crossrun import CROSS_RUN_TABLES, RunRef, balanced_partner
 from fragility.analysis.curves import CURVE_SOURCES, REMEDY_SOURCE, curve_groups
 from fragility.analysis.tables import TABLES
 from fragility.errors import FragilityError
@@ -87,7 +87,7 @@ def get_all_targets():
         if run.imbalance != "balanced":
             targets.append(f"{RESULTS}/{run.path}/rq1/retrained.csv")
     targets += [f"{RESULTS}/tables/{name}.csv" for name in CROSS_RUN_TABLES]
-    targets += [f"{RESULTS}/tables/claims.csv", f"{RESULTS}/tables/claims.txt"]
+    targets += [f"{RESULTS}/tables/{name}" for name in ("claims.csv", "claims.txt", "summary.rst")]
     targets.append(f"{RESULTS}/tables/provenance.csv")
     targets += [f"{RESULTS}/figures/{name}.png" for name in CROSS_RUN_FIGURES]
     if STUDY.remedy_methods() and STUDY.remedy_base_runs():
@@ -144,9 +144,45 @@ def cross_run_inputs(spec):
     files = []
     for run in STUDY.runs:
         for relative in spec.inputs:
-            if spec.imbalanced_only and run.imbalance == "balanced" and relative != "metrics.json":
+            balanced_reads = ("metrics.json", "uncertainty/bootstrap.parquet")
+            if spec.imbalanced_only and run.imbalance == "balanced" and relative not in balanced_reads:
                 continue
             files.append(f"{RESULTS}/{run.path}/{relative}")
+    return files
+
+
+def imbalanced_runs():
+    return [run for run in STUDY.runs if run.imbalance != "balanced"]
+
+
+def bootstrap_path(run):
+    return f"{RESULTS}/{run.path}/uncertainty/bootstrap.parquet"
+
+
+def balanced_partner_of(run):
+    """The balanced run a run's RQ1 claim compares with (crossrun.balanced_partner)."""
+    refs = [RunRef(**ref) for ref in cross_run_refs()]
+    this = next(r for r in refs if r.run_dir == f"{RESULTS}/{run.path}")
+    return balanced_partner(this, refs)
+
+
+def get_bootstrap_inputs(wildcards):
+    run_dir = run_dir_of(wildcards)
+    files = model_files(run_dir, history=False)
+    if wildcards.imbalance != "balanced":
+        files["retrained"] = f"{run_dir}/rq1/retrained_predictions.parquet"
+        partner = balanced_partner_of(run_of(wildcards))
+        if partner is not None:
+            files["balanced_test"] = f"{partner.run_dir}/embeddings/test.parquet"
+    return files
+
+
+def get_summary_inputs(wildcards):
+    files = {"claims": f"{RESULTS}/tables/claims.parquet"}
+    if imbalanced_runs():
+        files["table1"] = f"{RESULTS}/tables/table1.parquet"
+    if STUDY.remedy_methods() and STUDY.remedy_base_runs():
+        files["remedies"] = f"{RESULTS}/tables/remedies.parquet"
     return files
 
 

@@ -36,6 +36,13 @@ rule remedies_table:
             for run in STUDY.remedy_base_runs()
             for name in STUDY.remedy_methods()
         ],
+        # the paired comparisons read every method's test predictions
+        tests=[f"{RESULTS}/{run.path}/embeddings/test.parquet" for run in STUDY.runs],
+        remedy_tests=[
+            f"{RESULTS}/{run.path}/remedies/{name}/embeddings/test.parquet"
+            for run in STUDY.remedy_base_runs()
+            for name in STUDY.remedy_methods()
+        ],
     output:
         report(
             f"{RESULTS}/tables/remedies.csv",
@@ -51,6 +58,7 @@ rule remedies_table:
         runs=cross_run_refs(),
         base=[run.path for run in STUDY.remedy_base_runs()],
         remedies=lambda wildcards: {k: v["method"] for k, v in STUDY.remedy_methods().items()},
+        n_boot=config["analysis"]["bootstrap"],
     conda:
         "../envs/fragility.yaml"
     threads: 1

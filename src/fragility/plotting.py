@@ -50,6 +50,8 @@ plt = _Lazy("matplotlib.pyplot")
 Line2D = _Lazy("matplotlib.lines", "Line2D")
 Patch = _Lazy("matplotlib.patches", "Patch")
 MaxNLocator = _Lazy("matplotlib.ticker", "MaxNLocator")
+FuncFormatter = _Lazy("matplotlib.ticker", "FuncFormatter")
+FixedLocator = _Lazy("matplotlib.ticker", "FixedLocator")
 
 
 WIDTH_IN = 3.5  # one journal column
@@ -639,21 +641,36 @@ def _run_groups(table: pa.Table) -> list[str]:
     return labels
 
 
-def _mean_std(table: pa.Table, column: str) -> tuple[np.ndarray, np.ndarray]:
-    std = _values(table, f"{column}_std")
-    return _values(table, f"{column}_mean"), np.nan_to_num(std)
+def _mean_interval(table: pa.Table, column: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(means (n,), yerr (2, n))``: whiskers reach the 95 % interval (``_ci_low`` /
+    ``_ci_high``); a group without an interval (one seed, no bootstrap) gets none."""
+    mean = _values(table, f"{column}_mean")
+    names = table.column_names
+    if f"{column}_ci_low" not in names:
+        return mean, np.zeros((2, len(mean)))
+    low, high = _values(table, f"{column}_ci_low"), _values(table, f"{column}_ci_high")
+    yerr = np.vstack([mean - low, high - mean])
+    return mean, np.nan_to_num(np.maximum(yerr, 0.0))
+
+
+def _interval_note(table: pa.Table) -> str:
+    """What the whiskers are, from the summary table's ``interval`` column."""
+    if "interval" not in table.column_names:
+        return "whiskers: 95 % intervals"
+    kinds = sorted(set(table["interval"].to_pylist()))
+    return "whiskers: 95 % " + "; ".join(kinds)
 
 
 def _bars_with_errors(ax, labels: list[str], series: list[tuple[str, str, np.ndarray, np.ndarray]]):
     x = np.arange(len(labels))
     width = 0.8 / len(series)
-    for i, (label, colour, mean, std) in enumerate(series):
+    for i, (label, colour, mean, yerr) in enumerate(series):
         offset = (i - (len(series) - 1) / 2) * width
         ax.bar(
             x + offset,
             np.nan_to_num(mean),
             width,
-            yerr=std,
+            yerr=yerr,
             color=colour,
             label=label,
             linewidth=0,
@@ -662,22 +679,37 @@ def _bars_with_errors(ax, labels: list[str], series: list[tuple[str, str, np.nda
     ax.set_xticks(x, labels)
 
 
+def _legend_with_note(fig, note: str, **kwargs) -> None:
+    """A legend under the axes whose title is ``note`` (what the whiskers are): inside the
+    legend, the constrained layout makes room for it and nothing overlaps."""
+    legend = fig.legend(
+        loc="outside lower center",
+        title="\n".join(textwrap.wrap(note, 80)),
+        title_fontsize=5.5,
+        columnspacing=1.0,
+        handlelength=1.2,
+        **kwargs,
+    )
+    legend.get_title().set_color("#555555")
+
+
 @_styled
 def plot_cross_bac(tables: dict[str, pa.Table], out_path: Path, title: str) -> None:
     """Table 1 as bars: test BAC of the balanced, imbalanced and re-trained models."""
     table = tables["table1"]
     labels = _run_groups(table)
     series = [
-        ("balanced model", GREEN, *_mean_std(table, "balanced")),
-        ("imbalanced model", VERMILLION, *_mean_std(table, "imbalanced")),
-        ("re-trained classifier", BLUE, *_mean_std(table, "retrained")),
+        ("balanced model", GREEN, *_mean_interval(table, "balanced")),
+        ("imbalanced model", VERMILLION, *_mean_interval(table, "imbalanced")),
+        ("re-trained classifier", BLUE, *_mean_interval(table, "retrained")),
     ]
-    fig, axes = _figure(2.4)
+    fig, axes = _figure(2.9)
     ax = axes[0, 0]
     _bars_with_errors(ax, labels, series)
     ax.set_ylabel("test balanced accuracy")
     ax.set_ylim(0, 1)
-    fig.legend(loc="outside lower center", ncol=3, columnspacing=1.0)
+    # two legend rows: three entries side by side are wider than one journal column
+    _legend_with_note(fig, _interval_note(table), ncol=2)
     _save(fig, out_path, title)
 
 
@@ -693,14 +725,14 @@ def plot_cross_members(tables: dict[str, pa.Table], out_path: Path, title: str) 
         ax,
         labels,
         [
-            ("majority class", VERMILLION, *_mean_std(roles["majority"], "members_needed")),
-            ("minority class", BLUE, *_mean_std(roles["minority"], "members_needed")),
+            ("majority class", VERMILLION, *_mean_interval(roles["majority"], "members_needed")),
+            ("minority class", BLUE, *_mean_interval(roles["minority"], "members_needed")),
         ],
     )
     k = int(_ints(table, "k")[0]) if "k" in table.column_names else None
     ax.set_ylabel(f"class top-{k} members needed" if k else "class top-K members needed")
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    fig.legend(loc="outside lower center", ncol=2, columnspacing=1.0)
+    _legend_with_note(fig, _interval_note(table), ncol=2)
     _save(fig, out_path, title)
 
 
@@ -719,7 +751,8 @@ CROSS_RUN_FIGURES: dict[str, FigureSpec] = {
         "rq1",
         ("table1",),
         plot_cross_bac,
-        "Test balanced accuracy (mean and standard deviation over seeds) of the balanced model, "
+        "Test balanced accuracy (mean over seeds, whiskers the 95 % interval named under the "
+        "figure) of the balanced model, "
         "the imbalanced model, and the imbalanced model's feature extractor with a classifier "
         "re-trained on balanced data. Tests the paper's Table 1 claim: imbalanced < re-trained "
         "< balanced, i.e. the extractor, not only the classifier, is damaged by imbalance.",
@@ -730,7 +763,8 @@ CROSS_RUN_FIGURES: dict[str, FigureSpec] = {
         plot_cross_members,
         "How many of a class's most frequent top-K features are needed before every training "
         "instance of the class holds one of them, for the majority and the minority class of "
-        "each run group (mean and standard deviation over seeds). The paper's Fig 9: the "
+        "each run group (mean over seeds, whiskers a t-interval where there are 2 or more). "
+        "The paper's Fig 9: the "
         "majority class needs more, its instances are described by more varied features.",
     ),
 }
@@ -747,45 +781,84 @@ def plot_cross_run(name: str, table: pa.Table, out_path: str | Path, title: str 
 
 
 _KIND_COLOURS = {"untreated": BLACK, "feature-space": BLUE, "loss-level": VERMILLION}
+_VERDICT_MARKS = {"better": "better", "worse": "worse", "no detectable difference": "n.s."}
+
+
+def _seconds_label(x, _pos=None) -> str:
+    """Plain seconds on a log axis ("0.01", "2", "40"), not matplotlib's 4x10^1."""
+    return f"{x:g}"
+
+
+def _log_ticks(lo: float, hi: float, most: int = 4) -> list[float]:
+    """At most ``most`` readable ticks (1-2-5 steps) on a log axis from ``lo`` to ``hi``."""
+    k0, k1 = int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi)))
+    ticks = [m * 10.0**k for k in range(k0, k1 + 1) for m in (1, 2, 5) if lo <= m * 10.0**k <= hi]
+    step = int(np.ceil(len(ticks) / most)) if ticks else 1
+    return ticks[::step]
 
 
 @_styled
 def _plot_remedy_costs(tables: dict[str, pa.Table], out_path: Path, title: str) -> None:
-    table = tables["remedies"]
-    rows = table.to_pylist()
+    """Two panels sharing one row per method, so labels never collide: test BAC with its 95 %
+    interval and the untreated model as a reference line (left), wall-clock cost (right)."""
+    rows = tables["remedies"].to_pylist()
     groups = list(dict.fromkeys((r["dataset"], r["imbalance"], r["base_loss"]) for r in rows))
-    fig, axes = _figure(2.8)
-    ax = axes[0, 0]
-    for g, group in enumerate(groups):
-        for r in (r for r in rows if (r["dataset"], r["imbalance"], r["base_loss"]) == group):
-            x, y = r["total_seconds_mean"], r["bac_mean"]
-            ax.errorbar(
-                x, y, yerr=r.get("bac_std") or 0.0, fmt=MARKERS[g % len(MARKERS)],
-                color=_KIND_COLOURS[r["kind"]], capsize=1.5, elinewidth=0.6,
-            )  # fmt: skip
-            ax.annotate(
-                r["remedy"], (x, y), xytext=(3, 2), textcoords="offset points", fontsize=5.5
-            )
-    ax.set_xscale("log")
-    ax.set_xlabel("wall-clock cost: base training + remedy (s)")
-    ax.set_ylabel("test balanced accuracy")
+    ordered = []
+    for group in groups:
+        members = [r for r in rows if (r["dataset"], r["imbalance"], r["base_loss"]) == group]
+        # the untreated model first, then by BAC
+        members.sort(key=lambda r: (r["kind"] != "untreated", -(r["bac_mean"] or 0)))
+        ordered.append((group, members))
+    n_rows = sum(len(m) for _, m in ordered) + len(ordered) - 1
+    fig, axes = _figure(0.9 + 0.17 * n_rows, ncols=2, sharey=True, width_ratios=[2.2, 1])
+    ax_bac, ax_cost = axes[0]
+    y, ticks, labels = 0, [], []
+    for g, (group, members) in enumerate(ordered):
+        for r in members:
+            colour = _KIND_COLOURS[r["kind"]]
+            mean = r["bac_mean"]
+            low, high = r.get("bac_ci_low"), r.get("bac_ci_high")
+            if low is not None and high is not None:
+                ax_bac.plot([low, high], [y, y], color=colour, linewidth=1.0)
+            ax_bac.plot([mean], [y], MARKERS[g % len(MARKERS)], color=colour)
+            if r["kind"] == "untreated":
+                ax_bac.axvline(mean, color=GREY, linewidth=0.6, linestyle="--", zorder=0)
+            ax_cost.barh(y, r["total_seconds_mean"], color=colour, height=0.6, linewidth=0)
+            mark = _VERDICT_MARKS.get(r.get("verdict") or "", "")
+            name = r["remedy"] if r["kind"] != "untreated" else "untreated"
+            if len(groups) > 1:
+                name = f"{'/'.join(group[1:])}: {name}"
+            labels.append(f"{name} ({mark})" if mark else name)
+            ticks.append(y)
+            y += 1
+        y += 1  # a blank row between groups
+    ax_bac.set_yticks(ticks, labels)
+    ax_bac.invert_yaxis()
+    ax_bac.set_xlabel("test balanced accuracy")
+    ax_cost.set_xscale("log")
+    costs = [r["total_seconds_mean"] for _, m in ordered for r in m if r["total_seconds_mean"]]
+    if costs:
+        lo, hi = min(costs) / 1.5, max(costs) * 1.5
+        ax_cost.set_xlim(lo, hi)
+        ax_cost.xaxis.set_major_locator(FixedLocator(_log_ticks(lo, hi)))
+    ax_cost.xaxis.set_major_formatter(FuncFormatter(_seconds_label))
+    ax_cost.xaxis.set_minor_locator(FixedLocator([]))
+    ax_cost.set_xlabel("cost (s)")
+    ax_cost.tick_params(axis="y", length=0)
     handles = [Patch(color=c, label=k) for k, c in _KIND_COLOURS.items()]
-    if len(groups) > 1:
-        handles += [
-            Line2D(
-                [],
-                [],
-                marker=MARKERS[g % len(MARKERS)],
-                color=GREY,
-                linestyle="",
-                label="/".join(k),
-            )
-            for g, k in enumerate(groups)
-        ]
-    fig.legend(handles=handles, loc="outside lower center", ncol=3, columnspacing=1.0)
+    table = tables["remedies"]
+    kinds = sorted(set(table["interval"].to_pylist())) if "interval" in table.column_names else []
+    _legend_with_note(
+        fig,
+        "lines: 95 % " + "; ".join(kinds) + ". better / worse / n.s.: the paired BAC gain over "
+        "the untreated model on the same test images. Cost: base training + remedy.",
+        handles=handles,
+        ncol=3,
+    )
     _save(fig, out_path, title)
 
 
 def plot_remedy_costs(table: pa.Table, out_path: str | Path, title: str = "") -> None:
-    """BAC against wall-clock cost of every remedy (``remedies`` summary table)."""
+    """Test BAC with its interval and the wall-clock cost of every remedy (``remedies``
+    summary table)."""
     _plot_remedy_costs({"remedies": table}, Path(out_path), title)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import platform
 import subprocess
+import sys
 from functools import cache
 from pathlib import Path
 
@@ -32,11 +34,35 @@ def code_version() -> str:
     return commit + ("-dirty" if dirty else "")
 
 
+@cache
+def cpu_model() -> str:
+    """The processor's model name (``/proc/cpuinfo`` on Linux): float kernels, and so trained
+    weights, differ between CPU models, so every result records where it was computed."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def torch_threads() -> int | None:
+    """Torch's intra-op thread count where torch is loaded (thread count changes the order
+    of float reductions on a CPU); None in processes that never import it."""
+    torch = sys.modules.get("torch")
+    return int(torch.get_num_threads()) if torch is not None else None
+
+
 def environment() -> dict:
-    """Python, platform, this package's code version and the versions of its dependencies."""
+    """Python, platform, CPU model and torch threads, this package's code version and the
+    versions of its dependencies."""
     env = {
         "python": platform.python_version(),
         "platform": platform.platform(),
+        "cpu_model": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch_threads(),
         "fragility": __version__,
         "code_version": code_version(),
     }

@@ -184,13 +184,17 @@ def _bac(run: RunRef) -> float:
 
 
 def balanced_partner(run: RunRef, runs: Sequence[RunRef]) -> RunRef | None:
-    """The balanced run Table 1 compares ``run`` with: same dataset and seed, the same loss
-    when such a run exists, else the cross-entropy one (the paper's balanced column)."""
-    candidates = [r for r in runs if r.balanced and r.dataset == run.dataset and r.seed == run.seed]
-    for loss in (run.loss, "ce"):
-        for r in candidates:
-            if r.loss == loss:
-                return r
+    """The balanced run Table 1 compares ``run`` with: same dataset, the same seed when such
+    a run exists (else the lowest seed: a study may train one balanced reference for several
+    imbalanced seeds), the same loss when such a run exists, else the cross-entropy one (the
+    paper's balanced column)."""
+    candidates = [r for r in runs if r.balanced and r.dataset == run.dataset]
+    candidates.sort(key=lambda r: (r.seed != run.seed, r.seed))
+    for same_seed in (True, False):
+        for loss in (run.loss, "ce"):
+            for r in candidates:
+                if (r.seed == run.seed) == same_seed and r.loss == loss:
+                    return r
     return None
 
 
@@ -222,6 +226,7 @@ def table1_by_seed(runs: Sequence[RunRef], all_runs: Sequence[RunRef]) -> pa.Tab
             dict(
                 run.keys(),
                 balanced_loss=None if partner is None else partner.loss,
+                balanced_seed=None if partner is None else str(partner.seed),
                 **{k: v[0] for k, v in row.items() if k != "description"},
                 **boot,
             )
@@ -528,6 +533,8 @@ def provenance_table(runs: Sequence[RunRef]) -> pa.Table:
                 torch=env.get("torch"),
                 python=env.get("python"),
                 platform=env.get("platform"),
+                cpu_model=env.get("cpu_model"),
+                torch_threads=env.get("torch_threads"),
             )
         )
     return pa.Table.from_pylist(rows)

@@ -34,8 +34,8 @@ def retrain_run(run_dir: str | Path, out_dir: str | Path, *, seed: int, epochs: 
     and evaluate it on the test FE; writes ``retrained.{csv,parquet}`` in ``out_dir``."""
     from ..embeddings import read_classifier, read_embeddings
     from ..metrics import balanced_accuracy
-    from .tables import write_table
     from .rq1 import evaluate_linear, retrain_classifier
+    from .tables import write_table
 
     emb = Path(run_dir) / "embeddings"
     pool, test = read_embeddings(emb / "pool.parquet"), read_embeddings(emb / "test.parquet")
@@ -162,6 +162,18 @@ def check_claims(
     with atomic_path(out_txt) as tmp:
         Path(tmp).write_text(text)
     print(text, file=sys.stderr)
+
+
+def write_summary(files: dict, out_rst: str | Path) -> None:
+    """The report's front page (``summary.rst``) from ``claims`` and, when present,
+    ``table1`` and ``remedies`` (Parquet summary tables)."""
+    from ..io import atomic_path
+    from .summary import front_page
+
+    tables = {k: pq.read_table(p) for k, p in files.items()}
+    text = front_page(tables["claims"], tables.get("table1"), tables.get("remedies"))
+    with atomic_path(out_rst) as tmp:
+        Path(tmp).write_text(text)
 
 
 def plot_cross_run_figure(figure: str, table_path: str | Path, out_path: str | Path) -> None:
