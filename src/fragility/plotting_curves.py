@@ -79,7 +79,7 @@ CURVE_FIGURES: dict[str, CurveFigure] = {
     ),
     "rq3_coverage": CurveFigure(
         tuple(zip(("coverage_minority", "coverage_majority"), _ROLES)),
-        "top-K coverage at the smallest K",
+        "coverage at smallest K",
         "RQ3 against the imbalance ratio: top-K coverage ratio of the minority and of the "
         "majority class at the smallest configured K. Tests 'minority classes are covered "
         f"with smaller K' (minority coverage at least the majority's). {_BAND}",
@@ -93,21 +93,21 @@ CURVE_FIGURES: dict[str, CurveFigure] = {
     ),
     "rq4_logit_share": CurveFigure(
         tuple(zip(("minority_largest_share", "majority_largest_share"), _ROLES)),
-        "largest share of the logit",
+        "largest logit share",
         "RQ4 (Table 4) against the imbalance ratio: the largest share of the logit from one "
         "ce, minority and majority class. Tests 'the majority's largest logit share is smaller "
         f"than the minority's'. {_BAND}",
     ),
     "rq5_weight_sums": CurveFigure(
         tuple(zip(("minority_weight_sum", "majority_weight_sum"), _ROLES)),
-        "sum of the ten largest |W|",
+        "sum of top-10 |W|",
         "RQ5 (Fig 7) against the imbalance ratio: the sum of the ten largest absolute "
         "classifier weights of the minority and of the majority class. Tests the paper's "
         f"reading that the weights are not what makes the minority's ce large. {_BAND}",
     ),
     "rq7_fb": CurveFigure(
-        (("fb_tp", "FB(TP): test true positives"), ("fb_fp", "FB(FP): test false positives")),
-        "distance to the train FE means",
+        (("fb_tp", "FB(TP), true positives"), ("fb_fp", "FB(FP), false positives")),
+        "Frobenius distance",
         "RQ7 against the imbalance ratio: Frobenius distance between the training FE means "
         "and the test true positives' (FB(TP)) and false positives' (FB(FP)) means at each "
         f"class's ten top features. Tests 'FB(TP) < FB(FP)'. {_BAND}",
