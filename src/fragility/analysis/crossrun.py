@@ -404,7 +404,12 @@ class _PairedBootstrap:
         from fragility.analysis.uncertainty import stratified_weights
         from fragility.embeddings import read_embeddings
 
-        test = read_embeddings(Path(run.run_dir) / "embeddings" / "test.parquet")
+        path = Path(run.run_dir) / "embeddings" / "test.parquet"
+        if not path.is_file():
+            raise FragilityError(
+                f"{path} is missing; extract the embeddings of {run.run_dir} first"
+            )
+        test = read_embeddings(path)
         self.index, self.labels = test["index"], test["label"]
         self.roles = majority_minority(np.asarray(counts))
         self.n_classes = len(counts)
