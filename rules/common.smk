@@ -240,6 +240,7 @@ def get_curve_targets():
     if not figures:
         return []
     targets = [f"{RESULTS}/tables/curves/{source}.csv" for source in curve_sources()]
+    targets.append(f"{RESULTS}/tables/curves/all_statistics.csv")
     targets.append(f"{RESULTS}/tables/curves/claims_smallest_ratio.csv")
     targets += [f"{RESULTS}/figures/curves/{d}/{l}/{name}.png" for d, l, name in figures]
     return targets

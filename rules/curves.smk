@@ -34,6 +34,31 @@ for source in curve_sources():
             "../workflow_scripts/curve_table.py"
 
 
+# Every curve table side by side: one row per dataset, family, R and loss, every statistic.
+rule curve_table_all:
+    input:
+        [f"{RESULTS}/tables/curves/{source}.parquet" for source in curve_sources()],
+    output:
+        report(
+            f"{RESULTS}/tables/curves/all_statistics.csv",
+            caption="../report/curves.rst",
+            category="Fragility curves",
+            subcategory="tables",
+        ),
+        f"{RESULTS}/tables/curves/all_statistics.parquet",
+    log:
+        f"{LOG_ROOT}/tables/curves/all_statistics.log",
+    params:
+        caption="Fragility curves: every claim statistic and every remedy's gain, one row per dataset, imbalance family, ratio R and loss (R = 1 is the balanced model).",
+        what="Each statistic's mean over seeds (column suffix _mean), its 95 % t-interval (_ci_low, _ci_high) and the number of seeds it was measured in (_n); null where the statistic does not exist for that row (e.g. a remedy's gain on the balanced run).",
+    conda:
+        "../envs/fragility.yaml"
+    threads: 1
+    localrule: True
+    script:
+        "../workflow_scripts/curve_table_all.py"
+
+
 rule curve_claims_smallest_ratio:
     input:
         f"{RESULTS}/tables/claims.parquet",

@@ -12,6 +12,7 @@ from fragility.analysis.curves import (
     NEVER,
     curve_groups,
     curve_table,
+    joined_curve_table,
     per_run_values,
     ratio_of,
     reference_rows,
@@ -183,6 +184,27 @@ def test_remedy_gains_are_per_remedy_and_keyed_by_the_treated_loss():
     assert "gain_none_mean" not in source_curve_table("remedies", by_seed).column_names
 
 
+def test_joined_curve_table_puts_every_statistic_of_a_row_side_by_side():
+    gaps = source_curve_table("table2", _by_seed_table2())
+    remedies = source_curve_table(
+        "remedies",
+        pa.Table.from_pylist(
+            [
+                dict(dataset="toy", imbalance="exp10", base_loss="ce", remedy="eos",
+                     kind="feature-space", seed=s, bac_gain=g)
+                for s, g in [(0, 0.1), (1, 0.2), (2, 0.3), (3, 0.4)]
+            ]
+        ),
+    )  # fmt: skip
+    joined = joined_curve_table([gaps, remedies])
+    rows = {r["imbalance"]: r for r in joined.to_pylist()}
+    assert joined.num_rows == gaps.num_rows  # the remedy's only row is exp10, already there
+    assert rows["exp10"]["minority_gap_mean"] == pytest.approx(0.4)
+    assert rows["exp10"]["gain_eos_mean"] == pytest.approx(0.25)
+    assert rows["exp10"]["n_seeds"] == 4  # the most runs any source saw
+    assert rows["balanced"]["gain_eos_mean"] is None and rows["balanced"]["gain_eos_n"] is None
+
+
 def test_a_curve_is_a_family_with_at_least_two_ratios():
     runs = [
         ("toy", "balanced", "ce"),
@@ -335,5 +357,5 @@ def test_curve_targets_exist_only_for_a_study_with_a_curve(tmp_path):
     assert not [rule for rule in smoke if "curve" in rule]
     jobs = _planned(run_snakemake(tmp_path, _curve_config(tmp_path), "-n", "curves"))
     assert jobs["plot_curve_figure"] == len(CURVE_FIGURES)
-    assert jobs["curve_claims_smallest_ratio"] == 1
+    assert jobs["curve_claims_smallest_ratio"] == 1 and jobs["curve_table_all"] == 1
     assert "plot_run_figure" not in jobs  # `curves` skips the per-run figures

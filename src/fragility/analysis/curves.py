@@ -347,6 +347,29 @@ def source_curve_table(source: str, by_seed: pa.Table) -> pa.Table:
     return curve_table(per_run_values(source, by_seed), list(stats))
 
 
+def joined_curve_table(tables: Sequence[pa.Table]) -> pa.Table:
+    """Curve tables of several sources side by side: one row per (dataset, family, R,
+    imbalance, loss) found in any of them, every statistic's columns (null where a source
+    has no such row) and ``n_seeds`` the most runs any source saw in that row."""
+    rows: dict[tuple, dict] = {}
+    stat_columns: list[str] = []
+    for table in tables:
+        columns = [c for c in table.column_names if c not in (*CURVE_KEYS, "n_seeds")]
+        stat_columns += [c for c in columns if c not in stat_columns]
+        for r in table.to_pylist():
+            key = tuple(r[k] for k in CURVE_KEYS)
+            row = rows.setdefault(key, {**dict(zip(CURVE_KEYS, key)), "n_seeds": 0})
+            row["n_seeds"] = max(row["n_seeds"], r["n_seeds"])
+            row.update({c: r[c] for c in columns})
+    order = sorted(rows, key=lambda k: (k[0], k[4], k[1] != "balanced", k[1], k[2]))
+    schema = [
+        *[(k, pa.float64() if k == "ratio" else pa.string()) for k in CURVE_KEYS],
+        ("n_seeds", pa.int64()),
+        *[(c, pa.int64() if c.endswith("_n") else pa.float64()) for c in stat_columns],
+    ]
+    return pa.Table.from_pylist([rows[k] for k in order], schema=pa.schema(schema))
+
+
 def reference_rows(curves: pa.Table, dataset: str, loss: str) -> dict | None:
     """The balanced (R = 1) row a curve of ``dataset`` and ``loss`` is compared with: the
     same loss when that balanced run exists, else cross-entropy's (Table 1's rule)."""
@@ -445,6 +468,15 @@ def write_curve_table(
     from fragility.analysis.tables import write_table
 
     table = source_curve_table(source, pq.read_table(by_seed_path))
+    for ext in ("csv", "parquet"):
+        write_table(table, Path(out_dir) / f"{name}.{ext}")
+
+
+def write_joined_curve_table(curve_paths: Sequence[str | Path], out_dir: str | Path, name: str):
+    """``{name}.csv`` and ``{name}.parquet`` in ``out_dir``: every curve table side by side."""
+    from fragility.analysis.tables import write_table
+
+    table = joined_curve_table([pq.read_table(p) for p in curve_paths])
     for ext in ("csv", "parquet"):
         write_table(table, Path(out_dir) / f"{name}.{ext}")
 
