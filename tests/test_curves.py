@@ -150,6 +150,20 @@ def test_table1_balanced_bac_becomes_the_r1_row_of_the_balanced_runs_loss():
     assert rows[("exp10", "ce")]["bac_balanced_mean"] == pytest.approx(0.92)
 
 
+def test_one_balanced_run_serving_several_seeds_counts_once():
+    by_seed = pa.Table.from_pylist(
+        [
+            dict(dataset="toy", imbalance="exp10", loss="ce", seed=s, balanced_loss="ce",
+                 balanced_seed="0", balanced=0.9, imbalanced=0.8, retrained=0.85)
+            for s in (0, 1, 2)
+        ]
+    )  # fmt: skip
+    rows = {r["imbalance"]: r for r in source_curve_table("table1", by_seed).to_pylist()}
+    assert rows["balanced"]["n_seeds"] == 1 and rows["balanced"]["bac_n"] == 1
+    assert rows["balanced"]["bac_ci_low"] is None  # one balanced run: no interval
+    assert rows["exp10"]["bac_balanced_n"] == 3  # the column as Table 1 holds it
+
+
 def test_coverage_is_taken_at_the_smallest_k_per_role():
     by_seed = pa.Table.from_pylist(
         [

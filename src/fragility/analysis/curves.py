@@ -166,8 +166,9 @@ def _rows(table: pa.Table) -> list[dict]:
 
 def _table1_rows(table: pa.Table) -> list[dict]:
     """Table 1 holds imbalanced runs only; the balanced model's BAC (column ``balanced``)
-    becomes an R = 1 row of the balanced run's own loss (``balanced_loss``: the same loss
-    when that balanced run exists, else cross-entropy) and seed."""
+    becomes an R = 1 row of the balanced run itself: its loss (``balanced_loss``: the same
+    loss when that balanced run exists, else cross-entropy) and its seed (``balanced_seed``:
+    one balanced run may serve several imbalanced seeds, and counts once)."""
     rows = _rows(table)
     balanced: dict[tuple, dict] = {}
     for row in rows:
@@ -175,14 +176,15 @@ def _table1_rows(table: pa.Table) -> list[dict]:
         if bac is None:
             continue
         loss = row.get("balanced_loss") or row["loss"]
-        key = (row["dataset"], loss, row["seed"])
+        seed = row.get("balanced_seed")
+        seed = row["seed"] if seed is None else int(seed)
         balanced.setdefault(
-            key,
+            (row["dataset"], loss, seed),
             {
                 "dataset": row["dataset"],
                 "imbalance": "balanced",
                 "loss": loss,
-                "seed": row["seed"],
+                "seed": seed,
                 "imbalanced": bac,
                 "balanced": bac,
             },
