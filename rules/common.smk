@@ -15,7 +15,7 @@ except WorkflowError as error:
 
 from fragility.analysis.claims import CLAIM_TABLES
 from fragility.analysis.crossrun import CROSS_RUN_TABLES, RunRef, balanced_partner
-from fragility.analysis.curves import CURVE_SOURCES, REMEDY_SOURCE, curve_groups
+from fragility.analysis.curves import CURVE_SOURCES, REMEDY_SOURCE, curve_groups, curve_input
 from fragility.analysis.tables import TABLES
 from fragility.errors import FragilityError
 from fragility.plotting import CROSS_RUN_FIGURES, FIGURES
@@ -230,7 +230,8 @@ def curve_figure_targets():
         (dataset, loss, name)
         for dataset, loss in groups
         for name, spec in CURVE_FIGURES.items()
-        if not spec.remedies or (has_remedies and (dataset, loss) in treated_groups)
+        if spec.every_stat_of != REMEDY_SOURCE
+        or (has_remedies and (dataset, loss) in treated_groups)
     ]
 
 
@@ -247,9 +248,10 @@ def get_curve_targets():
 
 
 def get_curve_figure_tables(wildcards):
-    """The by-seed tables of one curve figure's statistics, and nothing else."""
+    """The tables of one curve figure's statistics (by-seed tables, or the claims), and
+    nothing else."""
     sources = CURVE_FIGURES[wildcards.curve].sources()
-    return {source: f"{RESULTS}/tables/{source}_by_seed.parquet" for source in sources}
+    return {source: f"{RESULTS}/tables/{curve_input(source)}" for source in sources}
 
 
 def get_curve_caption(wildcards):

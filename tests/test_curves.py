@@ -10,6 +10,7 @@ from snakemake_cli import SMOKE, run_snakemake
 
 from fragility.analysis.curves import (
     NEVER,
+    claims_curve_table,
     curve_groups,
     curve_table,
     joined_curve_table,
@@ -252,8 +253,8 @@ def _claim(imbalance, verdict, claim="minority_overfits", loss="ce", diff=0.1):
         "loss": loss,
         "verdict": verdict,
         "difference": diff,
-        "ci_low": diff - 0.05,
-        "ci_high": diff + 0.05,
+        "ci_low": None if diff is None else diff - 0.05,
+        "ci_high": None if diff is None else diff + 0.05,
         "n": 3,
         "interval": "t over 3 seeds",
     }
@@ -295,6 +296,25 @@ def test_smallest_ratio_is_the_first_holding_verdict_along_r():
     assert never["holds_at_every_larger_ratio"] is None and never["difference"] is None
 
 
+def test_claims_become_a_curve_of_their_differences_and_verdict_intervals():
+    claims = pa.Table.from_pylist(
+        [
+            _claim("exp10", "fails", diff=-0.1),
+            _claim("exp100", "holds", diff=0.3),
+            _claim("balanced", "holds"),  # left out: claims compare imbalanced models
+            _claim("exp10", "n/a", claim="tp_closer_than_fp", diff=None),
+        ]
+    )
+    curve = claims_curve_table(claims)
+    rows = {r["imbalance"]: r for r in curve.to_pylist()}
+    assert set(rows) == {"exp10", "exp100"} and rows["exp100"]["ratio"] == 100.0
+    assert rows["exp100"]["minority_overfits_mean"] == pytest.approx(0.3)
+    assert rows["exp100"]["minority_overfits_ci_low"] == pytest.approx(0.25)
+    assert rows["exp10"]["minority_overfits_n"] == 3
+    assert rows["exp10"]["tp_closer_than_fp_mean"] is None
+    assert rows["exp100"]["tp_closer_than_fp_mean"] is None  # not measured there at all
+
+
 def test_smallest_ratio_needs_the_verdict_column():
     with pytest.raises(Exception, match="verdict"):
         smallest_ratio_table(pa.table({"claim": ["x"], "imbalance": ["exp10"]}))
@@ -320,7 +340,7 @@ def test_a_curve_figure_is_drawn(tmp_path):
 
 def test_every_curve_figure_names_the_claim_it_tests():
     for name, spec in CURVE_FIGURES.items():
-        assert "Tests" in spec.caption or spec.remedies, name
+        assert "Tests" in spec.caption or spec.every_stat_of, name
         assert spec.sources(), name
 
 

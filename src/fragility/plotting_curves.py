@@ -11,6 +11,7 @@ it tests. The house style (one journal column, Okabe-Ito colours) is
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,24 +27,29 @@ from fragility.plotting import BLACK, BLUE, GREY, STYLE, VERMILLION, Patch, _fig
 FAMILY_STYLE = {"exp": (BLUE, "o", "exp"), "step": (VERMILLION, "s", "step")}
 PANEL_HEIGHT_IN = 1.55
 LEGEND_HEIGHT_IN = 0.6
+TITLE_CHARS = 20  # a panel title wider than half a column wraps
 
 
 @dataclass(frozen=True)
 class CurveFigure:
-    """One curve figure: a panel per ``(statistic, panel title)`` in ``panels`` (when
-    ``remedies``, one per remedy's ``gain_*`` in the table), sharing the y axis ``ylabel``;
-    ``caption`` says what it shows and which claim it tests."""
+    """One curve figure: a panel per ``(statistic, panel title)`` in ``panels`` (or per
+    statistic of source ``every_stat_of``), sharing the y axis ``ylabel``; ``caption`` says
+    what it shows and which claim it tests."""
 
     panels: tuple[tuple[str, str], ...]
     ylabel: str
     caption: str
-    remedies: bool = False
     reference: str | None = None  # the statistic whose R = 1 level every panel shows
+    # a source whose every statistic is a panel, compared with 0 (``zero``, its legend label)
+    # rather than with the balanced model: the remedies' gains, the claims' differences
+    every_stat_of: str | None = None
+    zero: str = ""
+    share_y: bool = True  # False when panels measure different things
 
     def sources(self) -> tuple[str, ...]:
-        """The by-seed tables the figure reads."""
-        if self.remedies:
-            return (curves.REMEDY_SOURCE,)
+        """The tables the figure reads (sources of :func:`curves.curve_input`)."""
+        if self.every_stat_of:
+            return (self.every_stat_of,)
         return tuple(dict.fromkeys(curves.source_of(stat) for stat, _ in self.panels))
 
 
@@ -119,7 +125,20 @@ CURVE_FIGURES: dict[str, CurveFigure] = {
         "against the imbalance ratio, feature-space and loss-level alike: does a remedy help "
         "more the more imbalanced the data? Lines are means over seeds, bands their 95 % "
         "t-intervals; the dashed line is no gain.",
-        remedies=True,
+        every_stat_of=curves.REMEDY_SOURCE,
+        zero="no gain",
+    ),
+    "claims": CurveFigure(
+        (),
+        "signed difference",
+        "Each claim of the paper against the imbalance ratio: its signed difference (positive "
+        "on the claimed side) with the 95 % interval its verdict rests on (a t-interval over "
+        "seeds from three seeds on, else the stratified bootstrap of one run). The claim holds "
+        "at an R where the whole band lies above the dashed zero line: the figure form of "
+        "claims_smallest_ratio.",
+        every_stat_of=curves.CLAIMS_SOURCE,
+        zero="claim boundary",
+        share_y=False,
     ),
 }
 
@@ -129,11 +148,11 @@ def _values(rows: Sequence[Mapping], column: str) -> np.ndarray:
 
 
 def _panel(
-    ax, rows: list[dict], stat: str, reference: dict | None, ref_stat: str, loss: str
+    ax, rows: list[dict], stat: str, reference: dict | None, ref_stat: str, loss: str, zero: str
 ) -> None:
     """One statistic: a line and interval band per family; the balanced level (``ref_stat``
-    of ``reference``, a curve-table row) dashed with its band, or no gain (``reference``
-    None) dashed at 0."""
+    of ``reference``, a curve-table row) dashed with its band, or (``reference`` None) a
+    dashed line at 0 labelled ``zero``."""
     ratios: set[float] = set()
     for family, (colour, marker, name) in FAMILY_STYLE.items():
         line = sorted((r for r in rows if r["family"] == family), key=lambda r: r["ratio"])
@@ -141,13 +160,23 @@ def _panel(
             continue
         x = np.array([r["ratio"] for r in line])
         ratios.update(x.tolist())
-        ax.plot(x, _values(line, f"{stat}_mean"), color=colour, marker=marker, label=name)
+        mean = _values(line, f"{stat}_mean")
+        ax.plot(x, mean, color=colour, marker=marker, label=name)
         low, high = _values(line, f"{stat}_ci_low"), _values(line, f"{stat}_ci_high")
         if np.isfinite(low).any():
             ax.fill_between(x, low, high, color=colour, alpha=0.18, linewidth=0)
+            # a band needs two neighbouring points: a point whose neighbours were not
+            # measured shows its interval as a whisker
+            measured = np.pad(np.isfinite(mean), 1, constant_values=False)
+            alone = measured[1:-1] & ~measured[:-2] & ~measured[2:] & np.isfinite(low)
+            if alone.any():
+                ax.errorbar(
+                    x[alone], mean[alone], yerr=[mean[alone] - low[alone], high[alone] - mean[alone]],
+                    fmt="none", ecolor=colour, elinewidth=0.8, capsize=2,
+                )  # fmt: skip
     dashed = {"color": BLACK, "linestyle": (0, (4, 2)), "linewidth": 0.9}
     if reference is None:
-        ax.axhline(0.0, label="no gain", **dashed)
+        ax.axhline(0.0, label=zero, **dashed)
     elif reference.get(f"{ref_stat}_mean") is not None:
         own = reference["loss"] == loss
         label = "balanced" if own else f"balanced ({reference['loss']})"
@@ -164,10 +193,10 @@ def _panel(
 
 
 def _panels(spec: CurveFigure, tables: Mapping[str, pa.Table]) -> list[tuple[str, str]]:
-    if not spec.remedies:
+    if not spec.every_stat_of:
         return list(spec.panels)
-    stats = curves.curve_stats(tables[curves.REMEDY_SOURCE])
-    return [(stat, stat.removeprefix("gain_")) for stat in stats]
+    stats = curves.curve_stats(tables[spec.every_stat_of])
+    return [(stat, stat.removeprefix("gain_").replace("_", " ")) for stat in stats]
 
 
 def plot_curve_figure(
@@ -186,17 +215,19 @@ def plot_curve_figure(
     with plt.rc_context(STYLE):
         try:
             height = PANEL_HEIGHT_IN * nrows + LEGEND_HEIGHT_IN
-            fig, axes = _figure(height, nrows, ncols, sharey=True)
+            fig, axes = _figure(height, nrows, ncols, sharey=spec.share_y)
             for ax in axes.ravel()[len(panels) :]:
                 ax.set_axis_off()
             for i, (ax, (stat, title)) in enumerate(zip(axes.ravel(), panels)):
-                table = tables[curves.source_of(stat)]
+                table = tables[spec.every_stat_of or curves.source_of(stat)]
                 rows = [
                     r for r in table.to_pylist() if (r["dataset"], r["loss"]) == (dataset, loss)
                 ]
-                reference = None if spec.remedies else curves.reference_rows(table, dataset, loss)
-                _panel(ax, rows, stat, reference, spec.reference or stat, loss)
-                ax.set_title(title)
+                reference = (
+                    None if spec.every_stat_of else curves.reference_rows(table, dataset, loss)
+                )
+                _panel(ax, rows, stat, reference, spec.reference or stat, loss, spec.zero)
+                ax.set_title("\n".join(textwrap.wrap(title, TITLE_CHARS)))
                 if i % ncols == 0:
                     ax.set_ylabel(spec.ylabel)
                 if i + ncols >= len(panels):  # the lowest panel of its column
@@ -218,9 +249,10 @@ def plot_curve_files(
     loss: str,
     out_path: str | Path,
 ) -> None:
-    """File-in, file-out: draw curve figure ``name`` from its by-seed tables (source -> path)."""
+    """File-in, file-out: draw curve figure ``name`` from its input tables (source -> path
+    of :func:`curves.curve_input`)."""
     tables = {
-        source: curves.source_curve_table(source, pq.read_table(path))
+        source: curves.curve_of(source, pq.read_table(path))
         for source, path in by_seed_paths.items()
     }
     plot_curve_figure(name, tables, dataset, loss, out_path)

@@ -31,6 +31,7 @@ from fragility.splits import Imbalance
 CURVE_KEYS = ("dataset", "family", "ratio", "imbalance", "loss")
 NEVER = "never in the range"
 REMEDY_SOURCE = "remedies"
+CLAIMS_SOURCE = "claims"  # claims.parquet: each claim's difference and verdict interval
 
 
 def ratio_of(imbalance: str) -> tuple[str, float]:
@@ -370,6 +371,52 @@ def joined_curve_table(tables: Sequence[pa.Table]) -> pa.Table:
         *[(c, pa.int64() if c.endswith("_n") else pa.float64()) for c in stat_columns],
     ]
     return pa.Table.from_pylist([rows[k] for k in order], schema=pa.schema(schema))
+
+
+def claims_curve_table(claims: pa.Table) -> pa.Table:
+    """``claims.parquet`` (a row per claim, dataset, imbalance and loss) as a curve table:
+    a row per (dataset, family, R, imbalance, loss) of the imbalanced runs with, per claim,
+    ``{claim}_mean`` (its signed difference, positive on the claimed side), ``{claim}_ci_low``,
+    ``{claim}_ci_high`` (the interval its verdict rests on) and ``{claim}_n``."""
+    rows: dict[tuple, dict] = {}
+    names: list[str] = []
+    for r in claims.to_pylist():
+        family, ratio = ratio_of(r["imbalance"])
+        if family == "balanced":
+            continue
+        key = (r["dataset"], family, ratio, r["imbalance"], r["loss"])
+        row = rows.setdefault(key, {**dict(zip(CURVE_KEYS, key)), "n_seeds": 0})
+        row["n_seeds"] = max(row["n_seeds"], r.get("n_seeds") or r.get("n") or 0)
+        names += [r["claim"]] if r["claim"] not in names else []
+        row.update(
+            {
+                f"{r['claim']}_mean": _num(r.get("difference")),
+                f"{r['claim']}_ci_low": _num(r.get("ci_low")),
+                f"{r['claim']}_ci_high": _num(r.get("ci_high")),
+                f"{r['claim']}_n": r.get("n"),
+            }
+        )
+    order = sorted(rows, key=lambda k: (k[0], k[4], k[1], k[2]))
+    schema = [
+        *[(k, pa.float64() if k == "ratio" else pa.string()) for k in CURVE_KEYS],
+        ("n_seeds", pa.int64()),
+    ]
+    for name in names:
+        schema += [(f"{name}_{p}", pa.float64()) for p in ("mean", "ci_low", "ci_high")]
+        schema.append((f"{name}_n", pa.int64()))
+    return pa.Table.from_pylist([rows[k] for k in order], schema=pa.schema(schema))
+
+
+def curve_input(source: str) -> str:
+    """The file under ``{results}/tables/`` a curve of ``source`` is computed from."""
+    return "claims.parquet" if source == CLAIMS_SOURCE else f"{source}_by_seed.parquet"
+
+
+def curve_of(source: str, table: pa.Table) -> pa.Table:
+    """The curve table of ``source`` from its input table (see :func:`curve_input`)."""
+    if source == CLAIMS_SOURCE:
+        return claims_curve_table(table)
+    return source_curve_table(source, table)
 
 
 def reference_rows(curves: pa.Table, dataset: str, loss: str) -> dict | None:
