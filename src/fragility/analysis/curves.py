@@ -11,6 +11,9 @@ reference, shared by both families.
 - :func:`curve_table`: one row per (dataset, family, R, loss) with ``{stat}_mean``,
   ``{stat}_ci_low``, ``{stat}_ci_high``, ``{stat}_n`` (a t-interval over seeds,
   :func:`fragility.analysis.uncertainty.t_interval`) and ``n_seeds``.
+- :func:`joined_curve_table`: the curve tables of every source side by side.
+- :func:`claims_curve_table`: each claim's difference and verdict interval from
+  ``claims.parquet``, in the same shape (the claims figure).
 - :func:`smallest_ratio_table`: for each claim and curve, the smallest R at which the
   claim's verdict is ``holds`` (from ``claims.parquet``), or "never in the range".
 """
