@@ -270,7 +270,10 @@ def test_config_errors_stop_before_anything_runs(tmp_path, edit, message):
 
 def test_missing_dataset_is_one_clear_message_and_no_partial_file(tmp_path):
     config = _smoke_config()
-    config["datasets"] = {"mine": {"loader": "image_folder", "root": str(tmp_path / "nowhere")}}
+    split = config["datasets"]["digits"]["split"]  # n_val > 0: the preset's tau_norm needs it
+    config["datasets"] = {
+        "mine": {"loader": "image_folder", "root": str(tmp_path / "nowhere"), "split": split}
+    }
     for group in config["runs"]:
         group["dataset"] = "mine"
     result = snakemake(tmp_path, configfile=_write(tmp_path, config))
