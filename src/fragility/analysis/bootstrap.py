@@ -87,11 +87,6 @@ class ModelView:
         return int(np.argmax(n)), int(len(n) - 1 - np.argmin(n[::-1]))
 
 
-def _with_estimate(weights: np.ndarray) -> np.ndarray:
-    """Row 0 all ones (the data as observed: the point estimate), then the replicates."""
-    return np.vstack([np.ones((1, weights.shape[1])), weights])
-
-
 def _split(values: np.ndarray) -> tuple[float | None, np.ndarray]:
     estimate = float(values[0])
     return (estimate if np.isfinite(estimate) else None), np.asarray(values[1:], dtype=float)
@@ -233,12 +228,12 @@ def run_bootstrap(
     ``bac_order``. ``balanced_test`` is the balanced model's test embedding dict: paired by
     image when it holds the same test images, else resampled on its own."""
     test_labels = view.test["label"]
-    test_w = _with_estimate(stratified_weights(test_labels, n_boot, (seed, 0)))
+    test_w = stratified_weights(test_labels, n_boot, (seed, 0), observed_first=True)
     rows: list[tuple[str, np.ndarray, str]] = []
     for name, values in headline_statistics(view, test_w).items():
         rows.append((name, values, "test"))
     if claims:
-        train_w = _with_estimate(stratified_weights(view.train["label"], n_boot, (seed, 1)))
+        train_w = stratified_weights(view.train["label"], n_boot, (seed, 1), observed_first=True)
         if retrained_pred is not None:
             balanced = None
             if balanced_test is not None:
@@ -248,8 +243,8 @@ def run_bootstrap(
                     order = np.array([where[int(i)] for i in view.test["index"]])
                     balanced = (balanced_test["label"][order], balanced_test["pred"][order], test_w)
                 else:
-                    b_w = _with_estimate(
-                        stratified_weights(balanced_test["label"], n_boot, (seed, 2))
+                    b_w = stratified_weights(
+                        balanced_test["label"], n_boot, (seed, 2), observed_first=True
                     )
                     balanced = (balanced_test["label"], balanced_test["pred"], b_w)
             for name, values in bac_order(view, test_w, retrained_pred, balanced).items():

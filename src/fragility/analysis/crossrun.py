@@ -400,7 +400,6 @@ class _PairedBootstrap:
     bootstrap replicates (the run's seed), so that differences are paired image by image."""
 
     def __init__(self, run: RunRef, counts, n_boot: int):
-        from fragility.analysis.bootstrap import _with_estimate
         from fragility.analysis.uncertainty import stratified_weights
         from fragility.embeddings import read_embeddings
 
@@ -413,7 +412,7 @@ class _PairedBootstrap:
         self.index, self.labels = test["index"], test["label"]
         self.roles = majority_minority(np.asarray(counts))
         self.n_classes = len(counts)
-        self.weights = _with_estimate(stratified_weights(self.labels, n_boot, (run.seed, 0)))
+        self.weights = stratified_weights(self.labels, n_boot, (run.seed, 0), observed_first=True)
         self.untreated = self.metrics(test["pred"])
 
     def metrics(self, preds: np.ndarray) -> dict[str, np.ndarray]:

@@ -153,17 +153,26 @@ def verdict(low: float | None, high: float | None, estimate: float | None = None
 # -- the stratified bootstrap ----------------------------------------------------------------
 
 
-def stratified_weights(labels: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
+def stratified_weights(
+    labels: np.ndarray, n_boot: int, seed, observed_first: bool = False
+) -> np.ndarray:
     """Bootstrap multiplicities ``(n_boot, N)`` float64: each replicate redraws, within every
     class of ``labels``, as many instances as the class has, with replacement. Seeded, so
-    the same labels and seed give the same replicates on every machine."""
+    the same labels and seed give the same replicates on every machine. With
+    ``observed_first`` a row of ones (the data as observed) comes first: ``(1 + n_boot, N)``."""
     labels = np.asarray(labels, dtype=np.int64)
     rng = np.random.default_rng(seed)
-    weights = np.zeros((n_boot, len(labels)))
+    start = 1 if observed_first else 0
+    weights = np.zeros((start + n_boot, len(labels)))
+    weights[:start] = 1.0
+    rows = np.arange(n_boot)[:, None]
     for c in np.unique(labels):
         members = np.flatnonzero(labels == c)
         n = len(members)
-        weights[:, members] = rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot)
+        # n draws with replacement per replicate, counted per (replicate, instance) at once
+        draws = rng.integers(0, n, size=(n_boot, n)) + rows * n
+        counts = np.bincount(draws.ravel(), minlength=n_boot * n).reshape(n_boot, n)
+        weights[start:, members] = counts
     return weights
 
 
