@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from fragility.embeddings import head_logits
 from fragility.metrics import balanced_accuracy
-from fragility.remedies import fit_linear_head, head_logits
+from fragility.remedies import fit_linear_head
 
 
 def retrain_classifier(
