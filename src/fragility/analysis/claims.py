@@ -24,6 +24,7 @@ from fragility.analysis.bootstrap import MAX_COVERING_K, MIN_MINORITY_GAP
 from fragility.analysis.crossrun import GROUP_KEYS, RUN_KEYS
 from fragility.analysis.uncertainty import (
     MIN_SEEDS_FOR_VERDICT,
+    VERDICTS,
     Interval,
     percentile_interval,
     t_interval,
@@ -278,6 +279,24 @@ def _interval_text(row: dict) -> str:
     return f"{row['difference']:+.3f} [{row['ci_low']:+.3f}, {row['ci_high']:+.3f}]"
 
 
+def claim_groups(rows: list[dict]) -> dict[tuple, list[dict]]:
+    """``claims`` rows by (dataset, imbalance, loss), in order."""
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        groups.setdefault(tuple(row[k] for k in GROUP_KEYS), []).append(row)
+    return groups
+
+
+def group_tally(group: list[dict]) -> tuple[int, str]:
+    """``(seeds, "4 holds, 1 fails, ...")`` of one run group's claims."""
+    tally = ", ".join(
+        f"{sum(r['verdict'] == v for r in group)} {v}"
+        for v in VERDICTS
+        if any(r["verdict"] == v for r in group)
+    )
+    return max(r["n_seeds"] for r in group), tally
+
+
 def claims_summary(claims: pa.Table) -> str:
     """:func:`measure_claims` in words, one block per run group: the tally of verdicts, the
     interval each rests on, then every claim with its difference and 95 % interval."""
@@ -288,16 +307,9 @@ def claims_summary(claims: pa.Table) -> str:
         "'inconclusive' = the interval contains 0, 'n/a' = not measurable.",
         "",
     ]
-    groups: dict[tuple, list[dict]] = {}
-    for row in rows:
-        groups.setdefault(tuple(row[k] for k in GROUP_KEYS), []).append(row)
+    groups = claim_groups(rows)
     for key, group in groups.items():
-        n_seeds = max(r["n_seeds"] for r in group)
-        tally = ", ".join(
-            f"{sum(r['verdict'] == v for r in group)} {v}"
-            for v in ("holds", "fails", "inconclusive", "n/a")
-            if any(r["verdict"] == v for r in group)
-        )
+        n_seeds, tally = group_tally(group)
         kinds = sorted({r["interval"] for r in group if r["interval"] != "none"})
         lines.append(f"{'/'.join(key)} ({n_seeds} seed{'s' if n_seeds != 1 else ''}): {tally}")
         lines.append(f"  intervals: {'; '.join(kinds) or 'none'}")

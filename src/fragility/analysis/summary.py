@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from fragility.analysis.claims import claim_groups, group_tally
 from fragility.analysis.crossrun import GROUP_KEYS
 
 
@@ -66,19 +67,11 @@ def front_page(
         "the images, which leaves training randomness out.",
         "",
     ]
-    rows = claims.to_pylist()
-    groups: dict[tuple, list[dict]] = {}
-    for row in rows:
-        groups.setdefault(tuple(row[k] for k in GROUP_KEYS), []).append(row)
+    groups = claim_groups(claims.to_pylist())
     if not groups:
         lines += ["No imbalanced runs: the claims compare imbalanced models.", ""]
     for key, group in groups.items():
-        n_seeds = max(r["n_seeds"] for r in group)
-        tally = ", ".join(
-            f"{sum(r['verdict'] == v for r in group)} {v}"
-            for v in ("holds", "fails", "inconclusive", "n/a")
-            if any(r["verdict"] == v for r in group)
-        )
+        n_seeds, tally = group_tally(group)
         kinds = _kinds_text(r["interval"] for r in group)
         lines += [
             f"**{' / '.join(key)}** ({n_seeds} seed{'s' if n_seeds != 1 else ''}): {tally}. "
