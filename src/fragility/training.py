@@ -335,6 +335,184 @@ def _train_steps(
     return loss_sum, hits
 
 
+@dataclass
+class Engine:
+    """What one training run holds on the device between epochs (built by :func:`setup`)."""
+
+    cfg: TrainConfig
+    device: torch.device
+    n_classes: int
+    counts: np.ndarray  # (C,) training images per class
+    model: ResNetCifar
+    criterion: torch.nn.Module
+    optimizer: torch.optim.SGD
+    cb_weights: torch.Tensor  # (C,) class-balanced weights (drw, reweight)
+    mfw: FeatureWeakening | None
+    normalize: Normalizer
+    normalization: tuple[list[float], list[float]]
+    x_train: torch.Tensor  # (N, C, H, W) uint8
+    padded: torch.Tensor  # x_train zero-padded for crops (x_train without augmentation)
+    y_cpu: torch.Tensor  # (N,) int64
+    y_train: torch.Tensor  # (N,) int64 on the device
+    evals: dict[str, Subset]  # "test" (and "val"): evaluated after every epoch
+    eval_images: dict[str, torch.Tensor]
+    eval_batch: int
+
+
+def setup(
+    cfg: TrainConfig,
+    train_set: Subset,
+    test_set: Subset,
+    val_set: Subset | None = None,
+    *,
+    n_classes: int | None = None,
+    normalization: tuple[list[float], list[float]] | None = None,
+    device: str | torch.device = "auto",
+) -> Engine:
+    """Check the data against ``cfg`` and put the model, its optimiser and the images on
+    ``device``."""
+    device = resolve_device(device)
+    if cfg.select == "val_bac" and (val_set is None or len(val_set.y) == 0):
+        raise ConfigError("select: val_bac needs a validation set: set n_val > 0")
+    n_classes = n_classes or int(max(train_set.y.max(), test_set.y.max())) + 1
+    counts = np.bincount(train_set.y, minlength=n_classes)
+    if np.any(counts == 0):
+        raise ConfigError(
+            f"the training subset has no images of classes {np.flatnonzero(counts == 0).tolist()}"
+        )
+    mean, std = normalization or channel_stats(train_set.x)
+    model = _new_model(cfg, n_classes, train_set.x.shape[-1]).to(device)
+    model = model.to(memory_format=torch.channels_last)
+    x_train = to_device_images(train_set.x, device)
+    y_cpu = torch.from_numpy(train_set.y.astype(np.int64))
+    pad = cfg.crop_padding
+    # the training subset's accuracy comes from the training passes themselves (augmented,
+    # train mode), as in LDAM-DRW: a separate pass would cost as much again on a CPU
+    evals = {"test": test_set}
+    if val_set is not None and len(val_set.y):
+        evals["val"] = val_set
+    return Engine(
+        cfg=cfg,
+        device=device,
+        n_classes=n_classes,
+        counts=counts,
+        model=model,
+        criterion=build_criterion(cfg, counts).to(device),
+        optimizer=build_optimizer(cfg, model),
+        cb_weights=class_balanced_weights(counts, cfg.cb_beta).to(device),
+        mfw=FeatureWeakening.build(cfg.mfw, counts, device) if cfg.mfw else None,
+        normalize=Normalizer(mean, std, device),
+        normalization=(mean, std),
+        x_train=x_train,
+        padded=torch.nn.functional.pad(x_train, (pad, pad, pad, pad)) if cfg.augment else x_train,
+        y_cpu=y_cpu,
+        y_train=y_cpu.to(device),
+        evals=evals,
+        eval_images={k: to_device_images(s.x, device) for k, s in evals.items()},
+        eval_batch=cfg.eval_batch_size or (2048 if device.type == "cuda" else 256),
+    )
+
+
+def train_epoch(engine: Engine, epoch: int) -> dict:
+    """One epoch (0-based) of SGD steps: the history row's lr, loss, schedule flags, samples,
+    per-class train accuracy and FE-gradient norm. Raises :class:`TrainingDiverged` on a
+    non-finite loss."""
+    cfg, n_classes = engine.cfg, engine.n_classes
+    lr = learning_rate(cfg, epoch)
+    for group in engine.optimizer.param_groups:
+        group["lr"] = lr
+    weight = engine.cb_weights if class_weights_active(cfg, epoch) else None
+    gen = _epoch_generator(cfg.seed, epoch)
+    engine.model.train()
+    order = _epoch_order(engine.y_cpu, cfg.oversample, gen)
+    # times each class is seen this epoch (the counts, unless over-sampled)
+    seen = torch.bincount(engine.y_cpu[order], minlength=n_classes).numpy()
+    mfw_gen = mfw_generator(cfg.seed, epoch) if engine.mfw else None
+    batches = _epoch_batches(order, engine.x_train, engine.padded, cfg, gen, mfw_gen)
+    fe_grad = torch.zeros(n_classes, device=engine.device)
+    loss_sum, hits = _train_steps(
+        engine.model, engine.optimizer, engine.criterion, weight, engine.normalize, batches,
+        engine.y_train, n_classes, fe_grad=fe_grad, mfw=engine.mfw,
+    )  # fmt: skip
+    mean_loss = float(loss_sum) / len(order)
+    if not math.isfinite(mean_loss):
+        raise TrainingDiverged(
+            f"the training loss became non-finite ({mean_loss}) at epoch {epoch + 1}"
+        )
+    row = {
+        "epoch": epoch + 1,
+        "lr": lr,
+        "loss": mean_loss,
+        "drw": drw_active(cfg, epoch),
+        "class_weights": weight is not None,
+        "samples": len(order),
+    }
+    # hits per class over the passes that saw it: repeated (over-sampled) images count
+    # once per pass, so each entry stays a fraction in [0, 1]
+    train_acc = (hits.cpu().numpy() / seen).tolist()
+    row.update(train_bac=float(np.mean(train_acc)), train_acc=train_acc)
+    # the lecture's training-progress diagnostic: mean FE-gradient norm per class
+    row["fe_grad_norm"] = (fe_grad.cpu().numpy() / seen).tolist()
+    return row
+
+
+def evaluate(engine: Engine) -> dict:
+    """``{subset}_bac`` and per-class ``{subset}_acc`` of the current weights on the test
+    (and validation) images."""
+    out = {}
+    for name, subset in engine.evals.items():
+        logits = predict(
+            engine.model, engine.eval_images[name], engine.normalize, engine.eval_batch
+        )
+        preds = logits.argmax(1).cpu().numpy()
+        out[f"{name}_bac"] = metrics.balanced_accuracy(subset.y, preds, engine.n_classes)
+        out[f"{name}_acc"] = metrics.per_class_accuracy(subset.y, preds, engine.n_classes).tolist()
+    return out
+
+
+def select_checkpoint(best: dict, engine: Engine, row: dict, epoch: int) -> dict:
+    """``best`` (score, 1-based epoch, CPU state) updated with this epoch if its ``select``
+    score is higher."""
+    score = {"test_bac": row["test_bac"], "val_bac": row.get("val_bac"), "last": epoch}[
+        engine.cfg.select
+    ]
+    if score <= best["score"]:
+        return best
+    state = {k: v.detach().cpu().clone() for k, v in engine.model.state_dict().items()}
+    return {"score": score, "epoch": epoch + 1, "state": state}
+
+
+def _resume(engine: Engine, state_file: Path | None):
+    """``(history, best, elapsed, start epoch)`` from ``state_file`` when it holds this
+    config's state (loaded into the model and optimiser), else a fresh start."""
+    fresh = ([], {"score": -math.inf, "epoch": -1, "state": None}, 0.0, 0)
+    if not (state_file and state_file.exists()):
+        return fresh
+    state = torch.load(state_file, map_location=engine.device, weights_only=False)
+    if state.get("config_hash") != engine.cfg.hash():
+        return fresh
+    engine.model.load_state_dict(state["model"])
+    engine.optimizer.load_state_dict(state["optimizer"])
+    print(f"resuming from epoch {state['epoch'] + 1} ({state_file})", file=sys.stderr)
+    return state["history"], state["best"], state["elapsed"], state["epoch"] + 1
+
+
+def _save_state(engine: Engine, state_file: Path, epoch: int, history, best, elapsed) -> None:
+    with atomic_path(state_file) as tmp:
+        torch.save(
+            {
+                "config_hash": engine.cfg.hash(),
+                "epoch": epoch,
+                "model": engine.model.state_dict(),
+                "optimizer": engine.optimizer.state_dict(),
+                "history": history,
+                "best": best,
+                "elapsed": elapsed,
+            },
+            tmp,
+        )
+
+
 def train(
     cfg: TrainConfig,
     train_set: Subset,
@@ -352,53 +530,15 @@ def train(
 
     ``normalization`` is the per-channel (mean, std) in [0, 1] units (default: from the
     training subset). With ``resume_path``, a state file is written there after every epoch
-    and a run with the same config picks up from it.
+    and a run with the same config picks up from it. The pieces: :func:`setup`, then per
+    epoch :func:`train_epoch`, :func:`evaluate` and :func:`select_checkpoint`.
     """
-    device = resolve_device(device)
-    if cfg.select == "val_bac" and (val_set is None or len(val_set.y) == 0):
-        raise ConfigError("select: val_bac needs a validation set: set n_val > 0")
-    n_classes = n_classes or int(max(train_set.y.max(), test_set.y.max())) + 1
-    counts = np.bincount(train_set.y, minlength=n_classes)
-    if np.any(counts == 0):
-        raise ConfigError(
-            f"the training subset has no images of classes {np.flatnonzero(counts == 0).tolist()}"
-        )
-    mean, std = normalization or channel_stats(train_set.x)
-    normalize = Normalizer(mean, std, device)
-    eval_batch = cfg.eval_batch_size or (2048 if device.type == "cuda" else 256)
-
-    model = _new_model(cfg, n_classes, train_set.x.shape[-1]).to(device)
-    model = model.to(memory_format=torch.channels_last)
-    criterion = build_criterion(cfg, counts).to(device)
-    cb_weights = class_balanced_weights(counts, cfg.cb_beta).to(device)
-    optimizer = build_optimizer(cfg, model)
-    mfw = FeatureWeakening.build(cfg.mfw, counts, device) if cfg.mfw else None
-
-    x_train = to_device_images(train_set.x, device)
-    y_cpu = torch.from_numpy(train_set.y.astype(np.int64))
-    y_train = y_cpu.to(device)
-    pad = cfg.crop_padding
-    padded = torch.nn.functional.pad(x_train, (pad, pad, pad, pad)) if cfg.augment else x_train
-    # the training subset's accuracy comes from the training passes themselves (augmented,
-    # train mode), as in LDAM-DRW: a separate pass would cost as much again on a CPU
-    evals = {"test": test_set}
-    if val_set is not None and len(val_set.y):
-        evals["val"] = val_set
-    eval_images = {k: to_device_images(s.x, device) for k, s in evals.items()}
-
-    history: list[dict] = []
-    best = {"score": -math.inf, "epoch": -1, "state": None}
-    start_epoch, elapsed = 0, 0.0
+    engine = setup(
+        cfg, train_set, test_set, val_set,
+        n_classes=n_classes, normalization=normalization, device=device,
+    )  # fmt: skip
     state_file = Path(resume_path) if resume_path else None
-    if state_file and state_file.exists():
-        state = torch.load(state_file, map_location=device, weights_only=False)
-        if state.get("config_hash") == cfg.hash():
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            history, best, elapsed = state["history"], state["best"], state["elapsed"]
-            start_epoch = state["epoch"] + 1
-            print(f"resuming from epoch {start_epoch} ({state_file})", file=sys.stderr)
-
+    history, best, elapsed, start_epoch = _resume(engine, state_file)
     bar = tqdm(
         range(start_epoch, cfg.epochs),
         initial=start_epoch,
@@ -411,93 +551,39 @@ def train(
     )
     for epoch in bar:
         t0 = time.perf_counter()
-        lr = learning_rate(cfg, epoch)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        weight = cb_weights if class_weights_active(cfg, epoch) else None
-        gen = _epoch_generator(cfg.seed, epoch)
-        model.train()
-        order = _epoch_order(y_cpu, cfg.oversample, gen)
-        # times each class is seen this epoch (the counts, unless over-sampled)
-        seen = torch.bincount(y_cpu[order], minlength=n_classes).numpy()
-        mfw_gen = mfw_generator(cfg.seed, epoch) if mfw else None
-        batches = _epoch_batches(order, x_train, padded, cfg, gen, mfw_gen)
-        fe_grad = torch.zeros(n_classes, device=device)
-        loss_sum, hits = _train_steps(
-            model, optimizer, criterion, weight, normalize, batches, y_train, n_classes,
-            fe_grad=fe_grad, mfw=mfw,
-        )  # fmt: skip
-        mean_loss = float(loss_sum) / len(order)
-        if not math.isfinite(mean_loss):
-            where = (
-                f"; the last good state (epoch {epoch}) is kept at {state_file}"
-                if state_file and epoch > 0
-                else ""
-            )
-            raise TrainingDiverged(
-                f"the training loss became non-finite ({mean_loss}) at epoch {epoch + 1}{where}; "
-                "lower lr or check the data"
-            )
-        row = {
-            "epoch": epoch + 1,
-            "lr": lr,
-            "loss": mean_loss,
-            "drw": drw_active(cfg, epoch),
-            "class_weights": weight is not None,
-            "samples": len(order),
-        }
-        # hits per class over the passes that saw it: repeated (over-sampled) images count
-        # once per pass, so each entry stays a fraction in [0, 1]
-        train_acc = (hits.cpu().numpy() / seen).tolist()
-        row.update(train_bac=float(np.mean(train_acc)), train_acc=train_acc)
-        # the lecture's training-progress diagnostic: mean FE-gradient norm per class
-        row["fe_grad_norm"] = (fe_grad.cpu().numpy() / seen).tolist()
-        for name, subset in evals.items():
-            preds = predict(model, eval_images[name], normalize, eval_batch).argmax(1).cpu().numpy()
-            row[f"{name}_bac"] = metrics.balanced_accuracy(subset.y, preds, n_classes)
-            row[f"{name}_acc"] = metrics.per_class_accuracy(subset.y, preds, n_classes).tolist()
+        try:
+            row = train_epoch(engine, epoch)
+        except TrainingDiverged as error:
+            kept = state_file and epoch > 0
+            where = f"; the last good state (epoch {epoch}) is kept at {state_file}" if kept else ""
+            raise TrainingDiverged(f"{error}{where}; lower lr or check the data") from None
+        row.update(evaluate(engine))
         elapsed += time.perf_counter() - t0
         row["seconds"] = elapsed
         history.append(row)
-
-        score = {"test_bac": row["test_bac"], "val_bac": row.get("val_bac"), "last": epoch}[
-            cfg.select
-        ]
-        if score > best["score"]:
-            best = {
-                "score": score,
-                "epoch": epoch + 1,
-                "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-            }
-        bar.set_postfix(loss=f"{mean_loss:.3f}", test_bac=f"{row['test_bac']:.3f}", lr=f"{lr:.3g}")
+        best = select_checkpoint(best, engine, row, epoch)
+        bar.set_postfix(
+            loss=f"{row['loss']:.3f}", test_bac=f"{row['test_bac']:.3f}", lr=f"{row['lr']:.3g}"
+        )
         if state_file:
-            with atomic_path(state_file) as tmp:
-                torch.save(
-                    {
-                        "config_hash": cfg.hash(),
-                        "epoch": epoch,
-                        "model": model.state_dict(),
-                        "optimizer": optimizer.state_dict(),
-                        "history": history,
-                        "best": best,
-                        "elapsed": elapsed,
-                    },
-                    tmp,
-                )
+            _save_state(engine, state_file, epoch, history, best, elapsed)
     bar.close()
 
-    model.load_state_dict(best["state"])
-    test_preds = predict(model, eval_images["test"], normalize, eval_batch).argmax(1).cpu().numpy()
-    summary = metrics.summary(test_set.y, test_preds, n_classes)
+    engine.model.load_state_dict(best["state"])
+    test_preds = predict(
+        engine.model, engine.eval_images["test"], engine.normalize, engine.eval_batch
+    )
+    summary = metrics.summary(test_set.y, test_preds.argmax(1).cpu().numpy(), engine.n_classes)
     summary.update(
         kept_epoch=best["epoch"],
         select=cfg.select,
         epochs=cfg.epochs,
         wall_seconds=elapsed,
-        device=str(device),
-        train_class_counts=counts.tolist(),
+        device=str(engine.device),
+        train_class_counts=engine.counts.tolist(),
     )
-    return TrainResult(model.cpu(), best["epoch"], history, summary, (mean, std), elapsed)
+    model = engine.model.cpu()
+    return TrainResult(model, best["epoch"], history, summary, engine.normalization, elapsed)
 
 
 # -- checkpoints -------------------------------------------------------------------------------
