@@ -61,7 +61,6 @@ def _draw(ax, epochs: np.ndarray, y: np.ndarray, role: str, spread=None) -> None
 def _finish_panel(ax, measure: str, kept: int | None) -> None:
     if measure == "fe_grad_norm":
         ax.set_yscale("log")  # the minority's peak is often ten times the majority's
-        ax.yaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
         ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
         ax.yaxis.set_minor_formatter(ticker.NullFormatter())
     else:
@@ -69,6 +68,16 @@ def _finish_panel(ax, measure: str, kept: int | None) -> None:
     if kept is not None:
         ax.axvline(kept, color=GREY, linewidth=0.8, linestyle=":", zorder=0)
     ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
+
+
+def _log_ticks(axes) -> None:
+    """Gradient axes, once their limits are final: ticks at 1, 2, 5 per decade over a short
+    range, at the decades over a long one (DRW can drop the majority's gradient 100-fold)."""
+    for ax in axes:
+        if ax.get_yscale() == "log":
+            low, high = ax.get_ylim()
+            subs = (1.0, 2.0, 5.0) if high / max(low, 1e-30) < 300 else (1.0,)
+            ax.yaxis.set_major_locator(ticker.LogLocator(subs=subs))
 
 
 def _role_legend(fig, labels: dict[str, str], kept: bool = True, ncol: int = 2) -> None:
@@ -121,6 +130,7 @@ def plot_training_dynamics(tables: dict[str, pa.Table], out_path: Path, title: s
         _finish_panel(ax, measure, kept)
     axes[-1, 0].set_xlabel("epoch")
     axes[-1, 0].tick_params(labelbottom=True)
+    _log_ticks(axes.ravel())
     _role_legend(fig, labels)
     _save(fig, out_path, title)
 
@@ -172,6 +182,7 @@ def plot_cross_dynamics(tables: dict[str, pa.Table], out_path: Path, title: str)
                     ax.set_ylabel(f"{imbalance}\n{ylabel}")
     for ax in axes[-1, :]:
         ax.set_xlabel("epoch")
+    _log_ticks(axes.ravel())
     roles = {"majority": "majority", "minority": "minority", "mean": "mean over classes"}
     _role_legend(fig, roles, kept=False, ncol=3)
     _save(fig, out_path, title or "; ".join(sorted({d for d, _ in groups})))
