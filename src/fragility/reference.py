@@ -113,6 +113,8 @@ def train_reference(
         raise ValueError(f"batch_order must be one of {BATCH_ORDERS}, got {batch_order!r}")
     if cfg.oversample:
         raise ValueError("the reference loop has no pixel-space over-sampling (oversample: true)")
+    if cfg.mfw:
+        raise ValueError("the reference loop has no Major Feature Weakening (mfw)")
     device = resolve_device(device)
     epochs = cfg.epochs if epochs is None else epochs
     augment = cfg.augment if augment is None else augment
