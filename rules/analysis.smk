@@ -221,7 +221,7 @@ rule plot_cross_run_figure:
         f"{LOG_ROOT}/figures/{{figure}}.log",
     params:
         caption=lambda wildcards: CROSS_RUN_FIGURES[wildcards.figure].caption,
-        what="All runs of the study: bars are means over seeds, whiskers 95 % intervals (named under the figure).",
+        what="All runs of the study, means over seeds; the figure names the intervals it draws.",
     wildcard_constraints:
         figure="|".join(CROSS_RUN_FIGURES),
     conda:
