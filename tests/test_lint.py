@@ -42,3 +42,21 @@ def test_snakemake_lint_finds_nothing(configfile):
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert "Congratulations, your workflow is in a good condition!" in output, output
+
+
+MAX_FUNCTION_LINES = 80
+
+
+def test_no_function_in_the_package_is_longer_than_80_lines():
+    """A long function hides steps that tests, the bench and the reference loop want to call
+    one by one (issue 13): split it into named pieces instead."""
+    import ast
+
+    long = []
+    for path in sorted((REPO / "src").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    long.append(f"{path.relative_to(REPO)}:{node.lineno} {node.name} ({lines})")
+    assert not long, "functions over 80 lines: " + ", ".join(long)

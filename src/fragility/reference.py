@@ -86,6 +86,51 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _check_supported(cfg: TrainConfig, batch_order: str) -> None:
+    """Refuse what the reference loop does not implement, rather than ignore it."""
+    if batch_order not in BATCH_ORDERS:
+        raise ValueError(f"batch_order must be one of {BATCH_ORDERS}, got {batch_order!r}")
+    if cfg.oversample:
+        raise ValueError("the reference loop has no pixel-space over-sampling (oversample: true)")
+    if cfg.mfw:
+        raise ValueError("the reference loop has no Major Feature Weakening (mfw)")
+
+
+def _reference_loaders(
+    cfg, train_set, test_set, normalization, augment, num_workers, device, eval_batch, order
+):
+    """The usual DataLoaders (per-image transforms, workers) and the engine-order sampler
+    (None with ``order="shuffle"``)."""
+    mean, std = normalization
+    size = train_set.x.shape[1:3]
+    train_tf = reference_transforms(
+        size, mean, std, augment=augment, padding=cfg.crop_padding, flip=cfg.flip
+    )
+    test_tf = reference_transforms(size, mean, std, augment=False)
+    loader_args = dict(num_workers=num_workers, pin_memory=device.type == "cuda")
+    sampler = EngineOrderSampler(len(train_set.y), cfg.seed) if order == "engine" else None
+    train_loader = DataLoader(
+        ImageDataset(train_set.x, train_set.y, train_tf),
+        batch_size=cfg.batch_size,
+        shuffle=sampler is None,
+        sampler=sampler,
+        **loader_args,
+    )
+    test_loader = DataLoader(
+        ImageDataset(test_set.x, test_set.y, test_tf), batch_size=eval_batch, **loader_args
+    )
+    return train_loader, test_loader, sampler
+
+
+def _reference_test_bac(model, test_loader, labels, n_classes: int, device) -> float:
+    model.eval()
+    preds = []
+    with torch.no_grad():
+        for xb, _ in test_loader:
+            preds.append(model(xb.to(device, non_blocking=True)).argmax(1).cpu())
+    return metrics.balanced_accuracy(labels, torch.cat(preds).numpy(), n_classes)
+
+
 def train_reference(
     cfg: TrainConfig,
     train_set: Subset,
@@ -109,12 +154,7 @@ def train_reference(
     ``train_seconds``, ``eval_seconds`` and ``seconds_per_epoch`` (their sum) lists, the
     training throughput ``images_per_s`` and the final ``state_dict`` (on the CPU).
     """
-    if batch_order not in BATCH_ORDERS:
-        raise ValueError(f"batch_order must be one of {BATCH_ORDERS}, got {batch_order!r}")
-    if cfg.oversample:
-        raise ValueError("the reference loop has no pixel-space over-sampling (oversample: true)")
-    if cfg.mfw:
-        raise ValueError("the reference loop has no Major Feature Weakening (mfw)")
+    _check_supported(cfg, batch_order)
     device = resolve_device(device)
     epochs = cfg.epochs if epochs is None else epochs
     augment = cfg.augment if augment is None else augment
@@ -123,23 +163,10 @@ def train_reference(
     mean, std = normalization or channel_stats(train_set.x)
     eval_batch = cfg.eval_batch_size or (2048 if device.type == "cuda" else 256)
 
-    size = train_set.x.shape[1:3]
-    train_tf = reference_transforms(
-        size, mean, std, augment=augment, padding=cfg.crop_padding, flip=cfg.flip
-    )
-    test_tf = reference_transforms(size, mean, std, augment=False)
-    loader_args = dict(num_workers=num_workers, pin_memory=device.type == "cuda")
-    sampler = EngineOrderSampler(len(train_set.y), cfg.seed) if batch_order == "engine" else None
-    train_loader = DataLoader(
-        ImageDataset(train_set.x, train_set.y, train_tf),
-        batch_size=cfg.batch_size,
-        shuffle=sampler is None,
-        sampler=sampler,
-        **loader_args,
-    )
-    test_loader = DataLoader(
-        ImageDataset(test_set.x, test_set.y, test_tf), batch_size=eval_batch, **loader_args
-    )
+    train_loader, test_loader, sampler = _reference_loaders(
+        cfg, train_set, test_set, (mean, std), augment, num_workers, device, eval_batch,
+        batch_order,
+    )  # fmt: skip
 
     model = _new_model(cfg, n_classes, train_set.x.shape[-1])
     if initial_state is not None:
@@ -171,12 +198,7 @@ def train_reference(
                 optimizer.step()
                 loss_sum += loss.item() * len(yb)
             t1 = time.perf_counter()
-            model.eval()
-            preds = []
-            with torch.no_grad():
-                for xb, _ in test_loader:
-                    preds.append(model(xb.to(device, non_blocking=True)).argmax(1).cpu())
-            bac = metrics.balanced_accuracy(test_set.y, torch.cat(preds).numpy(), n_classes)
+            bac = _reference_test_bac(model, test_loader, test_set.y, n_classes, device)
             t2 = time.perf_counter()
             out["loss"].append(loss_sum / len(train_set.y))
             out["test_bac"].append(bac)

@@ -320,6 +320,23 @@ def _step_rates(lr: float, total: int, schedule: str) -> list[float]:
     return [lr * (1 + math.cos(math.pi * k / max(total, 1))) / 2 for k in range(total)]
 
 
+def _initial_head(n_classes: int, width: int, init, gen):
+    """``(W (C, H), b (C,))`` torch tensors: a copy of ``init``, else U(-1/sqrt(H), 1/sqrt(H))
+    like ``nn.Linear``, drawn from ``gen``."""
+    import torch
+
+    if init is None:
+        bound = 1.0 / float(np.sqrt(width))
+        weight = (torch.rand(n_classes, width, generator=gen) * 2 - 1) * bound
+        bias = (torch.rand(n_classes, generator=gen) * 2 - 1) * bound
+        return weight, bias
+    weight = torch.tensor(np.asarray(init[0], dtype=np.float32))
+    bias = torch.tensor(np.asarray(init[1], dtype=np.float32))
+    if weight.shape != (n_classes, width) or bias.shape != (n_classes,):
+        raise ValueError(f"init must be ((C, H), (C,)) = (({n_classes}, {width}), ...)")
+    return weight, bias
+
+
 def fit_linear_head(
     fe: np.ndarray,
     y: np.ndarray,
@@ -358,16 +375,7 @@ def fit_linear_head(
     labels = np.asarray(y, dtype=np.int64)
     t = torch.as_tensor(labels, device=dev)
     n, width = x.shape
-    if init is None:
-        bound = 1.0 / float(np.sqrt(width))
-        weight = (torch.rand(n_classes, width, generator=gen) * 2 - 1) * bound
-        bias = (torch.rand(n_classes, generator=gen) * 2 - 1) * bound
-    else:
-        weight = torch.tensor(np.asarray(init[0], dtype=np.float32))
-        bias = torch.tensor(np.asarray(init[1], dtype=np.float32))
-        if weight.shape != (n_classes, width) or bias.shape != (n_classes,):
-            raise ValueError(f"init must be ((C, H), (C,)) = (({n_classes}, {width}), ...)")
-    weight, bias = weight.to(dev), bias.to(dev)
+    weight, bias = (v.to(dev) for v in _initial_head(n_classes, width, init, gen))
     steps = (n + batch_size - 1) // batch_size
     rates = _step_rates(lr, epochs * steps, schedule)
     # Plain SGD with momentum and weight decay on the analytic CE gradient
