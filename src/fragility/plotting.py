@@ -790,9 +790,14 @@ def _seconds_label(x, _pos=None) -> str:
 
 
 def _log_ticks(lo: float, hi: float, most: int = 4) -> list[float]:
-    """At most ``most`` readable ticks (1-2-5 steps) on a log axis from ``lo`` to ``hi``."""
+    """At most ``most`` readable ticks (1-2-5 steps, each at least 4x the one before, so
+    labels never touch on a narrow panel) on a log axis from ``lo`` to ``hi``."""
     k0, k1 = int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi)))
-    ticks = [m * 10.0**k for k in range(k0, k1 + 1) for m in (1, 2, 5) if lo <= m * 10.0**k <= hi]
+    candidates = [m * 10.0**k for k in range(k0, k1 + 1) for m in (1, 2, 5)]
+    ticks: list[float] = []
+    for t in candidates:
+        if lo <= t <= hi and (not ticks or t >= 4 * ticks[-1]):
+            ticks.append(t)
     step = int(np.ceil(len(ticks) / most)) if ticks else 1
     return ticks[::step]
 
