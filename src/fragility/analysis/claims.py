@@ -39,6 +39,7 @@ class Claim:
     table: str  # the *_by_seed table its detail is read from
     statistic: str  # the signed difference, positive when the claim holds
     detail: Callable[[dict], str]
+    label: str  # a few words, for tables
 
 
 def _num(x) -> float | None:
@@ -103,6 +104,7 @@ CLAIMS: tuple[Claim, ...] = (
         "table1",
         "min(retrained - imbalanced, balanced - retrained) test BAC",
         _bac_detail,
+        "RQ1: imbalanced < re-trained < balanced BAC",
     ),
     Claim(
         "minority_overfits",
@@ -111,6 +113,7 @@ CLAIMS: tuple[Claim, ...] = (
         "table2",
         f"min(minority gap - majority gap, minority gap - {MIN_MINORITY_GAP:.2f})",
         _gap_detail,
+        "RQ2: minority test acc far below train acc",
     ),
     Claim(
         "few_features_decide",
@@ -119,6 +122,7 @@ CLAIMS: tuple[Claim, ...] = (
         "rq3_smallest_k",
         f"best coverage with K <= {MAX_COVERING_K} - threshold",
         _k_detail,
+        "RQ3: a few features (K <= 7) decide",
     ),
     Claim(
         "minority_smaller_k",
@@ -127,6 +131,7 @@ CLAIMS: tuple[Claim, ...] = (
         "rq3_coverage",
         "minority - majority coverage ratio at the smallest K",
         _coverage_detail,
+        "RQ3: minority covered with smaller K",
     ),
     Claim(
         "majority_ce_smaller",
@@ -134,6 +139,7 @@ CLAIMS: tuple[Claim, ...] = (
         "table3",
         "minority - majority largest class-mean ce",
         _roles_detail("largest_mean_ce"),
+        "RQ4: majority's largest mean ce smaller",
     ),
     Claim(
         "majority_share_smaller",
@@ -142,6 +148,7 @@ CLAIMS: tuple[Claim, ...] = (
         "table4",
         "minority - majority largest logit share",
         _roles_detail("largest_share"),
+        "RQ4: majority's largest logit share smaller",
     ),
     Claim(
         "tp_closer_than_fp",
@@ -150,10 +157,12 @@ CLAIMS: tuple[Claim, ...] = (
         "rq7_generalization",
         "FB(FP) - FB(TP)",
         _fb_detail,
+        "RQ7: FB(TP) < FB(FP)",
     ),
 )
 
 CLAIM_TABLES = tuple(dict.fromkeys(c.table for c in CLAIMS))
+CLAIM_LABELS = {c.name: c.label for c in CLAIMS}
 
 
 def _coverage_rows(table: pa.Table) -> list[dict]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from fragility.analysis.claims import claim_groups, group_tally
+from fragility.analysis.claims import CLAIM_LABELS, claim_groups, group_tally
 from fragility.analysis.crossrun import GROUP_KEYS
 
 
@@ -25,6 +25,19 @@ def _with_interval(row: dict, column: str, spec: str = ".3f") -> str:
     if low is None or high is None:
         return _num(mean, spec)
     return f"{_num(mean, spec)} [{_num(low, spec)}, {_num(high, spec)}]"
+
+
+def _verdict_cell(row: dict | None) -> str:
+    if row is None:
+        return "–"
+    if row["difference"] is None:
+        return f"**{row['verdict']}**"
+    interval = _with_interval(
+        {"d": row["difference"], "d_ci_low": row["ci_low"], "d_ci_high": row["ci_high"]},
+        "d",
+        "+.3f",
+    )
+    return f"**{row['verdict']}** {interval}"
 
 
 def _kinds_text(kinds) -> str:
@@ -74,26 +87,20 @@ def front_page(
         n_seeds, tally = group_tally(group)
         kinds = _kinds_text(r["interval"] for r in group)
         lines += [
-            f"**{' / '.join(key)}** ({n_seeds} seed{'s' if n_seeds != 1 else ''}): {tally}. "
+            f"- **{' / '.join(key)}** ({n_seeds} seed{'s' if n_seeds != 1 else ''}): {tally}. "
             f"Intervals: {kinds}.",
-            "",
         ]
+    if groups:
+        # one matrix, claims down and run groups across: the verdicts side by side
+        names = list(dict.fromkeys(r["claim"] for g in groups.values() for r in g))
+        cells = {(r["claim"], k): r for k, g in groups.items() for r in g}
+        lines += [""]
         lines += _list_table(
-            f"Claims, {' / '.join(key)}",
-            ["claim", "verdict", "difference [95 % interval]"],
+            "Verdicts: difference [95 % interval] (claims.txt states each claim in full)",
+            ["claim", *("/".join(k[1:]) if len(groups) > 1 else "verdict" for k in groups)],
             [
-                [
-                    r["statement"],
-                    r["verdict"],
-                    "not measurable"
-                    if r["difference"] is None
-                    else _with_interval(
-                        {"d": r["difference"], "d_ci_low": r["ci_low"], "d_ci_high": r["ci_high"]},
-                        "d",
-                        "+.3f",
-                    ),  # fmt: skip
-                ]
-                for r in group
+                [CLAIM_LABELS.get(n, n), *(_verdict_cell(cells.get((n, k))) for k in groups)]
+                for n in names
             ],
         )
     if table1 is not None and table1.num_rows:
