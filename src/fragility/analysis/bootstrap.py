@@ -36,6 +36,7 @@ import pyarrow as pa
 from fragility.analysis.embeddings import class_means, own_class_ce, top_n_per_row
 from fragility.analysis.rq3 import topk_coverage_matrix
 from fragility.analysis.rq4 import instance_logit_shares
+from fragility.analysis.tables import COVERAGE_THRESHOLD, N_TOP  # the per-run tables' own
 from fragility.analysis.uncertainty import (
     N_BOOT,
     confusion_metrics,
@@ -47,8 +48,6 @@ from fragility.analysis.uncertainty import (
 
 MIN_MINORITY_GAP = 0.10  # "far below": the minority's train-test gap is at least 10 points…
 MAX_COVERING_K = 7  # the paper: K = 7 of 64 features cover over 94 % of predictions
-COVERAGE_THRESHOLD = 0.94
-N_TOP = 10  # RQ7's ten top features per class
 
 CLAIM_NAMES = (
     "bac_order",
