@@ -229,3 +229,10 @@ def test_bootstrap_table_columns_and_seeding(run):
     assert run_bootstrap(view, seed=4, n_boot=30, claims=False)["statistic"].to_pylist() == list(
         HEADLINE
     )
+
+
+def test_every_claim_has_its_bootstrap_statistic_under_the_same_name():
+    """measure_claims looks each claim up by name in the runs' bootstrap tables."""
+    from fragility.analysis.claims import CLAIMS
+
+    assert tuple(c.name for c in CLAIMS) == CLAIM_NAMES

@@ -34,6 +34,7 @@ import numpy as np
 import pyarrow as pa
 
 from fragility.analysis.embeddings import class_means, own_class_ce, top_n_per_row
+from fragility.analysis.rq2 import majority_minority
 from fragility.analysis.rq3 import topk_coverage_matrix
 from fragility.analysis.rq4 import instance_logit_shares
 from fragility.analysis.tables import COVERAGE_THRESHOLD, N_TOP  # the per-run tables' own
@@ -81,9 +82,8 @@ class ModelView:
 
     @property
     def roles(self) -> tuple[int, int]:
-        """``(majority, minority)``: largest class (first on ties), smallest (last on ties)."""
-        n = np.asarray(self.counts)
-        return int(np.argmax(n)), int(len(n) - 1 - np.argmin(n[::-1]))
+        """``(majority, minority)`` as every per-run table names them (rq2.majority_minority)."""
+        return majority_minority(self.counts)
 
 
 def _split(values: np.ndarray) -> tuple[float | None, np.ndarray]:
