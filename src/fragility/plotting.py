@@ -658,7 +658,11 @@ def _interval_note(table: pa.Table) -> str:
     if "interval" not in table.column_names:
         return "whiskers: 95 % intervals"
     kinds = sorted(set(table["interval"].to_pylist()))
-    return "whiskers: 95 % " + "; ".join(kinds)
+    drawn = [k for k in kinds if not k.startswith("none")]
+    note = "whiskers: 95 % " + "; ".join(drawn) if drawn else "no whiskers"
+    if len(drawn) < len(kinds):
+        note += " (none where a group has one seed and no bootstrap)"
+    return note
 
 
 def _bars_with_errors(ax, labels: list[str], series: list[tuple[str, str, np.ndarray, np.ndarray]]):
@@ -794,10 +798,15 @@ def _log_ticks(lo: float, hi: float, most: int = 4) -> list[float]:
     labels never touch on a narrow panel) on a log axis from ``lo`` to ``hi``."""
     k0, k1 = int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi)))
     candidates = [m * 10.0**k for k in range(k0, k1 + 1) for m in (1, 2, 5)]
-    ticks: list[float] = []
-    for t in candidates:
-        if lo <= t <= hi and (not ticks or t >= 4 * ticks[-1]):
-            ticks.append(t)
+    for spacing in (4, 2):  # a narrower spacing only when the wider one leaves one tick
+        ticks: list[float] = []
+        for t in candidates:
+            if lo <= t <= hi and (not ticks or t >= spacing * ticks[-1]):
+                ticks.append(t)
+        if len(ticks) > 1:
+            break
+    if len(ticks) == 1:  # a single tick cannot show a log scale: add the next 1-2-5 step
+        ticks.append(next(t for t in candidates + [10.0 ** (k1 + 1)] if t > ticks[0]))
     step = int(np.ceil(len(ticks) / most)) if ticks else 1
     return ticks[::step]
 
@@ -844,8 +853,9 @@ def _plot_remedy_costs(tables: dict[str, pa.Table], out_path: Path, title: str) 
     costs = [r["total_seconds_mean"] for _, m in ordered for r in m if r["total_seconds_mean"]]
     if costs:
         lo, hi = min(costs) / 1.5, max(costs) * 1.5
-        ax_cost.set_xlim(lo, hi)
-        ax_cost.xaxis.set_major_locator(FixedLocator(_log_ticks(lo, hi)))
+        ticks = _log_ticks(lo, hi)
+        ax_cost.set_xlim(min(lo, ticks[0] / 1.2), max(hi, ticks[-1] * 1.2))
+        ax_cost.xaxis.set_major_locator(FixedLocator(ticks))
     ax_cost.xaxis.set_major_formatter(FuncFormatter(_seconds_label))
     ax_cost.xaxis.set_minor_locator(FixedLocator([]))
     ax_cost.set_xlabel("cost (s)")
