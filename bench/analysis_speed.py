@@ -11,7 +11,7 @@ reads a real one, ``--run-dir``) and times, in one process, the parts of its ana
 * ``write``     -- every table of rq2..rq7 written as CSV and as Parquet (``write_table``);
 * ``rq1``       -- ``fragility.analysis.rq1.retrained_bac`` on the pool FE, evaluated on the
   test FE (its default settings: 30 epochs of minibatch SGD, batch 128, on the CPU);
-* ``figures``   -- every figure of ``fragility.plotting.FIGURES`` (``plot_figure``);
+* ``figures``   -- every figure of ``fragility.catalog.RUN_FIGURES`` (``plot_figure``);
 * ``bootstrap`` -- ``fragility.analysis.bootstrap.run_bootstrap``: the run's headline numbers
   and every claim difference with B = 1000 stratified replicates (checked on its own against
   1 s: one run's intervals must cost well under a second).
@@ -283,7 +283,8 @@ def analyse(run_dir: Path, out_dir: Path) -> tuple[dict[str, float], dict]:
     """One full analysis of ``run_dir``; seconds per part, and facts about the output."""
     from fragility.analysis.rq1 import retrained_bac
     from fragility.analysis.tables import RunInputs, rq_tables, write_table
-    from fragility.plotting import FIGURES, plot_figure
+    from fragility.catalog import RUN_FIGURES
+    from fragility.plotting import plot_figure
 
     times: dict[str, float] = {}
 
@@ -319,7 +320,7 @@ def analyse(run_dir: Path, out_dir: Path) -> tuple[dict[str, float], dict]:
     per_figure: dict[str, float] = {}
 
     def draw_all():
-        for name, spec in FIGURES.items():
+        for name, spec in RUN_FIGURES.items():
             t0 = time.perf_counter()
             plot_figure(name, tables[spec.rq], out_dir / "figures" / f"{name}.png")
             per_figure[name] = time.perf_counter() - t0
@@ -329,7 +330,7 @@ def analyse(run_dir: Path, out_dir: Path) -> tuple[dict[str, float], dict]:
     facts = {
         "n_tables": sum(len(t) for t in tables.values()),
         "table_rows": sum(t.num_rows for named in tables.values() for t in named.values()),
-        "n_figures": len(FIGURES),
+        "n_figures": len(RUN_FIGURES),
         "retrained_bac": float(bac),
         "per_figure": per_figure,
         "inputs": inputs,

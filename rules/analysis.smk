@@ -1,21 +1,23 @@
 # The seven research questions (SPEC section 4): per-run tables and figures under
 # {run}/rq{N}/, cross-run tables under results/tables/, figures under results/figures/.
-# Every table and figure is a target of its own. These jobs take seconds and no GPU, so on a
-# cluster they run beside Snakemake (localrule) instead of paying a batch job's start-up each.
+# Every rule here is generated from fragility.catalog, and every job runs in a shadow folder
+# holding only its declared inputs, so a stage that reads an undeclared file fails at once.
+# These jobs take seconds and no GPU, so on a cluster they run beside Snakemake (localrule)
+# instead of paying a batch job's start-up each.
 
 
 rule retrain_classifier:
     input:
-        pool=PATHS["embeddings"].replace("{subset}", "pool"),
-        test=PATHS["embeddings"].replace("{subset}", "test"),
-        classifier=PATHS["embeddings"].replace("{subset}", "classifier"),
+        **LAYOUT.files(catalog.RETRAIN_READS),
     output:
-        expand(PATHS["rq1"], ext=["csv", "parquet"], allow_missing=True),
-        predictions=f"{RUN_DIR}/rq1/retrained_predictions.parquet",
+        *[LAYOUT.run_table("rq1", "retrained", ext) for ext in ("csv", "parquet")],
+        LAYOUT.file("retrained_predictions"),
     log:
-        f"{LOG_ROOT}/analysis/{{dataset}}/{{imbalance}}/{{loss}}/seed{{seed}}/rq1.log",
+        LAYOUT.log("analysis", RUN_LOG, "rq1"),
     params:
         epochs=config["analysis"]["retrain_epochs"],
+    shadow:
+        "minimal"
     conda:
         "../envs/fragility.yaml"
     threads: 1
@@ -31,15 +33,17 @@ rule bootstrap_run:
     input:
         unpack(get_bootstrap_inputs),
     output:
-        csv=f"{RUN_DIR}/uncertainty/bootstrap.csv",
-        parquet=f"{RUN_DIR}/uncertainty/bootstrap.parquet",
+        csv=LAYOUT.bootstrap("csv"),
+        parquet=LAYOUT.bootstrap("parquet"),
     log:
-        f"{LOG_ROOT}/analysis/{{dataset}}/{{imbalance}}/{{loss}}/seed{{seed}}/bootstrap.log",
+        LAYOUT.log("analysis", RUN_LOG, "bootstrap"),
     params:
         claims=lambda wildcards: wildcards.imbalance != "balanced",
         n_boot=config["analysis"]["bootstrap"],
         ks=config["analysis"]["ks"],
         k_fe=config["analysis"]["k_fe"],
+    shadow:
+        "minimal"
     conda:
         "../envs/fragility.yaml"
     threads: 1
@@ -48,35 +52,33 @@ rule bootstrap_run:
         "../workflow_scripts/bootstrap_run.py"
 
 
-# One rule per research question and kind of model folder, each writing a fixed set of tables:
-# a trained run, and a remedied model under it (SPEC section 5: does a remedy change the
-# minority's top-K, ce and FB signature?). A remedied model has no training history.
-LOGS = f"{LOG_ROOT}/analysis/{{dataset}}/{{imbalance}}/{{loss}}/seed{{seed}}"
-MODEL_FOLDERS = (
-    ("analyze", RUN_DIR, LOGS, True),
-    ("analyze_remedy", f"{RUN_DIR}/remedies/{{remedy}}", f"{LOGS}/{{remedy}}", False),
-)
-for rule_prefix, folder, log_dir, has_history in MODEL_FOLDERS:
-    for rq, tables in TABLES.items():
+# One rule per research question and kind of model folder (catalog.RUN_TABLES), each writing
+# the tables the catalog names: a trained run, and a remedied model under it (SPEC section 5:
+# does a remedy change the minority's top-K, ce and FB signature?). A remedied model has no
+# training history.
+for rule_prefix, remedy in (("analyze", None), ("analyze_remedy", "{remedy}")):
+    for rq, spec in catalog.RUN_TABLES.items():
+        reads = [k for k in spec.reads if remedy is None or k in catalog.REMEDY_FILES]
 
         rule:
             name:
                 f"{rule_prefix}_{rq}"
             input:
-                **model_files(folder, has_history),
+                **LAYOUT.files(reads, remedy=remedy),
             output:
-                expand(
-                    f"{folder}/{rq}/{{table}}.{{ext}}",
-                    table=tables,
-                    ext=["csv", "parquet"],
-                    allow_missing=True,
-                ),
+                [
+                    LAYOUT.run_table(rq, table, ext, remedy=remedy)
+                    for table in spec.tables
+                    for ext in ("csv", "parquet")
+                ],
             log:
-                f"{log_dir}/{rq}.log",
+                LAYOUT.log("analysis", RUN_LOG, *([remedy] if remedy else []), rq),
             params:
                 rq=rq,
                 ks=config["analysis"]["ks"],
                 k_fe=config["analysis"]["k_fe"],
+            shadow:
+                "minimal"
             conda:
                 "../envs/fragility.yaml"
             threads: 1
@@ -90,18 +92,20 @@ rule plot_run_figure:
         unpack(get_figure_tables),
     output:
         report(
-            PATHS["run_figure"],
+            f"{LAYOUT.folder()}/{{rq}}/{{figure}}.png",
             caption="../report/figure.rst",
             category="{dataset} {imbalance} {loss} seed{seed}",
             subcategory="{rq}",
             labels={"figure": "{figure}", "run": "{dataset}/{imbalance}/{loss}/seed{seed}"},
         ),
     log:
-        f"{LOG_ROOT}/figures/{{dataset}}/{{imbalance}}/{{loss}}/seed{{seed}}/{{rq}}/{{figure}}.log",
+        LAYOUT.log("figures", RUN_LOG, "{rq}", "{figure}"),
     params:
-        caption=lambda wildcards: FIGURES[wildcards.figure].caption,
-        what=lambda wildcards: f"Run: {run_dir_of(wildcards)} (kept checkpoint).",
+        caption=lambda wildcards: catalog.RUN_FIGURES[wildcards.figure].caption,
+        what=lambda wildcards: f"Run: {run_of(wildcards).path} (kept checkpoint).",
         title=lambda wildcards: f"{wildcards.dataset} {wildcards.imbalance} {wildcards.loss} seed {wildcards.seed}",
+    shadow:
+        "minimal"
     conda:
         "../envs/fragility.yaml"
     threads: 1
@@ -110,29 +114,30 @@ rule plot_run_figure:
         "../workflow_scripts/plot_run_figure.py"
 
 
-# One rule per cross-run table: each reads only the per-run files it needs.
-for name, spec in CROSS_RUN_TABLES.items():
+# One rule per cross-run table of the catalog: each reads only the per-run files it declares.
+for name, spec in catalog.CROSS_RUN_TABLES.items():
 
     rule:
         name:
             f"cross_run_{name}"
         input:
-            cross_run_inputs(spec),
+            ref_files(cross_run_refs(spec)),
         output:
             report(
-                f"{RESULTS}/tables/{name}.csv",
+                LAYOUT.table(name, "csv"),
                 caption="../report/table.rst",
                 category="Cross-run tables",
             ),
-            f"{RESULTS}/tables/{name}.parquet",
-            f"{RESULTS}/tables/{name}_by_seed.csv",
-            f"{RESULTS}/tables/{name}_by_seed.parquet",
+            LAYOUT.table(name),
+            *[LAYOUT.table(f"{name}_by_seed", ext) for ext in ("csv", "parquet")],
         log:
-            f"{LOG_ROOT}/tables/{name}.log",
+            LAYOUT.log("tables", name),
         params:
             name=name,
-            runs=cross_run_refs(),
+            runs=cross_run_refs(spec),
             caption=spec.description,
+        shadow:
+            "minimal"
         conda:
             "../envs/fragility.yaml"
         threads: 1
@@ -141,48 +146,28 @@ for name, spec in CROSS_RUN_TABLES.items():
             "../workflow_scripts/cross_run_table.py"
 
 
-# The lecture's training progress of every run side by side (majority, minority, mean over
-# classes per epoch; mean over seeds), read by the cross-run training_dynamics figure.
-rule cross_run_training_dynamics:
-    input:
-        [f"{RESULTS}/{run.path}/rq2/training_dynamics.parquet" for run in STUDY.runs],
-    output:
-        f"{RESULTS}/tables/training_dynamics.csv",
-        f"{RESULTS}/tables/training_dynamics.parquet",
-        f"{RESULTS}/tables/training_dynamics_by_seed.csv",
-        f"{RESULTS}/tables/training_dynamics_by_seed.parquet",
-    log:
-        f"{LOG_ROOT}/tables/training_dynamics.log",
-    params:
-        runs=cross_run_refs(),
-    conda:
-        "../envs/fragility.yaml"
-    threads: 1
-    localrule: True
-    script:
-        "../workflow_scripts/cross_run_dynamics.py"
-
-
 rule claims:
     input:
-        **{name: f"{RESULTS}/tables/{name}_by_seed.parquet" for name in CLAIM_TABLES},
-        bootstraps=[bootstrap_path(run) for run in imbalanced_runs()],
+        **{name: LAYOUT.table(f"{name}_by_seed") for name in catalog.CLAIM_TABLES},
+        bootstraps=[LAYOUT.bootstrap("parquet", run.path) for run in imbalanced_runs()],
     output:
         csv=report(
-            f"{RESULTS}/tables/claims.csv",
+            LAYOUT.table("claims", "csv"),
             caption="../report/claims.rst",
             category="Claims",
         ),
         txt=report(
-            f"{RESULTS}/tables/claims.txt",
+            LAYOUT.table("claims", "txt"),
             caption="../report/claims.rst",
             category="Claims",
         ),
-        parquet=f"{RESULTS}/tables/claims.parquet",
+        parquet=LAYOUT.table("claims"),
     log:
-        f"{LOG_ROOT}/tables/claims.log",
+        LAYOUT.log("tables", "claims"),
     params:
         runs=[[run.dataset, run.imbalance, run.loss, run.seed] for run in imbalanced_runs()],
+    shadow:
+        "minimal"
     conda:
         "../envs/fragility.yaml"
     threads: 1
@@ -197,9 +182,11 @@ rule summary:
     input:
         unpack(get_summary_inputs),
     output:
-        f"{RESULTS}/tables/summary.rst",
+        LAYOUT.table("summary", "rst"),
     log:
-        f"{LOG_ROOT}/tables/summary.log",
+        LAYOUT.log("tables", "summary"),
+    shadow:
+        "minimal"
     conda:
         "../envs/fragility.yaml"
     threads: 1
@@ -210,20 +197,22 @@ rule summary:
 
 rule plot_cross_run_figure:
     input:
-        lambda wildcards: f"{RESULTS}/tables/{CROSS_RUN_FIGURES[wildcards.figure].tables[0]}.parquet",
+        lambda wildcards: LAYOUT.table(catalog.CROSS_RUN_FIGURES[wildcards.figure].tables[0]),
     output:
         report(
-            f"{RESULTS}/figures/{{figure}}.png",
+            LAYOUT.figure("{figure}"),
             caption="../report/figure.rst",
             category="Cross-run figures",
         ),
     log:
-        f"{LOG_ROOT}/figures/{{figure}}.log",
+        LAYOUT.log("figures", "{figure}"),
     params:
-        caption=lambda wildcards: CROSS_RUN_FIGURES[wildcards.figure].caption,
+        caption=lambda wildcards: catalog.CROSS_RUN_FIGURES[wildcards.figure].caption,
         what="All runs of the study, means over seeds; the figure names the intervals it draws.",
     wildcard_constraints:
-        figure="|".join(CROSS_RUN_FIGURES),
+        figure="|".join(catalog.CROSS_RUN_FIGURES),
+    shadow:
+        "minimal"
     conda:
         "../envs/fragility.yaml"
     threads: 1
@@ -232,19 +221,24 @@ rule plot_cross_run_figure:
         "../workflow_scripts/plot_cross_run_figure.py"
 
 
+PROVENANCE_RUNS = [run_ref(run, ("metrics",)) for run in STUDY.runs]
+
+
 rule provenance:
     input:
-        [f"{RESULTS}/{run.path}/metrics.json" for run in STUDY.runs],
+        ref_files(PROVENANCE_RUNS),
     output:
         report(
-            f"{RESULTS}/tables/provenance.csv",
+            LAYOUT.table("provenance", "csv"),
             caption="../report/provenance.rst",
             category="Provenance",
         ),
     log:
-        f"{LOG_ROOT}/tables/provenance.log",
+        LAYOUT.log("tables", "provenance"),
     params:
-        runs=cross_run_refs(),
+        runs=PROVENANCE_RUNS,
+    shadow:
+        "minimal"
     conda:
         "../envs/fragility.yaml"
     threads: 1

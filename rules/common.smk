@@ -13,50 +13,30 @@ try:
 except WorkflowError as error:
     sys.exit(f"config error: {schema_error_line(error)}")
 
-from fragility.analysis.claims import CLAIM_TABLES
-from fragility.analysis.crossrun import CROSS_RUN_TABLES, RunRef, balanced_partner
+from fragility import catalog
+from fragility.analysis.crossrun import RunRef, balanced_partner
 from fragility.analysis.curves import CURVE_SOURCES, REMEDY_SOURCE, curve_groups, curve_input
-from fragility.analysis.tables import TABLES
 from fragility.errors import FragilityError
-from fragility.plotting import CROSS_RUN_FIGURES, FIGURES
-from fragility.plotting_curves import CURVE_FIGURES
+from fragility.plotting.curves import CURVE_FIGURES
 
 try:
     STUDY = Study(config, load_schema(Path(workflow.basedir) / "config" / "schema.yaml"))
 except FragilityError as error:
     sys.exit(f"config error: {error}")
 
-# Path templates of every output, in one place (the layout of SPEC section 6).
-RESULTS = config["results"]
-RUN_DIR = f"{RESULTS}/{{dataset}}/{{imbalance}}/{{loss}}/seed{{seed}}"
-PATHS = {
-    "dataset": f"{config['data_dir']}/{{dataset}}.npz",
-    "split": f"{RESULTS}/{{dataset}}/{{imbalance}}/split_seed{{seed}}.parquet",
-    "model": f"{RUN_DIR}/model.pt",
-    "history": f"{RUN_DIR}/history.parquet",
-    "metrics": f"{RUN_DIR}/metrics.json",
-    "embeddings": f"{RUN_DIR}/embeddings/{{subset}}.parquet",
-    "rq1": f"{RUN_DIR}/rq1/retrained.{{ext}}",
-    "run_figure": f"{RUN_DIR}/{{rq}}/{{figure}}.png",
-    "remedy": f"{RUN_DIR}/remedies/{{remedy}}/metrics.json",
-    "remedy_embeddings": f"{RUN_DIR}/remedies/{{remedy}}/embeddings/{{subset}}.parquet",
-    # the resume state is not a declared output, so a killed job keeps it
-    "resume": f"{RUN_DIR}/.resume.pt",
-}
-# Logs and benchmarks live under the study's results root too (SPEC section 6), so two studies
-# with different `results:` never write to the same log file.
-LOG_ROOT = f"{RESULTS}/logs"
-BENCHMARK_ROOT = f"{RESULTS}/benchmarks"
+# Every path comes from the catalog (fragility.catalog.Layout: SPEC section 6), logs and
+# benchmarks included, under the study's results root.
+LAYOUT = catalog.Layout(results=config["results"], data_dir=config["data_dir"])
+RUN_LOG = "{dataset}/{imbalance}/{loss}/seed{seed}"  # a run's part of a log path
 
 
 wildcard_constraints:
     dataset="|".join(sorted(STUDY.datasets)),
-    imbalance=r"balanced|exp[0-9.]+|step[0-9.]+",
+    imbalance=catalog.IMBALANCE,
     loss="|".join(sorted(STUDY.losses)),
     seed=r"\d+",
     rq=r"rq[1-7]",
-    ext="csv|parquet",
-    figure="|".join([*FIGURES, *CROSS_RUN_FIGURES]),
+    figure="|".join(catalog.RUN_FIGURES),
     remedy="|".join(STUDY.remedy_methods()) or "no_remedy_configured",
 
 
@@ -69,121 +49,110 @@ def run_of(wildcards):
     )[0]
 
 
-def run_tables(run):
-    return [
-        f"{RESULTS}/{run.path}/{rq}/{table}.csv" for rq, tables in TABLES.items() for table in tables
-    ]
-
-
-def run_figures(run):
-    return [f"{RESULTS}/{run.path}/{spec.rq}/{name}.png" for name, spec in FIGURES.items()]
-
-
-def get_all_targets():
-    targets = []
-    for run in STUDY.runs:
-        targets.append(f"{RESULTS}/{run.path}/metrics.json")
-        targets += run_tables(run) + run_figures(run)
-        if run.imbalance != "balanced":
-            targets.append(f"{RESULTS}/{run.path}/rq1/retrained.csv")
-    targets += [f"{RESULTS}/tables/{name}.csv" for name in CROSS_RUN_TABLES]
-    targets += [f"{RESULTS}/tables/{name}" for name in ("claims.csv", "claims.txt", "summary.rst")]
-    targets.append(f"{RESULTS}/tables/provenance.csv")
-    targets += [f"{RESULTS}/figures/{name}.png" for name in CROSS_RUN_FIGURES]
-    if STUDY.remedy_methods() and STUDY.remedy_base_runs():
-        targets += [f"{RESULTS}/tables/remedies.csv", f"{RESULTS}/figures/remedies_bac_vs_cost.png"]
-    for run in STUDY.remedy_base_runs():
-        for name in STUDY.remedy_methods():
-            folder = f"{RESULTS}/{run.path}/remedies/{name}"
-            targets += [f"{folder}/{rq}/{table}.csv" for rq in REMEDY_RQS for table in TABLES[rq]]
-    targets += get_curve_targets()
-    return targets
-
-
-# the research questions run on every remedied model by default (any other is a target too)
-REMEDY_RQS = ("rq3", "rq4", "rq7")
-
-
-def model_files(folder, history):
-    """What the RQ analyses read from a model folder (a run, or a remedied model under it)."""
-    files = {name: f"{folder}/embeddings/{name}.parquet" for name in ("train", "test", "classifier")}
-    files["metrics"] = f"{folder}/metrics.json"
-    if history:
-        files["history"] = f"{folder}/history.parquet"
-    return files
-
-
-def run_dir_of(wildcards):
-    return RUN_DIR.format(**{k: wildcards[k] for k in ("dataset", "imbalance", "loss", "seed")})
-
-
-def get_figure_tables(wildcards):
-    spec = FIGURES[wildcards.figure]
-    if spec.rq != wildcards.rq:
-        raise ValueError(f"figure {wildcards.figure} belongs under {spec.rq}/, not {wildcards.rq}/")
-    run_dir = run_dir_of(wildcards)
-    return {table: f"{run_dir}/{spec.rq}/{table}.parquet" for table in spec.tables}
-
-
-def cross_run_refs():
-    """Every run of the study, as the cross-run tables take them."""
-    return [
-        {
-            "dataset": run.dataset,
-            "imbalance": run.imbalance,
-            "loss": run.loss,
-            "seed": run.seed,
-            "run_dir": f"{RESULTS}/{run.path}",
-        }
-        for run in STUDY.runs
-    ]
-
-
-def cross_run_inputs(spec):
-    """The per-run files one cross-run table reads (Table 1 also needs balanced metrics)."""
-    files = []
-    for run in STUDY.runs:
-        for relative in spec.inputs:
-            balanced_reads = ("metrics.json", "uncertainty/bootstrap.parquet")
-            if spec.imbalanced_only and run.imbalance == "balanced" and relative not in balanced_reads:
-                continue
-            files.append(f"{RESULTS}/{run.path}/{relative}")
-    return files
-
-
 def imbalanced_runs():
     return [run for run in STUDY.runs if run.imbalance != "balanced"]
 
 
-def bootstrap_path(run):
-    return f"{RESULTS}/{run.path}/uncertainty/bootstrap.parquet"
+def has_remedies():
+    return bool(STUDY.remedy_methods() and STUDY.remedy_base_runs())
+
+
+def run_targets(run):
+    """A run's metrics, its per-run tables and figures, and (imbalanced) its RQ1 table."""
+    targets = [LAYOUT.file("metrics", run.path)]
+    for rq, spec in catalog.RUN_TABLES.items():
+        targets += [LAYOUT.run_table(rq, table, "csv", run.path) for table in spec.tables]
+    targets += [LAYOUT.run_figure(name, run.path) for name in catalog.RUN_FIGURES]
+    if run.imbalance != "balanced":
+        targets.append(LAYOUT.run_table("rq1", "retrained", "csv", run.path))
+    return targets
+
+
+def remedy_targets():
+    """The remedies table and figure, and the default RQ tables of every remedied model."""
+    if not has_remedies():
+        return []
+    targets = [LAYOUT.table(catalog.REMEDY_TABLE, "csv"), LAYOUT.figure(catalog.REMEDY_FIGURE)]
+    for run in STUDY.remedy_base_runs():
+        for name in STUDY.remedy_methods():
+            targets += [
+                LAYOUT.run_table(rq, table, "csv", run.path, name)
+                for rq in catalog.REMEDY_RQS
+                for table in catalog.RUN_TABLES[rq].tables
+            ]
+    return targets
+
+
+def get_all_targets():
+    targets = [path for run in STUDY.runs for path in run_targets(run)]
+    targets += [LAYOUT.table(name, "csv") for name in catalog.CROSS_RUN_TABLES]
+    targets += [LAYOUT.table("claims", ext) for ext in ("csv", "txt")]
+    targets += [LAYOUT.table("summary", "rst"), LAYOUT.table("provenance", "csv")]
+    targets += [LAYOUT.figure(name) for name in catalog.CROSS_RUN_FIGURES]
+    return targets + remedy_targets() + get_curve_targets()
+
+
+def run_ref(run, kinds=(), remedies=None):
+    """A run as the cross-run stages take it: its keys and the files ``kinds`` of it (and,
+    for a treated run, the files of each remedied model under it)."""
+    ref = dict(dataset=run.dataset, imbalance=run.imbalance, loss=run.loss, seed=run.seed)
+    ref["files"] = LAYOUT.files(kinds, run.path)
+    if remedies:
+        ref["remedies"] = {name: LAYOUT.files(kinds, run.path, name) for name in remedies}
+    return ref
+
+
+def cross_run_refs(spec):
+    """Every run a cross-run table covers, with the files the catalog says it reads."""
+    refs = []
+    for run in STUDY.runs:
+        if run.imbalance != "balanced":
+            refs.append(run_ref(run, spec.reads))
+        elif not spec.imbalanced_only:
+            refs.append(run_ref(run, spec.reads))
+        elif spec.balanced_reads:
+            refs.append(run_ref(run, spec.balanced_reads))
+    return refs
+
+
+def ref_files(refs):
+    """The flat list of every file ``refs`` hand to a stage: the rule's input."""
+    files = [path for ref in refs for path in ref["files"].values()]
+    files += [p for ref in refs for model in ref.get("remedies", {}).values() for p in model.values()]
+    return files
 
 
 def balanced_partner_of(run):
     """The balanced run a run's RQ1 claim compares with (crossrun.balanced_partner)."""
-    refs = [RunRef(**ref) for ref in cross_run_refs()]
-    this = next(r for r in refs if r.run_dir == f"{RESULTS}/{run.path}")
-    return balanced_partner(this, refs)
+    refs = {r: RunRef(r.dataset, r.imbalance, r.loss, r.seed) for r in STUDY.runs}
+    partner = balanced_partner(refs[run], list(refs.values()))
+    return None if partner is None else next(r for r, ref in refs.items() if ref == partner)
 
 
 def get_bootstrap_inputs(wildcards):
-    run_dir = run_dir_of(wildcards)
-    files = model_files(run_dir, history=False)
-    if wildcards.imbalance != "balanced":
-        files["retrained"] = f"{run_dir}/rq1/retrained_predictions.parquet"
-        partner = balanced_partner_of(run_of(wildcards))
-        if partner is not None:
-            files["balanced_test"] = f"{partner.run_dir}/embeddings/test.parquet"
+    run = run_of(wildcards)
+    files = LAYOUT.files(catalog.bootstrap_reads(run.imbalance != "balanced"), run.path)
+    partner = balanced_partner_of(run) if run.imbalance != "balanced" else None
+    if partner is not None:
+        files["balanced_test"] = LAYOUT.file("test", partner.path)
     return files
 
 
 def get_summary_inputs(wildcards):
-    files = {"claims": f"{RESULTS}/tables/claims.parquet"}
+    files = {"claims": LAYOUT.table("claims")}
     if imbalanced_runs():
-        files["table1"] = f"{RESULTS}/tables/table1.parquet"
-    if STUDY.remedy_methods() and STUDY.remedy_base_runs():
-        files["remedies"] = f"{RESULTS}/tables/remedies.parquet"
+        files["table1"] = LAYOUT.table("table1")
+    if has_remedies():
+        files["remedies"] = LAYOUT.table(catalog.REMEDY_TABLE)
     return files
+
+
+def get_figure_tables(wildcards):
+    spec = catalog.RUN_FIGURES[wildcards.figure]
+    if spec.rq != wildcards.rq:
+        raise ValueError(f"figure {wildcards.figure} belongs under {spec.rq}/, not {wildcards.rq}/")
+    run = run_of(wildcards).path
+    return {table: LAYOUT.run_table(spec.rq, table, "parquet", run) for table in spec.tables}
 
 
 def get_dataset_settings(wildcards):
@@ -213,7 +182,7 @@ def get_run_info(wildcards):
 def curve_sources():
     """The by-seed tables curve tables are built from (remedy gains when remedies run)."""
     sources = list(CURVE_SOURCES)
-    if STUDY.remedy_methods() and STUDY.remedy_base_runs():
+    if has_remedies():
         sources.append(REMEDY_SOURCE)
     return sources
 
@@ -240,10 +209,10 @@ def get_curve_targets():
     figures = curve_figure_targets()
     if not figures:
         return []
-    targets = [f"{RESULTS}/tables/curves/{source}.csv" for source in curve_sources()]
-    targets.append(f"{RESULTS}/tables/curves/all_statistics.csv")
-    targets.append(f"{RESULTS}/tables/curves/claims_smallest_ratio.csv")
-    targets += [f"{RESULTS}/figures/curves/{d}/{l}/{name}.png" for d, l, name in figures]
+    targets = [LAYOUT.table(f"curves/{source}", "csv") for source in curve_sources()]
+    targets.append(LAYOUT.table("curves/all_statistics", "csv"))
+    targets.append(LAYOUT.table("curves/claims_smallest_ratio", "csv"))
+    targets += [LAYOUT.figure(f"curves/{d}/{l}/{name}") for d, l, name in figures]
     return targets
 
 
@@ -251,7 +220,7 @@ def get_curve_figure_tables(wildcards):
     """The tables of one curve figure's statistics (by-seed tables, or the claims), and
     nothing else."""
     sources = CURVE_FIGURES[wildcards.curve].sources()
-    return {source: f"{RESULTS}/tables/{curve_input(source)}" for source in sources}
+    return {source: LAYOUT.table(curve_input(source).removesuffix(".parquet")) for source in sources}
 
 
 def get_curve_caption(wildcards):

@@ -11,23 +11,25 @@ for source in curve_sources():
         name:
             f"curve_table_{source}"
         input:
-            f"{RESULTS}/tables/{source}_by_seed.parquet",
+            LAYOUT.table(f"{source}_by_seed"),
         output:
             report(
-                f"{RESULTS}/tables/curves/{source}.csv",
+                LAYOUT.table(f"curves/{source}", "csv"),
                 caption="../report/curves.rst",
                 category="Fragility curves",
                 subcategory="tables",
             ),
-            f"{RESULTS}/tables/curves/{source}.parquet",
+            LAYOUT.table(f"curves/{source}"),
         log:
-            f"{LOG_ROOT}/tables/curves/{source}.log",
+            LAYOUT.log("tables", "curves", source),
         params:
             source=source,
             caption=f"Fragility curve table of {source}: one row per dataset, imbalance family, ratio R and loss.",
             what="Each statistic's mean over seeds (column suffix _mean), its 95 % t-interval (_ci_low, _ci_high) and the number of seeds it was measured in (_n); R = 1 is the balanced model.",
         conda:
             "../envs/fragility.yaml"
+        shadow:
+            "minimal"
         threads: 1
         localrule: True
         script:
@@ -37,20 +39,22 @@ for source in curve_sources():
 # Every curve table side by side: one row per dataset, family, R and loss, every statistic.
 rule curve_table_all:
     input:
-        [f"{RESULTS}/tables/curves/{source}.parquet" for source in curve_sources()],
+        [LAYOUT.table(f"curves/{source}") for source in curve_sources()],
     output:
         report(
-            f"{RESULTS}/tables/curves/all_statistics.csv",
+            LAYOUT.table("curves/all_statistics", "csv"),
             caption="../report/curves.rst",
             category="Fragility curves",
             subcategory="tables",
         ),
-        f"{RESULTS}/tables/curves/all_statistics.parquet",
+        LAYOUT.table("curves/all_statistics"),
     log:
-        f"{LOG_ROOT}/tables/curves/all_statistics.log",
+        LAYOUT.log("tables", "curves", "all_statistics"),
     params:
         caption="Fragility curves: every claim statistic and every remedy's gain, one row per dataset, imbalance family, ratio R and loss (R = 1 is the balanced model).",
         what="Each statistic's mean over seeds (column suffix _mean), its 95 % t-interval (_ci_low, _ci_high) and the number of seeds it was measured in (_n); null where the statistic does not exist for that row (e.g. a remedy's gain on the balanced run).",
+    shadow:
+        "minimal"
     conda:
         "../envs/fragility.yaml"
     threads: 1
@@ -61,20 +65,22 @@ rule curve_table_all:
 
 rule curve_claims_smallest_ratio:
     input:
-        f"{RESULTS}/tables/claims.parquet",
+        LAYOUT.table("claims"),
     output:
         report(
-            f"{RESULTS}/tables/curves/claims_smallest_ratio.csv",
+            LAYOUT.table("curves/claims_smallest_ratio", "csv"),
             caption="../report/curves.rst",
             category="Fragility curves",
             subcategory="tables",
         ),
-        f"{RESULTS}/tables/curves/claims_smallest_ratio.parquet",
+        LAYOUT.table("curves/claims_smallest_ratio"),
     log:
-        f"{LOG_ROOT}/tables/curves/claims_smallest_ratio.log",
+        LAYOUT.log("tables", "curves", "claims_smallest_ratio"),
     params:
         caption="Where each claim starts to hold: per claim, dataset, loss and imbalance family, the smallest ratio R whose verdict is 'holds' (its 95 % interval of the difference lies wholly on the claimed side), or 'never in the range'.",
         what="verdicts lists the verdict at every ratio tested; holds_at_every_larger_ratio says whether it keeps holding above that R.",
+    shadow:
+        "minimal"
     conda:
         "../envs/fragility.yaml"
     threads: 1
@@ -88,19 +94,21 @@ rule plot_curve_figure:
         unpack(get_curve_figure_tables),
     output:
         report(
-            f"{RESULTS}/figures/curves/{{dataset}}/{{loss}}/{{curve}}.png",
+            LAYOUT.figure("curves/{dataset}/{loss}/{curve}"),
             caption="../report/curves.rst",
             category="Fragility curves",
             subcategory="{dataset} {loss}",
             labels={"figure": "{curve}", "curve": "{dataset}/{loss}"},
         ),
     log:
-        f"{LOG_ROOT}/figures/curves/{{dataset}}/{{loss}}/{{curve}}.log",
+        LAYOUT.log("figures", "curves", "{dataset}", "{loss}", "{curve}"),
     params:
         caption=get_curve_caption,
         what="Curves of the runs of this dataset and loss that differ only in the imbalance ratio R.",
     wildcard_constraints:
         curve="|".join(CURVE_FIGURES),
+    shadow:
+        "minimal"
     conda:
         "../envs/fragility.yaml"
     threads: 1

@@ -1,8 +1,8 @@
 rule prepare_dataset:
     output:
-        PATHS["dataset"],
+        LAYOUT.dataset(),
     log:
-        f"{LOG_ROOT}/data/{{dataset}}.log",
+        LAYOUT.log("data", "{dataset}"),
     params:
         name="{dataset}",
         settings=get_dataset_settings,

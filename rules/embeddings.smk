@@ -1,20 +1,18 @@
 rule extract_embeddings:
     input:
-        data=PATHS["dataset"],
-        split=PATHS["split"],
-        model=PATHS["model"],
+        data=LAYOUT.dataset(),
+        split=LAYOUT.split(),
+        model=LAYOUT.file("model"),
     output:
-        expand(
-            PATHS["embeddings"],
-            subset=["train", "pool", "val", "test", "classifier"],
-            allow_missing=True,
-        ),
+        **LAYOUT.files(catalog.EMBEDDINGS),
     log:
-        f"{LOG_ROOT}/embeddings/{{dataset}}/{{imbalance}}/{{loss}}/seed{{seed}}.log",
+        LAYOUT.log("embeddings", RUN_LOG),
     benchmark:
-        f"{BENCHMARK_ROOT}/embeddings/{{dataset}}/{{imbalance}}/{{loss}}/seed{{seed}}.tsv"
+        LAYOUT.benchmark("embeddings", RUN_LOG)
     params:
         device=config["device"],
+    shadow:
+        "minimal"
     conda:
         "../envs/fragility.yaml"
     threads: 2

@@ -5,22 +5,17 @@
 
 rule apply_remedy:
     input:
-        train=PATHS["embeddings"].replace("{subset}", "train"),
-        val=PATHS["embeddings"].replace("{subset}", "val"),
-        test=PATHS["embeddings"].replace("{subset}", "test"),
-        classifier=PATHS["embeddings"].replace("{subset}", "classifier"),
-        metrics=PATHS["metrics"],
+        **LAYOUT.files(("train", "val", "test", "classifier", "metrics")),
     output:
-        metrics=PATHS["remedy"],
-        embeddings=expand(
-            PATHS["remedy_embeddings"], subset=["train", "test", "classifier"], allow_missing=True
-        ),
+        **LAYOUT.files(catalog.REMEDY_FILES, remedy="{remedy}"),
     log:
-        f"{LOG_ROOT}/remedies/{{dataset}}/{{imbalance}}/{{loss}}/seed{{seed}}/{{remedy}}.log",
+        LAYOUT.log("remedies", RUN_LOG, "{remedy}"),
     benchmark:
-        f"{BENCHMARK_ROOT}/remedies/{{dataset}}/{{imbalance}}/{{loss}}/seed{{seed}}/{{remedy}}.tsv"
+        LAYOUT.benchmark("remedies", RUN_LOG, "{remedy}")
     params:
         spec=lambda wildcards: STUDY.remedy_methods()[wildcards.remedy],
+    shadow:
+        "minimal"
     conda:
         "../envs/fragility.yaml"
     threads: 2
@@ -28,37 +23,33 @@ rule apply_remedy:
         "../workflow_scripts/apply_remedy.py"
 
 
+# every run (the loss-level methods are runs) with its test predictions, the treated ones
+# with their remedied models'
+REMEDY_RUNS = [
+    run_ref(run, catalog.REMEDY_READS, STUDY.remedy_methods() if run in STUDY.remedy_base_runs() else None)
+    for run in STUDY.runs
+]
+
+
 rule remedies_table:
     input:
-        runs=[f"{RESULTS}/{run.path}/metrics.json" for run in STUDY.runs],
-        remedies=[
-            f"{RESULTS}/{run.path}/remedies/{name}/metrics.json"
-            for run in STUDY.remedy_base_runs()
-            for name in STUDY.remedy_methods()
-        ],
-        # the paired comparisons read every method's test predictions
-        tests=[f"{RESULTS}/{run.path}/embeddings/test.parquet" for run in STUDY.runs],
-        remedy_tests=[
-            f"{RESULTS}/{run.path}/remedies/{name}/embeddings/test.parquet"
-            for run in STUDY.remedy_base_runs()
-            for name in STUDY.remedy_methods()
-        ],
+        ref_files(REMEDY_RUNS),
     output:
         report(
-            f"{RESULTS}/tables/remedies.csv",
+            LAYOUT.table(catalog.REMEDY_TABLE, "csv"),
             caption="../report/remedies.rst",
             category="Remedies",
         ),
-        f"{RESULTS}/tables/remedies.parquet",
-        f"{RESULTS}/tables/remedies_by_seed.csv",
-        f"{RESULTS}/tables/remedies_by_seed.parquet",
+        LAYOUT.table(catalog.REMEDY_TABLE),
+        *[LAYOUT.table(f"{catalog.REMEDY_TABLE}_by_seed", ext) for ext in ("csv", "parquet")],
     log:
-        f"{LOG_ROOT}/tables/remedies.log",
+        LAYOUT.log("tables", catalog.REMEDY_TABLE),
     params:
-        runs=cross_run_refs(),
-        base=[run.path for run in STUDY.remedy_base_runs()],
+        runs=REMEDY_RUNS,
         remedies=lambda wildcards: {k: v["method"] for k, v in STUDY.remedy_methods().items()},
         n_boot=config["analysis"]["bootstrap"],
+    shadow:
+        "minimal"
     conda:
         "../envs/fragility.yaml"
     threads: 1
@@ -69,15 +60,17 @@ rule remedies_table:
 
 rule plot_remedies:
     input:
-        f"{RESULTS}/tables/remedies.parquet",
+        LAYOUT.table(catalog.REMEDY_TABLE),
     output:
         report(
-            f"{RESULTS}/figures/remedies_bac_vs_cost.png",
+            LAYOUT.figure(catalog.REMEDY_FIGURE),
             caption="../report/remedies_figure.rst",
             category="Remedies",
         ),
     log:
-        f"{LOG_ROOT}/figures/remedies_bac_vs_cost.log",
+        LAYOUT.log("figures", catalog.REMEDY_FIGURE),
+    shadow:
+        "minimal"
     conda:
         "../envs/fragility.yaml"
     threads: 1

@@ -1,12 +1,14 @@
 rule make_split:
     input:
-        PATHS["dataset"],
+        LAYOUT.dataset(),
     output:
-        PATHS["split"],
+        LAYOUT.split(),
     log:
-        f"{LOG_ROOT}/splits/{{dataset}}/{{imbalance}}/seed{{seed}}.log",
+        LAYOUT.log("splits", "{dataset}", "{imbalance}", "seed{seed}"),
     params:
         settings=get_split_settings,
+    shadow:
+        "minimal"
     conda:
         "../envs/fragility.yaml"
     script:

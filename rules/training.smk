@@ -1,20 +1,18 @@
 rule train_model:
     input:
-        data=PATHS["dataset"],
-        split=PATHS["split"],
+        data=LAYOUT.dataset(),
+        split=LAYOUT.split(),
     output:
-        model=PATHS["model"],
-        history=PATHS["history"],
-        metrics=PATHS["metrics"],
+        **LAYOUT.files(("model", "history", "metrics")),
     log:
-        f"{LOG_ROOT}/train/{{dataset}}/{{imbalance}}/{{loss}}/seed{{seed}}.log",
+        LAYOUT.log("train", RUN_LOG),
     benchmark:
-        f"{BENCHMARK_ROOT}/train/{{dataset}}/{{imbalance}}/{{loss}}/seed{{seed}}.tsv"
+        LAYOUT.benchmark("train", RUN_LOG)
     params:
         settings=get_train_settings,
         run_info=get_run_info,
         device=config["device"],
-        resume=PATHS["resume"],
+        resume=LAYOUT.file("resume"),
     conda:
         "../envs/fragility.yaml"
     threads: 2

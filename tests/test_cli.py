@@ -11,6 +11,7 @@ import pytest
 import fragility.analysis.stages
 import fragility.stages
 from fragility.analysis.tables import TABLES
+from fragility.catalog import EMBEDDINGS
 from fragility.cli import main, parser, stages
 
 
@@ -53,12 +54,22 @@ def test_the_stages_chain_from_raw_data_to_a_research_question(tmp_path, capsys)
     assert main(train) == 0
     metrics = json.loads(capsys.readouterr().out)  # a dict result is printed as JSON
     assert metrics["kept_epoch"] == 1 and len(metrics["per_class_accuracy"]) == 10
-    extract = [str(npz), str(split), str(run / "model.pt"), str(run / "embeddings")]
+    assert main(["run-files", str(run), *EMBEDDINGS]) == 0
+    embeddings = capsys.readouterr().out
+    assert json.loads(embeddings) == {k: str(run / f"embeddings/{k}.parquet") for k in EMBEDDINGS}
+    extract = [str(npz), str(split), str(run / "model.pt"), embeddings]
     assert main(["extract-run", *extract, "--device", "cpu"]) == 0
-    rq3 = ["analyze-run", str(run), "rq3", str(run / "rq3"), "--ks", "[2, 7]", "--k-fe", "7"]
+    assert main(["run-files", str(run)]) == 0  # every file present
+    files = json.loads(capsys.readouterr().out)
+    assert set(files) == {"model", "history", "metrics", *EMBEDDINGS}
+    assert main(["run-outputs", "rq3", str(run)]) == 0
+    outputs = capsys.readouterr().out
+    rq3 = ["analyze-run", json.dumps(files), "rq3", outputs, "--ks", "[2, 7]", "--k-fe", "7"]
     assert main(rq3) == 0
     written = {p.name for p in (run / "rq3").iterdir()}
     assert {f"{table}.{ext}" for table in TABLES["rq3"] for ext in ("csv", "parquet")} == written
+    assert main(["run-files", str(run), "weights"]) == 1  # not a kind of file
+    assert "unknown file kinds ['weights']" in capsys.readouterr().err
 
 
 def test_a_stage_error_is_one_line_and_exit_status_1(tmp_path, capsys):

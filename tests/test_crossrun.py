@@ -48,7 +48,7 @@ def _run(tmp_path, imbalance, loss, seed, bac, retrained=None, boot=True) -> Run
         )
     if boot:
         _boot_file(run_dir, stats)
-    return RunRef("toy", imbalance, loss, seed, str(run_dir))
+    return RunRef.in_folder("toy", imbalance, loss, seed, run_dir)
 
 
 def test_over_seeds_gives_mean_and_sample_std_and_keeps_identities():
@@ -91,7 +91,7 @@ def test_balanced_partner_prefers_the_same_seed_and_loss_then_cross_entropy(tmp_
     assert balanced_partner(imb_seed1, runs) is bal_ce
     # the same seed first, even with cross-entropy rather than the same loss
     assert balanced_partner(imb_seed2, runs) is bal_ce2
-    other = RunRef("other", "exp100", "ce", 0, str(tmp_path))
+    other = RunRef.in_folder("other", "exp100", "ce", 0, tmp_path)
     assert balanced_partner(other, runs) is None  # no balanced run of that dataset
 
 
@@ -402,7 +402,8 @@ def test_claims_need_every_imbalanced_run_s_bootstrap():
 
 
 def test_cross_run_figures_draw_from_summary_tables(tmp_path):
-    from fragility.plotting import CROSS_RUN_FIGURES, plot_cross_run
+    from fragility.catalog import CROSS_RUN_FIGURES
+    from fragility.plotting import plot_cross_run
 
     runs = [
         _run(tmp_path, "balanced", "ce", 0, 0.90),
@@ -470,7 +471,8 @@ def _remedied_seed(tmp_path, seed: int, fixed: int) -> list[RunRef]:
     for loss, seconds in (("ce", 100.0), ("focal", 120.0)):
         run_dir = tmp_path / "toy/exp100" / loss / f"seed{seed}"
         _model_folder(run_dir, _preds(), seconds, [100, 30, 10], None if loss == "ce" else shuffled)
-        runs.append(RunRef("toy", "exp100", loss, seed, str(run_dir)))
+        treated = tuple(REMEDIES) if loss == "ce" else ()
+        runs.append(RunRef.in_folder("toy", "exp100", loss, seed, run_dir, treated))
     base = tmp_path / "toy/exp100/ce" / f"seed{seed}"
     _model_folder(base / "remedies/eos", _preds(fixed=fixed), 2.0, order=shuffled)
     _model_folder(base / "remedies/bad", _preds(broken=10), 3.0)
@@ -484,7 +486,7 @@ def test_remedies_table_compares_every_method_with_the_untreated_model(tmp_path)
     from fragility.analysis.crossrun import remedies_table
 
     runs = _remedied_seed(tmp_path, 0, fixed=16)
-    summary, by_seed = remedies_table(runs, ["toy/exp100/ce/seed0"], REMEDIES, n_boot=300)
+    summary, by_seed = remedies_table(runs, REMEDIES, n_boot=300)
     rows = {r["remedy"]: r for r in by_seed.to_pylist()}
     assert set(rows) == {"none", "eos", "bad", "focal"}
     assert rows["none"]["kind"] == "untreated" and rows["focal"]["kind"] == "loss-level"
@@ -535,8 +537,7 @@ def test_remedies_over_three_seeds_decide_by_t(tmp_path):
     runs = []
     for seed, fixed in ((0, 16), (1, 12), (2, 18)):
         runs += _remedied_seed(tmp_path, seed, fixed)
-    bases = [f"toy/exp100/ce/seed{s}" for s in (0, 1, 2)]
-    summary, by_seed = remedies_table(runs, bases, REMEDIES, n_boot=100)
+    summary, by_seed = remedies_table(runs, REMEDIES, n_boot=100)
     assert by_seed.num_rows == 12
     groups = {r["remedy"]: r for r in summary.to_pylist()}
     eos = groups["eos"]
@@ -567,10 +568,10 @@ def test_remedies_need_the_same_test_images(tmp_path):
     table = pq.read_table(eos)
     pq.write_table(table.slice(0, 59), eos)  # one test image fewer
     with pytest.raises(FragilityError, match="other test images than the untreated model"):
-        remedies_table(runs, ["toy/exp100/ce/seed0"], REMEDIES, n_boot=10)
+        remedies_table(runs, REMEDIES, n_boot=10)
     eos.unlink()
     with pytest.raises(FragilityError, match="test.parquet is missing"):
-        remedies_table(runs, ["toy/exp100/ce/seed0"], REMEDIES, n_boot=10)
+        remedies_table(runs, REMEDIES, n_boot=10)
 
 
 def test_provenance_names_what_produced_each_run(tmp_path):

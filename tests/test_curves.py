@@ -21,7 +21,7 @@ from fragility.analysis.curves import (
     source_curve_table,
 )
 from fragility.errors import ConfigError
-from fragility.plotting_curves import CURVE_FIGURES, plot_curve_figure
+from fragility.plotting.curves import CURVE_FIGURES, plot_curve_figure
 
 T_975_DF2 = 4.302652729911275  # Student t, 97.5 % quantile, 2 degrees of freedom
 T_975_DF1 = 12.706204736174707  # … 1 degree of freedom

@@ -141,7 +141,7 @@ def test_cross_run_dynamics_averages_seeds_per_role(tmp_path):
             (run_dir / "rq2").mkdir(parents=True)
             table = dynamics_table(_history(3, loss == "mfw", seed), 3, _class_columns, 2)
             pq.write_table(table, run_dir / "rq2" / "training_dynamics.parquet")
-            runs.append(RunRef("digits", "exp10", loss, seed, str(run_dir)))
+            runs.append(RunRef.in_folder("digits", "exp10", loss, seed, run_dir))
     summary, by_seed = cross_run_dynamics(runs)
     assert by_seed.num_rows == 4 * 3 * 3  # runs x epochs x (majority, minority, mean)
     assert summary.num_rows == 2 * 3 * 3 and set(summary["n_seeds"].to_pylist()) == {2}

@@ -16,7 +16,11 @@ def test_embedding_files_follow_the_spec_and_decompose_into_logits(digit_subsets
             "arch": "resnet8", "config_hash": cfg.hash()}  # fmt: skip
     index = np.arange(len(te.y)) + 100
     write_embeddings(
-        result.model, {"mean": mean, "std": std}, {"test": (index, te.x, te.y)}, tmp_path, meta
+        result.model,
+        {"mean": mean, "std": std},
+        {"test": (index, te.x, te.y)},
+        {"test": tmp_path / "test.parquet", "classifier": tmp_path / "classifier.parquet"},
+        meta,
     )
 
     table = pq.read_table(tmp_path / "test.parquet")
@@ -51,7 +55,8 @@ def test_an_empty_subset_gives_an_empty_well_typed_file(tmp_path):
 
     model = build_model("resnet8", 3, 1)
     empty = (np.zeros(0, np.int64), np.zeros((0, 8, 8, 1), np.uint8), np.zeros(0, np.int64))
-    write_embeddings(model, {"mean": [0.5], "std": [0.2]}, {"val": empty}, tmp_path, {"seed": 0})
+    outputs = {name: tmp_path / f"{name}.parquet" for name in ("val", "classifier")}
+    write_embeddings(model, {"mean": [0.5], "std": [0.2]}, {"val": empty}, outputs, {"seed": 0})
     table = pq.read_table(tmp_path / "val.parquet")
     assert table.num_rows == 0
     assert str(table.schema.field("fe").type) == "fixed_size_list<element: float>[64]"

@@ -32,10 +32,12 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from fragility.analysis.tables import TABLES, RunInputs, rq_tables, write_table
+from fragility import catalog
+from fragility.analysis.tables import TABLES, RunInputs, rq_tables
+from fragility.catalog import RUN_FIGURES, figures_for
 from fragility.errors import ConfigError, FragilityError
-from fragility.io import write_parquet
-from fragility.plotting import FIGURES, figures_for, plot_figure
+from fragility.io import write_parquet, write_table
+from fragility.plotting import CROSS_RUN_PLOTS, RUN_PLOTS, plot_figure
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -472,8 +474,8 @@ def all_tables(run_dir) -> dict[str, pa.Table]:
 
 
 def test_figure_registry():
-    assert {spec.rq for spec in FIGURES.values()} == set(TABLES)
-    for name, spec in FIGURES.items():
+    assert {spec.rq for spec in RUN_FIGURES.values()} == set(TABLES)
+    for name, spec in RUN_FIGURES.items():
         assert name == name.lower() and " " not in name
         assert set(spec.tables) <= set(TABLES[spec.rq]), name
         assert 20 < len(spec.caption) < 500 and spec.caption.endswith(".")
@@ -491,7 +493,7 @@ def test_figure_registry():
 @pytest.mark.parametrize(("n_classes", "normed"), [(2, False), (10, True), (100, False)])
 def test_every_figure_renders(tmp_path, n_classes, normed):
     tables = all_tables(synthetic_run(tmp_path / "run", n_classes, normed=normed))
-    for name in FIGURES:
+    for name in RUN_FIGURES:
         out = tmp_path / "figs" / f"{name}.png"
         plot_figure(name, tables, out, title=f"synthetic, {n_classes} classes")
         data = out.read_bytes()
@@ -510,7 +512,19 @@ def test_figures_without_history_or_false_positives(tmp_path):
     tables = {}
     for rq in TABLES:
         tables.update(rq_tables(rq, inputs, ks=(1, 2), k_fe=2))
-    for name in FIGURES:
+    for name in RUN_FIGURES:
         out = tmp_path / f"{name}.png"
         plot_figure(name, tables, out)
         assert out.read_bytes().startswith(PNG_MAGIC)
+
+
+def test_every_catalog_figure_has_a_plot_function_and_reads_declared_tables():
+    """The catalog declares the figures, the plotting package draws them: the same names on
+    both sides, and a figure reads only tables its research question (per-run) or the
+    cross-run step (cross-run) writes."""
+    assert set(RUN_PLOTS) == set(catalog.RUN_FIGURES)
+    assert set(CROSS_RUN_PLOTS) == set(catalog.CROSS_RUN_FIGURES)
+    for name, spec in catalog.RUN_FIGURES.items():
+        assert set(spec.tables) <= set(catalog.RUN_TABLES[spec.rq].tables), name
+    for name, spec in catalog.CROSS_RUN_FIGURES.items():
+        assert set(spec.tables) <= set(catalog.CROSS_RUN_TABLES), name

@@ -14,7 +14,7 @@ from snakemake_cli import REPO, SMOKE, run_snakemake
 from fragility.analysis.claims import CLAIMS
 from fragility.analysis.crossrun import CROSS_RUN_TABLES
 from fragility.analysis.tables import TABLES
-from fragility.plotting import CROSS_RUN_FIGURES, FIGURES
+from fragility.catalog import CROSS_RUN_FIGURES, RUN_FIGURES
 
 RUNS = ["digits/balanced/ce/seed0", "digits/exp10/ce/seed0", "digits/exp10/ldam_drw/seed0"]
 
@@ -113,7 +113,7 @@ def test_smoke_preset_produces_every_table_figure_and_claim(smoke_run):
             for table in tables:
                 assert (results / run / rq / f"{table}.csv").stat().st_size > 0
                 assert pq.read_table(results / run / rq / f"{table}.parquet").num_rows > 0
-        for name, spec in FIGURES.items():
+        for name, spec in RUN_FIGURES.items():
             assert (results / run / spec.rq / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
         emb = results / run / "embeddings"
         assert {p.name for p in emb.iterdir()} == {
@@ -178,7 +178,7 @@ def test_report_holds_every_figure_with_its_caption(smoke_run):
     result = snakemake(smoke_run, "--report", "report.html")
     assert result.returncode == 0, result.stderr[-3000:]
     html = (smoke_run / "report.html").read_text()
-    for spec in FIGURES.values():
+    for spec in RUN_FIGURES.values():
         assert spec.caption[:60] in html
 
 
@@ -224,7 +224,7 @@ def test_changing_one_loss_setting_reruns_only_that_run(smoke_run, tmp_path):
     # that run and what depends on it: its own analyses, and the cross-run tables
     for rule in ("train_model", "extract_embeddings", "retrain_classifier", "analyze_rq2"):
         assert planned.pop(rule) == 1, rule
-    assert planned.pop("plot_run_figure") == len(FIGURES)
+    assert planned.pop("plot_run_figure") == len(RUN_FIGURES)
     assert not {"prepare_dataset", "make_split"} & set(planned)
     for line in result.stdout.splitlines():
         if line.strip().startswith("output:") and "/seed0/" in line:

@@ -1,5 +1,3 @@
-from pathlib import Path
-
 from fragility.analysis.stages import analyze_run
 from fragility.workflow import run_logged
 
@@ -7,10 +5,6 @@ sm = snakemake  # noqa: F821 (injected by Snakemake)
 run_logged(
     sm.log[0],
     lambda: analyze_run(
-        Path(sm.input.metrics).parent,  # the run folder
-        sm.params.rq,
-        Path(sm.output[0]).parent,
-        ks=sm.params.ks,
-        k_fe=sm.params.k_fe,
+        dict(sm.input.items()), sm.params.rq, list(sm.output), ks=sm.params.ks, k_fe=sm.params.k_fe
     ),
 )

@@ -1,5 +1,3 @@
-from pathlib import Path
-
 import torch
 
 from fragility.stages import remedy_run
@@ -10,11 +8,11 @@ torch.set_num_threads(sm.threads)
 run_logged(
     sm.log[0],
     lambda: remedy_run(
-        Path(sm.input.metrics).parent,  # the base run's folder
+        dict(sm.input.items()),
         sm.wildcards.remedy,
         sm.params.spec["method"],
         dict(sm.params.spec["params"]),
-        Path(sm.output.metrics).parent,
+        dict(sm.output.items()),
         seed=int(sm.wildcards.seed),
     ),
 )

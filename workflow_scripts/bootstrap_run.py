@@ -1,5 +1,3 @@
-from pathlib import Path
-
 from fragility.analysis.stages import bootstrap_run
 from fragility.workflow import run_logged
 
@@ -8,7 +6,8 @@ run_logged(
     sm.log[0],
     lambda: bootstrap_run(
         dict(sm.input.items()),
-        Path(sm.output.parquet).parent,
+        sm.output.csv,
+        sm.output.parquet,
         seed=int(sm.wildcards.seed),
         claims=sm.params.claims,
         n_boot=sm.params.n_boot,

@@ -1,5 +1,3 @@
-from pathlib import Path
-
 import torch
 
 from fragility.stages import extract_run
@@ -13,7 +11,7 @@ run_logged(
         sm.input.data,
         sm.input.split,
         sm.input.model,
-        Path(sm.output[0]).parent,
+        dict(sm.output.items()),
         device=sm.params.device,
     ),
 )

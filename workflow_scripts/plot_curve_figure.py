@@ -1,4 +1,4 @@
-from fragility.plotting_curves import plot_curve_files
+from fragility.plotting.curves import plot_curve_files
 from fragility.workflow import run_logged
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)

@@ -1,5 +1,7 @@
 from fragility.analysis.stages import write_provenance
-from fragility.workflow import run_logged
+from fragility.workflow import declared_runs, run_logged
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
-run_logged(sm.log[0], lambda: write_provenance(list(sm.params.runs), sm.output[0]))
+run_logged(
+    sm.log[0], lambda: write_provenance(declared_runs(sm.params.runs, sm.input), sm.output[0])
+)

@@ -1,16 +1,13 @@
-from pathlib import Path
-
 from fragility.analysis.stages import remedies_tables
-from fragility.workflow import run_logged
+from fragility.workflow import declared_runs, run_logged
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 run_logged(
     sm.log[0],
     lambda: remedies_tables(
-        list(sm.params.runs),
-        list(sm.params.base),
+        declared_runs(sm.params.runs, sm.input),
         dict(sm.params.remedies),
-        Path(sm.output[0]).parent,
+        list(sm.output),
         n_boot=sm.params.n_boot,
     ),
 )

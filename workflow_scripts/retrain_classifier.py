@@ -1,5 +1,3 @@
-from pathlib import Path
-
 import torch
 
 from fragility.analysis.stages import retrain_run
@@ -10,8 +8,8 @@ torch.set_num_threads(sm.threads)
 run_logged(
     sm.log[0],
     lambda: retrain_run(
-        Path(sm.input.pool).parents[1],  # the run folder
-        Path(sm.output[0]).parent,
+        dict(sm.input.items()),
+        list(sm.output),
         seed=int(sm.wildcards.seed),
         epochs=sm.params.epochs,
     ),

@@ -101,11 +101,51 @@ def _add_stage(sub, command: str, fn: Callable) -> None:
     parser.set_defaults(stage=fn)
 
 
+def run_files(run_dir: str, kinds: list[str]) -> dict[str, str]:
+    """The files ``kinds`` (default: every kind present) of a run folder, kind -> path."""
+    from . import catalog
+
+    unknown = [k for k in kinds if k not in catalog.MODEL_FILES]
+    if unknown:
+        known = ", ".join(catalog.MODEL_FILES)
+        raise FragilityError(f"unknown file kinds {unknown}; known: {known}")
+    folder = Path(run_dir)
+    if kinds:
+        return {kind: str(folder / catalog.model_file(kind)) for kind in kinds}
+    present = {k: folder / catalog.model_file(k) for k in catalog.MODEL_FILES}
+    return {k: str(p) for k, p in present.items() if p.is_file()}
+
+
+def run_outputs(rq: str, run_dir: str) -> list[str]:
+    """The table files research question ``rq`` writes in a run folder."""
+    from . import catalog
+
+    if rq not in catalog.RUN_TABLES:
+        raise FragilityError(f"unknown research question {rq!r}; one of {list(catalog.RUN_TABLES)}")
+    return [
+        f"{run_dir}/{rq}/{table}.{ext}"
+        for table in catalog.RUN_TABLES[rq].tables
+        for ext in ("csv", "parquet")
+    ]
+
+
+def _add_catalog_commands(sub) -> None:
+    files = sub.add_parser("run-files", help=inspect.getdoc(run_files))
+    files.add_argument("run_dir", metavar="RUN_DIR")
+    files.add_argument("kinds", nargs="*", metavar="KIND")
+    files.set_defaults(stage=run_files)
+    outputs = sub.add_parser("run-outputs", help=inspect.getdoc(run_outputs))
+    outputs.add_argument("rq", metavar="RQ")
+    outputs.add_argument("run_dir", metavar="RUN_DIR")
+    outputs.set_defaults(stage=run_outputs)
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="fragility", description=__doc__.split("\n")[0])
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command, fn in stages().items():
         _add_stage(sub, command, fn)
+    _add_catalog_commands(sub)
     return top
 
 
@@ -117,6 +157,6 @@ def main(argv: list[str] | None = None) -> int:
     except FragilityError as error:
         print(f"fragility: error: {error}", file=sys.stderr)
         return 1
-    if isinstance(result, dict):  # e.g. a training's or a remedy's metrics
+    if isinstance(result, dict | list):  # a training's metrics, a run's files
         print(json.dumps(result, indent=1, default=str))
     return 0

@@ -9,6 +9,7 @@ fe / ‖fe‖ (normed classifier, metadata ``normed = true``; ``weight`` then ca
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .errors import FragilityError
 from .io import read_parquet_metadata, write_parquet
 
 if TYPE_CHECKING:  # torch is imported where a model runs: reading the files must not need it
@@ -115,20 +117,20 @@ def write_embeddings(
     model: ResNetCifar,
     normalization: dict,
     subsets: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
-    out_dir: str | Path,
+    outputs: Mapping[str, str | Path],
     metadata: dict,
     device: str | torch.device = "auto",
 ) -> None:
-    """Write ``{name}.parquet`` for each ``name -> (index, images, labels)`` and
-    ``classifier.parquet`` into ``out_dir``."""
-    out_dir = Path(out_dir)
+    """Write the embeddings of each ``name -> (index, images, labels)`` to ``outputs[name]``
+    and the classifier to ``outputs["classifier"]``."""
+    expected = {*subsets, "classifier"}
+    if set(outputs) != expected:
+        raise FragilityError(f"embedding outputs {sorted(outputs)} != {sorted(expected)}")
     meta = dict(metadata, normed=str(model.normed).lower())
     for name, (index, images, labels) in subsets.items():
         fe, logits = embed(model, images, normalization, device)
-        write_parquet(
-            embeddings_table(index, labels, fe, logits), out_dir / f"{name}.parquet", meta
-        )
-    write_parquet(classifier_table(model.cpu()), out_dir / "classifier.parquet", meta)
+        write_parquet(embeddings_table(index, labels, fe, logits), outputs[name], meta)
+    write_parquet(classifier_table(model.cpu()), outputs["classifier"], meta)
 
 
 # -- reading ------------------------------------------------------------------------------------

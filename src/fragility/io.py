@@ -7,11 +7,13 @@ import glob
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from .errors import ConfigError, FragilityError
 
 
 @contextlib.contextmanager
@@ -55,3 +57,38 @@ def write_parquet(table: pa.Table, path: str | os.PathLike, metadata: dict | Non
 def read_parquet_metadata(path: str | os.PathLike) -> dict[str, str]:
     meta = pq.read_schema(path).metadata or {}
     return {k.decode(): v.decode() for k, v in meta.items()}
+
+
+def write_text(text: str, path: str | os.PathLike) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_table(table: pa.Table, path: str | os.PathLike) -> None:
+    """Write ``table`` atomically as CSV or Parquet, chosen by the suffix of ``path``."""
+    import pyarrow.csv as pacsv
+
+    path = Path(path)
+    if path.suffix not in (".csv", ".parquet"):
+        raise ConfigError(f"tables are written as .csv or .parquet, not {path.name!r}")
+    with atomic_path(path) as tmp:
+        if path.suffix == ".csv":
+            pacsv.write_csv(table, tmp)
+        else:
+            pq.write_table(table, tmp)
+
+
+def write_tables(tables: Mapping[str, pa.Table], outputs: Iterable[str | os.PathLike]) -> None:
+    """Write each of ``outputs`` (the paths a rule declared, ``{name}.csv`` or
+    ``{name}.parquet``) from the table of the same name; every table must land somewhere
+    and every output must have a table, so the code and the rule cannot drift apart."""
+    outputs = [Path(p) for p in outputs]
+    unknown = sorted({p.name for p in outputs if p.stem not in tables})
+    unwritten = sorted(set(tables) - {p.stem for p in outputs})
+    if unknown or unwritten:
+        raise FragilityError(
+            f"declared outputs {unknown} have no table, and tables {unwritten} no declared "
+            "output; the catalog and the stage disagree"
+        )
+    for path in outputs:
+        write_table(tables[path.stem], path)

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
+from .catalog import IMBALANCE
 from .errors import ConfigError, FragilityError
 
-_IMBALANCE = re.compile(r"^(balanced|exp(?P<exp>\d+(\.\d+)?)|step(?P<step>\d+(\.\d+)?))$")
+_IMBALANCE = re.compile(rf"^(?:{IMBALANCE})$")
 
 
 @dataclass(frozen=True)
@@ -27,18 +28,16 @@ class Imbalance:
 
     @classmethod
     def parse(cls, spec: str) -> Imbalance:
-        m = _IMBALANCE.match(str(spec))
-        if not m:
+        spec = str(spec)
+        if not _IMBALANCE.match(spec):
             raise ConfigError(
                 f"malformed imbalance {spec!r}: use 'balanced', 'exp<R>' (e.g. exp100) "
                 "or 'step<R>' (e.g. step10), with R >= 1"
             )
-        if m["exp"]:
-            kind, ratio = "exp", float(m["exp"])
-        elif m["step"]:
-            kind, ratio = "step", float(m["step"])
-        else:
+        if spec == "balanced":
             return cls("balanced")
+        kind = "exp" if spec.startswith("exp") else "step"
+        ratio = float(spec[len(kind) :])
         if ratio < 1:
             raise ConfigError(f"malformed imbalance {spec!r}: the ratio R must be >= 1")
         return cls(kind, ratio)

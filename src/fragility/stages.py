@@ -134,13 +134,13 @@ def extract_run(
     canonical_path: str | Path,
     split_path: str | Path,
     model_path: str | Path,
-    out_dir: str | Path,
+    outputs: dict,
     *,
     device: str = "auto",
 ) -> None:
-    """Write ``train``, ``pool`` (the whole balanced pool: the training subset and the rest),
-    ``val`` (empty without a validation split) and ``test`` embeddings plus
-    ``classifier.parquet`` of one kept checkpoint."""
+    """Write the ``train``, ``pool`` (the whole balanced pool: the training subset and the
+    rest), ``val`` (empty without a validation split) and ``test`` embeddings and the
+    ``classifier`` of one kept checkpoint, each to its path in ``outputs``."""
     from .embeddings import write_embeddings
     from .training import load_model
 
@@ -157,21 +157,23 @@ def extract_run(
         "val": (parts["val"][0], canonical.x_train[parts["val"][0]], parts["val"][1]),
         "test": (parts["test"][0], canonical.x_test[parts["test"][0]], parts["test"][1]),
     }
-    write_embeddings(model, payload["normalization"], subsets, out_dir, payload["metadata"], device)
+    write_embeddings(model, payload["normalization"], subsets, outputs, payload["metadata"], device)
 
 
 def remedy_run(
-    run_dir: str | Path,
+    files: dict,
     name: str,
     method: str,
     params: dict,
-    out_dir: str | Path,
+    outputs: dict,
     *,
     seed: int,
 ) -> dict:
     """Apply feature-space remedy ``method`` (SPEC §5) to a trained run's embeddings and
-    write, under ``out_dir``, a model folder the RQ analyses can read: ``metrics.json``
-    (the run's fields) and ``embeddings/{train,test,classifier}.parquet`` of the new head."""
+    write a model folder the RQ analyses can read: ``outputs["metrics"]`` (the run's fields)
+    and ``outputs["train"/"test"/"classifier"]``, the embeddings of the new head. ``files``:
+    the run's ``train``, ``val`` (optional), ``test`` and ``classifier`` embeddings and its
+    ``metrics``."""
     import json
 
     from .embeddings import (
@@ -182,20 +184,17 @@ def remedy_run(
     )
     from .remedies import apply_remedy
 
-    run_dir, out_dir = Path(run_dir), Path(out_dir)
-    emb = run_dir / "embeddings"
-    train, test = read_embeddings(emb / "train.parquet"), read_embeddings(emb / "test.parquet")
-    val_path = emb / "val.parquet"
-    val = read_embeddings(val_path) if val_path.is_file() else None
+    train, test = read_embeddings(files["train"]), read_embeddings(files["test"])
+    val = read_embeddings(files["val"]) if "val" in files else None
     if val is not None and len(val["label"]) == 0:
         val = None
-    classifier = read_classifier(emb / "classifier.parquet")
-    base = json.loads((run_dir / "metrics.json").read_text())
+    classifier = read_classifier(files["classifier"])
+    base = json.loads(Path(files["metrics"]).read_text())
     result = apply_remedy(method, train, test, classifier, val=val, seed=seed, params=dict(params))
     meta = {
         "remedy": name,
         "method": method,
-        "base_run": str(run_dir),
+        "base_run": str(Path(files["metrics"]).parent),  # a record, never read back
         "seed": seed,
         "config_hash": base.get("config_hash"),  # of the treated run's training
         "code_version": code_version(),
@@ -207,12 +206,12 @@ def remedy_run(
     ):
         write_parquet(
             embeddings_table(part["index"], part["label"], part["fe"], logits),
-            out_dir / "embeddings" / f"{subset}.parquet",
+            outputs[subset],
             meta,
         )
     write_parquet(
         classifier_arrays_table(result.weight, result.bias),
-        out_dir / "embeddings" / "classifier.parquet",
+        outputs["classifier"],
         meta,
     )
     metrics = dict(
@@ -230,7 +229,7 @@ def remedy_run(
         run=dict(base.get("run", {}), remedy=name),
         environment=environment(),
     )
-    write_json(metrics, out_dir / "metrics.json")
+    write_json(metrics, outputs["metrics"])
     print(
         f"{name}: test BAC {base.get('bac', float('nan')):.4f} -> {metrics['bac']:.4f} "
         f"({result.seconds:.1f} s)",

@@ -46,7 +46,7 @@ from fragility.analysis.rq7 import (
     rq7_generalization,
     top_identities,
 )
-from fragility.analysis.tables import TABLES, RunInputs, rq_tables, write_table
+from fragility.analysis.tables import TABLES, RunInputs, rq_tables
 
 __all__ = [
     "TABLES",
@@ -90,5 +90,4 @@ __all__ = [
     "topk_coverage_matrix",
     "topk_logit_share",
     "weight_sums",
-    "write_table",
 ]

@@ -46,9 +46,7 @@ from fragility.analysis.uncertainty import (
     weighted_class_means,
     weighted_confusion,
 )
-
-MIN_MINORITY_GAP = 0.10  # "far below": the minority's train-test gap is at least 10 points…
-MAX_COVERING_K = 7  # the paper: K = 7 of 64 features cover over 94 % of predictions
+from fragility.catalog import MAX_COVERING_K, MIN_MINORITY_GAP
 
 CLAIM_NAMES = (
     "bac_order",

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from fragility.analysis.bootstrap import MAX_COVERING_K, MIN_MINORITY_GAP
 from fragility.analysis.crossrun import GROUP_KEYS, RUN_KEYS
 from fragility.analysis.uncertainty import (
     MIN_SEEDS_FOR_VERDICT,
@@ -30,6 +29,7 @@ from fragility.analysis.uncertainty import (
     t_interval,
     verdict,
 )
+from fragility.catalog import CLAIMS as CATALOG_CLAIMS
 
 
 @dataclass(frozen=True)
@@ -97,71 +97,20 @@ def _fb_detail(row: dict) -> str:
     )
 
 
-CLAIMS: tuple[Claim, ...] = (
-    Claim(
-        "bac_order",
-        "imbalanced < retrained-classifier < balanced test BAC (RQ1)",
-        "table1",
-        "min(retrained - imbalanced, balanced - retrained) test BAC",
-        _bac_detail,
-        "RQ1: imbalanced < re-trained < balanced BAC",
-    ),
-    Claim(
-        "minority_overfits",
-        f"minority test accuracy far below its train accuracy (gap >= {MIN_MINORITY_GAP:.2f} "
-        "and above the majority's gap) (RQ2)",
-        "table2",
-        f"min(minority gap - majority gap, minority gap - {MIN_MINORITY_GAP:.2f})",
-        _gap_detail,
-        "RQ2: minority test acc far below train acc",
-    ),
-    Claim(
-        "few_features_decide",
-        f"a few features decide: the top-K ce with K <= {MAX_COVERING_K} cover the threshold share "
-        "of all predictions (RQ3)",
-        "rq3_smallest_k",
-        f"best coverage with K <= {MAX_COVERING_K} - threshold",
-        _k_detail,
-        "RQ3: a few features (K <= 7) decide",
-    ),
-    Claim(
-        "minority_smaller_k",
-        "minority classes are covered with smaller K: at the smallest K, the minority's coverage "
-        "ratio exceeds the majority's (RQ3)",
-        "rq3_coverage",
-        "minority - majority coverage ratio at the smallest K",
-        _coverage_detail,
-        "RQ3: minority covered with smaller K",
-    ),
-    Claim(
-        "majority_ce_smaller",
-        "the majority class's largest class-mean ce is smaller than the minority's (RQ4, Table 3)",
-        "table3",
-        "minority - majority largest class-mean ce",
-        _roles_detail("largest_mean_ce"),
-        "RQ4: majority's largest mean ce smaller",
-    ),
-    Claim(
-        "majority_share_smaller",
-        "the majority class's largest share of the logit is smaller than the minority's "
-        "(RQ4, Table 4)",
-        "table4",
-        "minority - majority largest logit share",
-        _roles_detail("largest_share"),
-        "RQ4: majority's largest logit share smaller",
-    ),
-    Claim(
-        "tp_closer_than_fp",
-        "test true positives keep the training FE means, false positives do not: FB(TP) < FB(FP) "
-        "(RQ7)",
-        "rq7_generalization",
-        "FB(FP) - FB(TP)",
-        _fb_detail,
-        "RQ7: FB(TP) < FB(FP)",
-    ),
+# how each claim of :data:`fragility.catalog.CLAIMS` reads in plain words for one seed
+DETAILS: dict[str, Callable[[dict], str]] = {
+    "bac_order": _bac_detail,
+    "minority_overfits": _gap_detail,
+    "few_features_decide": _k_detail,
+    "minority_smaller_k": _coverage_detail,
+    "majority_ce_smaller": _roles_detail("largest_mean_ce"),
+    "majority_share_smaller": _roles_detail("largest_share"),
+    "tp_closer_than_fp": _fb_detail,
+}
+CLAIMS: tuple[Claim, ...] = tuple(
+    Claim(name, spec.statement, spec.table, spec.statistic, DETAILS[name], spec.label)
+    for name, spec in CATALOG_CLAIMS.items()
 )
-
-CLAIM_TABLES = tuple(dict.fromkeys(c.table for c in CLAIMS))
 CLAIM_LABELS = {c.name: c.label for c in CLAIMS}
 
 

@@ -16,8 +16,8 @@ has two or more; for a single seed, a by-seed column ``{column}_boot_low`` /
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 from fragility.analysis.rq1 import table1 as table1_row
 from fragility.analysis.rq2 import majority_minority
 from fragility.analysis.uncertainty import t_interval
+from fragility.catalog import CROSS_RUN_TABLES, MODEL_FILES, REMEDY, RUN_TABLES, model_file
 from fragility.errors import FragilityError
 
 GROUP_KEYS = ("dataset", "imbalance", "loss")
@@ -36,17 +37,46 @@ RUN_KEYS = (*GROUP_KEYS, "seed")
 
 @dataclass(frozen=True)
 class RunRef:
-    """One run of the study and the folder holding its outputs."""
+    """One run of the study and the files of it that a cross-run table may read: ``files``
+    maps a kind of :data:`fragility.catalog.MODEL_FILES` (or ``{rq}/{table}``) to the path
+    the workflow declared; ``remedies`` maps a remedied model's name to its files likewise
+    (empty unless the run is treated)."""
 
     dataset: str
     imbalance: str
     loss: str
     seed: int
-    run_dir: str
+    files: Mapping[str, str] = field(default_factory=dict, compare=False, hash=False)
+    remedies: Mapping[str, Mapping[str, str]] = field(
+        default_factory=dict, compare=False, hash=False
+    )
+
+    @classmethod
+    def in_folder(
+        cls, dataset: str, imbalance: str, loss: str, seed: int, run_dir, remedies=()
+    ) -> RunRef:
+        """A run laid out under ``run_dir`` as :mod:`fragility.catalog` says, with the
+        remedied models ``remedies`` under it: the Python API's way in (the workflow hands
+        each stage exactly the files its rule declares)."""
+        kinds = [
+            *MODEL_FILES,
+            *(f"{rq}/{t}" for rq, spec in RUN_TABLES.items() for t in spec.tables),
+        ]
+
+        def files(folder: Path) -> dict[str, str]:
+            return {kind: str(folder / model_file(kind)) for kind in kinds}
+
+        run_dir = Path(run_dir)
+        treated = {name: files(run_dir / REMEDY.format(remedy=name)) for name in remedies}
+        return cls(dataset, imbalance, loss, int(seed), files(run_dir), treated)
 
     @property
     def balanced(self) -> bool:
         return self.imbalance == "balanced"
+
+    @property
+    def label(self) -> str:
+        return f"{self.dataset}/{self.imbalance}/{self.loss}/seed{self.seed}"
 
     def keys(self) -> dict:
         return {
@@ -56,12 +86,20 @@ class RunRef:
             "seed": self.seed,
         }
 
+    def path(self, kind: str, remedy: str | None = None) -> Path:
+        """The declared file ``kind`` of this run (or of its remedied model ``remedy``)."""
+        files = self.files if remedy is None else self.remedies.get(remedy, {})
+        owner = self.label if remedy is None else f"remedy {remedy} of {self.label}"
+        if kind not in files:
+            raise FragilityError(f"{owner}: its {kind} file is not among the declared inputs")
+        path = Path(files[kind])
+        if not path.is_file():
+            raise FragilityError(f"{path} is missing; build {kind} of {owner} first")
+        return path
 
-def _read(run: RunRef, relative: str) -> pa.Table:
-    path = Path(run.run_dir) / relative
-    if not path.is_file():
-        raise FragilityError(f"{path} is missing; build the per-run tables of {run.run_dir} first")
-    return pq.read_table(path)
+
+def _read(run: RunRef, kind: str) -> pa.Table:
+    return pq.read_table(run.path(kind))
 
 
 def _tagged(run: RunRef, table: pa.Table) -> pa.Table:
@@ -79,16 +117,16 @@ def _tagged(run: RunRef, table: pa.Table) -> pa.Table:
 
 
 def stack(
-    runs: Sequence[RunRef], relative: str, where: Callable[[pa.Table], pa.Table] | None = None
+    runs: Sequence[RunRef], kind: str, where: Callable[[pa.Table], pa.Table] | None = None
 ) -> pa.Table:
-    """The per-run table ``relative`` (e.g. ``rq2/table2.parquet``) of every run, one
-    under the other, each row tagged with its run's keys; ``where`` filters each table."""
+    """The per-run table ``kind`` (e.g. ``rq2/table2``) of every run, one under the other,
+    each row tagged with its run's keys; ``where`` filters each table."""
     parts = []
     for run in runs:
-        table = _read(run, relative)
+        table = _read(run, kind)
         parts.append(_tagged(run, where(table) if where else table))
     if not parts:
-        raise FragilityError(f"no runs to collect {relative} from")
+        raise FragilityError(f"no runs to collect {kind} from")
     return pa.concat_tables(parts, promote_options="default")
 
 
@@ -161,7 +199,7 @@ def over_seeds(by_seed: pa.Table, keys: Sequence[str] = GROUP_KEYS) -> pa.Table:
 def _bootstrap_columns(run: RunRef, columns: dict[str, str]) -> dict[str, float | None]:
     """``{column}_boot_low/_high`` of a by-seed row from the run's ``bootstrap.parquet``;
     ``columns`` maps the by-seed column to the bootstrap statistic."""
-    rows = {r["statistic"]: r for r in _read(run, "uncertainty/bootstrap.parquet").to_pylist()}
+    rows = {r["statistic"]: r for r in _read(run, "bootstrap").to_pylist()}
     out = {}
     for column, statistic in columns.items():
         row = rows.get(statistic, {})
@@ -173,14 +211,12 @@ def _bootstrap_columns(run: RunRef, columns: dict[str, str]) -> dict[str, float 
 # -- the cross-run tables -------------------------------------------------------------------
 
 
-def _metrics(path: Path) -> dict:
-    if not path.is_file():
-        raise FragilityError(f"{path} is missing; run that model or remedy first")
-    return json.loads(path.read_text())
+def _metrics(run: RunRef, remedy: str | None = None) -> dict:
+    return json.loads(run.path("metrics", remedy).read_text())
 
 
 def _bac(run: RunRef) -> float:
-    return float(_metrics(Path(run.run_dir) / "metrics.json")["bac"])
+    return float(_metrics(run)["bac"])
 
 
 def balanced_partner(run: RunRef, runs: Sequence[RunRef]) -> RunRef | None:
@@ -203,7 +239,7 @@ def table1_by_seed(runs: Sequence[RunRef], all_runs: Sequence[RunRef]) -> pa.Tab
     model, and of the imbalanced extractor with a classifier re-trained on the pool FE."""
     rows = []
     for run in runs:
-        retrained = _read(run, "rq1/retrained.parquet")
+        retrained = _read(run, "retrained")
         partner = balanced_partner(run, all_runs)
         row = table1_row(
             None if partner is None else _bac(partner),
@@ -245,26 +281,16 @@ def _role_rows(table: pa.Table) -> pa.Table:
     return table.filter(pc.is_in(table["role"], pa.array(["majority", "minority"])))
 
 
-@dataclass(frozen=True)
-class CrossRunTable:
-    """A cross-run table: the per-run files it reads and how it combines them."""
-
-    inputs: tuple[str, ...]  # relative to a run folder
-    imbalanced_only: bool
-    build: Callable[[Sequence[RunRef], Sequence[RunRef]], pa.Table]
-    description: str
+def _stacked(kind: str, where=None):
+    return lambda runs, all_runs: stack(runs, kind, where)
 
 
-def _stacked(relative: str, where=None):
-    return lambda runs, all_runs: stack(runs, relative, where)
-
-
-def _stacked_with_bootstrap(relative: str, columns: dict[str, str]):
+def _stacked_with_bootstrap(kind: str, columns: dict[str, str]):
     """:func:`stack` of a one-row-per-run table, with the runs' bootstrap intervals of
     ``columns`` (by-seed column -> bootstrap statistic) appended."""
 
     def build(runs, all_runs):
-        table = stack(runs, relative)
+        table = stack(runs, kind)
         rows = [_bootstrap_columns(run, columns) for run in runs]
         for name in rows[0]:
             table = table.append_column(name, pa.array([r[name] for r in rows], pa.float64()))
@@ -273,68 +299,28 @@ def _stacked_with_bootstrap(relative: str, columns: dict[str, str]):
     return build
 
 
-CROSS_RUN_TABLES: dict[str, CrossRunTable] = {
-    "table1": CrossRunTable(
-        ("metrics.json", "rq1/retrained.parquet", "uncertainty/bootstrap.parquet"),
-        True,
-        table1_by_seed,
-        "RQ1: test BAC of the balanced, the imbalanced and the re-trained-classifier model",
-    ),
-    "table2": CrossRunTable(
-        ("rq2/table2.parquet", "uncertainty/bootstrap.parquet"),
-        False,
-        _stacked_with_bootstrap(
-            "rq2/table2.parquet",
-            {"test_acc_majority": "majority_acc", "test_acc_minority": "minority_acc"},
-        ),
-        "RQ2: train and test accuracy of the largest and the smallest class",
-    ),
-    "rq3_coverage": CrossRunTable(
-        ("rq3/topk_coverage.parquet",),
-        False,
-        _stacked("rq3/topk_coverage.parquet", _role_rows),
-        "RQ3: top-K coverage ratio of the majority and the minority class, per K",
-    ),
-    "rq3_smallest_k": CrossRunTable(
-        ("rq3/smallest_k.parquet",),
-        False,
-        _stacked("rq3/smallest_k.parquet"),
-        "RQ3: the smallest K whose top-K ce cover the threshold share of all instances",
-    ),
-    "table3": CrossRunTable(
-        ("rq4/table3.parquet",),
-        False,
-        _stacked("rq4/table3.parquet"),
-        "RQ4: largest class-mean ce of the majority class against the other classes",
-    ),
-    "table4": CrossRunTable(
-        ("rq4/table4.parquet",),
-        False,
-        _stacked("rq4/table4.parquet"),
-        "RQ4: largest share of the logit from one ce, majority against the other classes",
-    ),
-    "rq5_weight_sums": CrossRunTable(
-        ("rq5/weight_sums.parquet",),
-        False,
-        _stacked("rq5/weight_sums.parquet"),
-        "RQ5: sums of the ten largest absolute weights of the majority and the minority class, and the largest weight against the largest class-mean ce",
-    ),
-    "fig9_members_to_cover": CrossRunTable(
-        ("rq6/members_to_cover.parquet",),
-        False,
-        _stacked("rq6/members_to_cover.parquet", _role_rows),
-        "RQ6 / Fig 9: class top-K members needed to cover every instance, majority vs minority",
-    ),
-    "rq7_generalization": CrossRunTable(
-        ("rq7/generalization_gap.parquet",),
-        False,
-        _stacked("rq7/generalization_gap.parquet"),
-        "RQ7: Frobenius distance of train FE means to test TP and FP means; feature overlap",
-    ),
-}
+def _dynamics_rows(table: pa.Table) -> pa.Table:
+    from fragility.analysis.dynamics import role_rows  # dynamics imports this module
 
-# tables with one row per (run, class role) summarise per role as well
-_EXTRA_GROUP_KEYS = {"rq3_coverage": ("role", "k"), "fig9_members_to_cover": ("role",)}
+    return role_rows(table)
+
+
+# How each table of :data:`fragility.catalog.CROSS_RUN_TABLES` is built from its runs' files
+# (the catalog declares which files and how the summary groups).
+BUILDERS: dict[str, Callable[[Sequence[RunRef], Sequence[RunRef]], pa.Table]] = {
+    "table1": table1_by_seed,
+    "table2": _stacked_with_bootstrap(
+        "rq2/table2", {"test_acc_majority": "majority_acc", "test_acc_minority": "minority_acc"}
+    ),
+    "rq3_coverage": _stacked("rq3/topk_coverage", _role_rows),
+    "rq3_smallest_k": _stacked("rq3/smallest_k"),
+    "table3": _stacked("rq4/table3"),
+    "table4": _stacked("rq4/table4"),
+    "rq5_weight_sums": _stacked("rq5/weight_sums"),
+    "fig9_members_to_cover": _stacked("rq6/members_to_cover", _role_rows),
+    "rq7_generalization": _stacked("rq7/generalization_gap"),
+    "training_dynamics": _stacked("rq2/training_dynamics", _dynamics_rows),
+}
 
 
 def cross_run_table(name: str, runs: Sequence[RunRef]) -> tuple[pa.Table, pa.Table]:
@@ -345,8 +331,8 @@ def cross_run_table(name: str, runs: Sequence[RunRef]) -> tuple[pa.Table, pa.Tab
         )
     spec = CROSS_RUN_TABLES[name]
     selected = [r for r in runs if not (spec.imbalanced_only and r.balanced)]
-    by_seed = spec.build(selected, runs)
-    summary = over_seeds(by_seed, (*GROUP_KEYS, *_EXTRA_GROUP_KEYS.get(name, ())))
+    by_seed = BUILDERS[name](selected, runs)
+    summary = over_seeds(by_seed, (*GROUP_KEYS, *spec.group_by))
     return summary, by_seed
 
 
@@ -380,14 +366,12 @@ def _remedy_row(
 PAIRED = ("bac", "macro_f1", "gmean", "minority_acc", "majority_acc")
 
 
-def _test_predictions(folder: Path, index: np.ndarray) -> np.ndarray:
-    """A model folder's test predictions in the row order of ``index`` (the untreated
-    model's test images): methods are compared on the same images."""
+def _test_predictions(run: RunRef, remedy: str | None, index: np.ndarray) -> np.ndarray:
+    """A model's test predictions (the run's, or its remedied model's) in the row order of
+    ``index`` (the untreated model's test images): methods are compared on the same images."""
     from fragility.embeddings import read_embeddings
 
-    path = folder / "embeddings" / "test.parquet"
-    if not path.is_file():
-        raise FragilityError(f"{path} is missing; run that model or remedy first")
+    path = run.path("test", remedy)
     test = read_embeddings(path)
     where = {int(i): p for i, p in zip(test["index"], test["pred"])}
     if set(where) != {int(i) for i in index}:
@@ -403,12 +387,7 @@ class _PairedBootstrap:
         from fragility.analysis.uncertainty import stratified_weights
         from fragility.embeddings import read_embeddings
 
-        path = Path(run.run_dir) / "embeddings" / "test.parquet"
-        if not path.is_file():
-            raise FragilityError(
-                f"{path} is missing; extract the embeddings of {run.run_dir} first"
-            )
-        test = read_embeddings(path)
+        test = read_embeddings(run.path("test"))
         self.index, self.labels = test["index"], test["label"]
         self.roles = majority_minority(np.asarray(counts))
         self.n_classes = len(counts)
@@ -422,11 +401,11 @@ class _PairedBootstrap:
         conf = weighted_confusion(self.weights, self.labels, preds, self.n_classes)
         return confusion_metrics(conf, *self.roles)
 
-    def columns(self, folder: Path) -> tuple[dict, np.ndarray]:
+    def columns(self, run: RunRef, remedy: str | None) -> tuple[dict, np.ndarray]:
         """The ``{metric}_boot_low/_high`` columns of a method and its paired gain replicates."""
         from fragility.analysis.uncertainty import percentile_interval
 
-        values = self.metrics(_test_predictions(folder, self.index))
+        values = self.metrics(_test_predictions(run, remedy, self.index))
         values["bac_gain"] = values["bac"] - self.untreated["bac"]
         out = {}
         for name in (*PAIRED, "bac_gain"):
@@ -435,44 +414,50 @@ class _PairedBootstrap:
         return out, values["bac_gain"][1:]
 
 
+def _methods(run: RunRef, runs: Sequence[RunRef], remedies: dict[str, str], base: dict) -> list:
+    """``(model run, remedy or None, name, method, kind, metrics, base seconds, seconds)``
+    of the untreated model, each feature-space remedy and each loss-level run that treat
+    ``run``."""
+    untreated = base["wall_seconds"]
+    methods = [(run, None, "none", "none", "untreated", base, 0.0, untreated)]
+    for name, method in remedies.items():
+        m = _metrics(run, name)
+        methods.append((run, name, name, method, "feature-space", m, untreated, m["wall_seconds"]))
+    for other in runs:
+        same_data = (other.dataset, other.imbalance, other.seed) == (
+            run.dataset,
+            run.imbalance,
+            run.seed,
+        )
+        if same_data and other.loss != run.loss:
+            m = _metrics(other)
+            methods.append(
+                (other, None, other.loss, "loss", "loss-level", m, 0.0, m["wall_seconds"])
+            )
+    return methods
+
+
 def remedies_by_seed(
-    runs: Sequence[RunRef], base_dirs: Sequence[str], remedies: dict[str, str], n_boot: int = 1000
+    runs: Sequence[RunRef], remedies: dict[str, str], n_boot: int = 1000
 ) -> tuple[pa.Table, list[np.ndarray]]:
     """One row per (treated run, method): the untreated model, each feature-space remedy
-    (``remedies``: name -> method) and each loss-level run of the same dataset, imbalance
+    (``remedies``: name -> method; the treated runs are those whose ``RunRef.remedies``
+    hold the remedied models' files) and each loss-level run of the same dataset, imbalance
     and seed. ``seconds`` is the method's own wall time (a remedy's fit, a loss-level run's
     training); ``total_seconds`` adds the base model's training for feature-space remedies.
     ``bac_gain`` is the method's BAC minus the untreated model's on the same test images,
     and ``{metric}_boot_low/_high`` the paired bootstrap intervals; the second value
     returned holds each row's bootstrap replicates of ``bac_gain``."""
     rows, gains = [], []
-    wanted = {Path(d).parts for d in base_dirs}  # "dataset/imbalance/loss/seedN"
-    base_runs = [r for r in runs if Path(r.run_dir).parts[-4:] in wanted]
-    for run in base_runs:
-        base = _metrics(Path(run.run_dir) / "metrics.json")
+    for run in [r for r in runs if r.remedies]:
+        base = _metrics(run)
         counts = base["train_class_counts"]
-        untreated = base["wall_seconds"]
         paired = _PairedBootstrap(run, counts, n_boot)
-        methods = [(Path(run.run_dir), "none", "none", "untreated", base, 0.0, untreated)]
-        for name, method in remedies.items():
-            folder = Path(run.run_dir) / "remedies" / name
-            m = _metrics(folder / "metrics.json")
-            methods.append((folder, name, method, "feature-space", m, untreated, m["wall_seconds"]))
-        for other in runs:
-            same_data = (other.dataset, other.imbalance, other.seed) == (
-                run.dataset,
-                run.imbalance,
-                run.seed,
-            )
-            if same_data and other.loss != run.loss:
-                m = _metrics(Path(other.run_dir) / "metrics.json")
-                methods.append(
-                    (Path(other.run_dir), other.loss, "loss", "loss-level", m, 0.0,
-                     m["wall_seconds"])
-                )  # fmt: skip
-        for folder, name, method, kind, m, base_seconds, seconds in methods:
-            row = _remedy_row(run, name, method, kind, m, counts, base_seconds, seconds)
-            boot, gain = paired.columns(folder)
+        for model, remedy, name, method, kind, m, base_s, seconds in _methods(
+            run, runs, remedies, base
+        ):
+            row = _remedy_row(run, name, method, kind, m, counts, base_s, seconds)
+            boot, gain = paired.columns(model, remedy)
             row["bac_gain"] = row["bac"] - base["bac"]
             rows.append({**row, **boot})
             gains.append(gain)
@@ -486,7 +471,7 @@ GAIN_VERDICTS = {"holds": "better", "fails": "worse", "inconclusive": "no detect
 
 
 def remedies_table(
-    runs: Sequence[RunRef], base_dirs: Sequence[str], remedies: dict[str, str], n_boot: int = 1000
+    runs: Sequence[RunRef], remedies: dict[str, str], n_boot: int = 1000
 ) -> tuple[pa.Table, pa.Table]:
     """``(summary over seeds, by seed)`` of the remedies comparison. The summary adds
     ``verdict`` (better / worse / no detectable difference than the untreated model, by
@@ -495,7 +480,7 @@ def remedies_table(
     from fragility.analysis.claims import combine_seeds
     from fragility.analysis.uncertainty import verdict
 
-    by_seed, gains = remedies_by_seed(runs, base_dirs, remedies, n_boot)
+    by_seed, gains = remedies_by_seed(runs, remedies, n_boot)
     summary = over_seeds(by_seed, REMEDY_KEYS)
     members: dict[tuple, list[int]] = {}
     for i, row in enumerate(by_seed.select(list(REMEDY_KEYS)).to_pylist()):
@@ -524,7 +509,7 @@ def provenance_table(runs: Sequence[RunRef]) -> pa.Table:
     """One row per run: what produced it (config hash, code version, device, versions)."""
     rows = []
     for run in runs:
-        m = _metrics(Path(run.run_dir) / "metrics.json")
+        m = _metrics(run)
         env = m.get("environment", {})
         rows.append(
             dict(

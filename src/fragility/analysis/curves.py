@@ -513,30 +513,23 @@ def smallest_ratio_table(claims: pa.Table) -> pa.Table:
 # -- file-in, file-out (the workflow's curve rules) ---------------------------------------------
 
 
-def write_curve_table(
-    source: str, by_seed_path: str | Path, out_dir: str | Path, name: str
-) -> None:
-    """``{name}.csv`` and ``{name}.parquet`` in ``out_dir``: the curve table of ``source``."""
-    from fragility.analysis.tables import write_table
+def _write_each(table: pa.Table, outputs: Sequence[str | Path]) -> None:
+    from fragility.io import write_table
 
-    table = source_curve_table(source, pq.read_table(by_seed_path))
-    for ext in ("csv", "parquet"):
-        write_table(table, Path(out_dir) / f"{name}.{ext}")
+    for path in outputs:
+        write_table(table, path)
 
 
-def write_joined_curve_table(curve_paths: Sequence[str | Path], out_dir: str | Path, name: str):
-    """``{name}.csv`` and ``{name}.parquet`` in ``out_dir``: every curve table side by side."""
-    from fragility.analysis.tables import write_table
-
-    table = joined_curve_table([pq.read_table(p) for p in curve_paths])
-    for ext in ("csv", "parquet"):
-        write_table(table, Path(out_dir) / f"{name}.{ext}")
+def write_curve_table(source: str, by_seed_path: str | Path, outputs: list) -> None:
+    """The curve table of ``source`` to each of ``outputs`` (CSV and Parquet)."""
+    _write_each(source_curve_table(source, pq.read_table(by_seed_path)), outputs)
 
 
-def write_smallest_ratio_table(claims_path: str | Path, out_dir: str | Path, name: str) -> None:
-    """``{name}.csv`` and ``{name}.parquet`` in ``out_dir`` from ``claims.parquet``."""
-    from fragility.analysis.tables import write_table
+def write_joined_curve_table(curve_paths: list, outputs: list) -> None:
+    """Every curve table side by side, to each of ``outputs`` (CSV and Parquet)."""
+    _write_each(joined_curve_table([pq.read_table(p) for p in curve_paths]), outputs)
 
-    table = smallest_ratio_table(pq.read_table(claims_path))
-    for ext in ("csv", "parquet"):
-        write_table(table, Path(out_dir) / f"{name}.{ext}")
+
+def write_smallest_ratio_table(claims_path: str | Path, outputs: list) -> None:
+    """Where each claim starts to hold, from ``claims.parquet``, to each of ``outputs``."""
+    _write_each(smallest_ratio_table(pq.read_table(claims_path)), outputs)

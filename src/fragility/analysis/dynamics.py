@@ -15,16 +15,14 @@ then null, never an error.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
-from fragility.analysis.crossrun import GROUP_KEYS, RunRef, over_seeds, stack
+from fragility.analysis.crossrun import RunRef, cross_run_table
 
 MEASURES = ("train_acc", "test_acc", "fe_grad_norm")  # history columns, one list per epoch
 ROLES = ("majority", "minority", "mean")
-RELATIVE = "rq2/training_dynamics.parquet"
 
 
 def _per_class(history: pa.Table, column: str, n_classes: int) -> np.ndarray:
@@ -68,7 +66,7 @@ def dynamics_table(
     return pa.table(cols)
 
 
-def _role_rows(table: pa.Table) -> pa.Table:
+def role_rows(table: pa.Table) -> pa.Table:
     """Per epoch: the majority's row, the minority's, and the mean over classes (``mean``)."""
     role = np.array(table.column("role").to_pylist())
     epoch = np.asarray(table.column("epoch").to_pylist(), dtype=np.int64)
@@ -101,17 +99,5 @@ def _role_rows(table: pa.Table) -> pa.Table:
 def cross_run_dynamics(runs: Sequence[RunRef]) -> tuple[pa.Table, pa.Table]:
     """``(summary, by seed)``: per run, epoch and role (majority, minority, mean over
     classes) the three measures; the summary holds their mean and std over seeds per
-    (dataset, imbalance, loss, epoch, role)."""
-    by_seed = stack(runs, RELATIVE, _role_rows)
-    return over_seeds(by_seed, (*GROUP_KEYS, "epoch", "role")), by_seed
-
-
-def write_cross_run_dynamics(runs: list[dict], out_dir) -> None:
-    """``training_dynamics{,_by_seed}.{csv,parquet}`` in ``out_dir``; ``runs`` are dicts
-    with dataset, imbalance, loss, seed and run_dir."""
-    from fragility.analysis.tables import write_table  # tables imports this module
-
-    summary, by_seed = cross_run_dynamics([RunRef(**r) for r in runs])
-    for name, table in (("training_dynamics", summary), ("training_dynamics_by_seed", by_seed)):
-        for ext in ("csv", "parquet"):
-            write_table(table, Path(out_dir) / f"{name}.{ext}")
+    (dataset, imbalance, loss, epoch, role). The cross-run table ``training_dynamics``."""
+    return cross_run_table("training_dynamics", runs)

@@ -13,33 +13,35 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 
-def _write_both(table: pa.Table, out_dir: str | Path, name: str) -> None:
-    from .tables import write_table
-
-    for ext in ("csv", "parquet"):
-        write_table(table, Path(out_dir) / f"{name}.{ext}")
+def _paths(outputs) -> list[str]:
+    """Output paths from a list, or a single JSON-able list given on the command line."""
+    return [str(p) for p in ([outputs] if isinstance(outputs, str | Path) else outputs)]
 
 
-def analyze_run(run_dir: str | Path, rq: str, out_dir: str | Path, *, ks, k_fe: int) -> None:
-    """Write the per-run tables of research question ``rq`` (RQ2-RQ7) as CSV and Parquet."""
+def analyze_run(files: dict, rq: str, outputs: list, *, ks, k_fe: int) -> None:
+    """Write the per-run tables of research question ``rq`` (RQ2-RQ7) to ``outputs`` (each
+    table's ``.csv`` and ``.parquet``, as :data:`fragility.catalog.RUN_TABLES` names them).
+    ``files``: the model files it reads, kind -> path (``train``, ``test``, ``classifier``,
+    ``metrics``, ``history``; :meth:`RunInputs.from_files`)."""
+    from ..io import write_tables
     from .tables import RunInputs, rq_tables
 
-    inputs = RunInputs.load(run_dir, pool=False)
-    for name, table in rq_tables(rq, inputs, ks=ks, k_fe=k_fe).items():
-        _write_both(table, out_dir, name)
+    inputs = RunInputs.from_files(files)
+    write_tables(rq_tables(rq, inputs, ks=ks, k_fe=k_fe), _paths(outputs))
 
 
-def retrain_run(run_dir: str | Path, out_dir: str | Path, *, seed: int, epochs: int) -> None:
-    """RQ1 for one run: re-train a linear classifier on the pool FE of this run's extractor
-    and evaluate it on the test FE; writes ``retrained.{csv,parquet}`` in ``out_dir``."""
+def retrain_run(files: dict, outputs: list, *, seed: int, epochs: int) -> None:
+    """RQ1 for one run: re-train a linear classifier on the pool FE (``files["pool"]``) of
+    this run's extractor and evaluate it on the test FE (``test``; ``classifier`` gives the
+    class count); writes ``retrained.{csv,parquet}`` and ``retrained_predictions.parquet``
+    to ``outputs``."""
     from ..embeddings import read_classifier, read_embeddings
+    from ..io import write_tables
     from ..metrics import balanced_accuracy
     from .rq1 import evaluate_linear, retrain_classifier
-    from .tables import write_table
 
-    emb = Path(run_dir) / "embeddings"
-    pool, test = read_embeddings(emb / "pool.parquet"), read_embeddings(emb / "test.parquet")
-    n_classes = read_classifier(emb / "classifier.parquet")["weight"].shape[0]
+    pool, test = read_embeddings(files["pool"]), read_embeddings(files["test"])
+    n_classes = read_classifier(files["classifier"])["weight"].shape[0]
     bac_model = balanced_accuracy(test["label"], test["pred"], n_classes)
     W, bias = retrain_classifier(pool["fe"], pool["label"], n_classes, seed=seed, epochs=epochs)
     preds = evaluate_linear(test["fe"], W, bias)
@@ -53,16 +55,16 @@ def retrain_run(run_dir: str | Path, out_dir: str | Path, *, seed: int, epochs: 
             "epochs": [int(epochs)],
         }
     )
-    _write_both(table, out_dir, "retrained")
     # the re-trained classifier's test predictions: the paired bootstrap of RQ1 needs them
     predictions = pa.table({"index": test["index"], "label": test["label"], "pred": preds})
-    write_table(predictions, Path(out_dir) / "retrained_predictions.parquet")
+    write_tables({"retrained": table, "retrained_predictions": predictions}, _paths(outputs))
     print(f"test BAC {bac_model:.4f} -> {bac:.4f} with a re-trained classifier", file=sys.stderr)
 
 
 def bootstrap_run(
     files: dict,
-    out_dir: str | Path,
+    out_csv: str | Path,
+    out_parquet: str | Path,
     *,
     seed: int,
     claims: bool,
@@ -73,16 +75,17 @@ def bootstrap_run(
 ) -> None:
     """``bootstrap.{csv,parquet}`` of one model: its headline numbers and (``claims``) each
     claim's difference with a stratified bootstrap interval. ``files``: ``train``, ``test``,
-    ``classifier`` embeddings and ``metrics`` (metrics.json); optionally ``retrained`` (RQ1's
-    ``retrained_predictions.parquet``) and ``balanced_test`` (the balanced model's test
-    embeddings)."""
+    ``classifier`` embeddings and ``metrics`` (metrics.json); with ``claims`` also
+    ``retrained_predictions`` (RQ1's re-trained classifier), and ``balanced_test`` (the
+    balanced model's test embeddings) when the run has a balanced partner."""
     import json
 
     import numpy as np
 
     from ..embeddings import read_classifier, read_embeddings
+    from ..errors import FragilityError
+    from ..io import write_table
     from .bootstrap import ModelView, run_bootstrap
-    from .tables import write_table
 
     classifier = read_classifier(files["classifier"])
     metrics = json.loads(Path(files["metrics"]).read_text())
@@ -94,7 +97,9 @@ def bootstrap_run(
         normed=bool(classifier["normed"]),
         counts=np.asarray(metrics["train_class_counts"]),
     )
-    retrained = files.get("retrained")
+    retrained = files.get("retrained_predictions")
+    if claims and retrained is None:
+        raise FragilityError("the claims' bootstrap needs RQ1's retrained_predictions file")
     balanced = files.get("balanced_test")
     table = run_bootstrap(
         view,
@@ -107,8 +112,8 @@ def bootstrap_run(
         claims=claims,
         confidence=confidence,
     )
-    write_table(table.drop_columns(["replicates"]), Path(out_dir) / "bootstrap.csv")
-    write_table(table, Path(out_dir) / "bootstrap.parquet")
+    write_table(table.drop_columns(["replicates"]), out_csv)
+    write_table(table, out_parquet)
 
 
 def _aligned_preds(path: str | Path, test: dict):
@@ -132,48 +137,56 @@ def plot_run_figure(figure: str, table_paths: dict, out_path: str | Path, title:
     plot_figure(figure, {k: pq.read_table(p) for k, p in table_paths.items()}, out_path, title)
 
 
-def cross_run_tables(name: str, runs: list[dict], out_dir: str | Path) -> None:
-    """Write cross-run table ``name`` (summary over seeds, and ``{name}_by_seed``) as CSV
-    and Parquet; ``runs`` are dicts with dataset, imbalance, loss, seed and run_dir."""
-    from .crossrun import RunRef, cross_run_table
+def _run_refs(runs: list[dict]):
+    from .crossrun import RunRef
 
-    summary, by_seed = cross_run_table(name, [RunRef(**r) for r in runs])
-    _write_both(summary, out_dir, name)
-    _write_both(by_seed, out_dir, f"{name}_by_seed")
+    return [RunRef(**r) for r in runs]
+
+
+def cross_run_tables(name: str, runs: list[dict], outputs: list) -> None:
+    """Write cross-run table ``name`` (summary over seeds, and ``{name}_by_seed``) to
+    ``outputs`` (CSV and Parquet). ``runs``: dicts with dataset, imbalance, loss, seed and
+    ``files`` (kind -> path, the files :data:`fragility.catalog.CROSS_RUN_TABLES` says the
+    table reads)."""
+    from ..io import write_tables
+    from .crossrun import cross_run_table
+
+    summary, by_seed = cross_run_table(name, _run_refs(runs))
+    write_tables({name: summary, f"{name}_by_seed": by_seed}, _paths(outputs))
 
 
 def check_claims(
-    by_seed_paths: dict, bootstrap_paths: dict, out_csv: str | Path, out_txt: str | Path
+    by_seed_paths: dict,
+    bootstrap_paths: dict,
+    out_csv: str | Path,
+    out_parquet: str | Path,
+    out_txt: str | Path,
 ) -> None:
-    """``claims.csv`` and its plain-text summary from the ``*_by_seed`` cross-run tables
-    and each imbalanced run's ``bootstrap.parquet`` (keyed by (dataset, imbalance, loss,
-    seed))."""
-    from ..io import atomic_path
+    """``claims.{csv,parquet}`` and its plain-text summary from the ``*_by_seed`` cross-run
+    tables and each imbalanced run's ``bootstrap.parquet`` (keyed by (dataset, imbalance,
+    loss, seed))."""
+    from ..io import write_table, write_text
     from .claims import claims_summary, measure_claims
-    from .tables import write_table
 
     claims = measure_claims(
         {k: pq.read_table(p) for k, p in by_seed_paths.items()},
         {tuple(k): pq.read_table(p) for k, p in bootstrap_paths.items()},
     )
     write_table(claims, out_csv)
-    write_table(claims, Path(out_csv).with_suffix(".parquet"))
+    write_table(claims, out_parquet)
     text = claims_summary(claims)
-    with atomic_path(out_txt) as tmp:
-        Path(tmp).write_text(text)
+    write_text(text, out_txt)
     print(text, file=sys.stderr)
 
 
 def write_summary(files: dict, out_rst: str | Path) -> None:
     """The report's front page (``summary.rst``) from ``claims`` and, when present,
     ``table1`` and ``remedies`` (Parquet summary tables)."""
-    from ..io import atomic_path
+    from ..io import write_text
     from .summary import front_page
 
     tables = {k: pq.read_table(p) for k, p in files.items()}
-    text = front_page(tables["claims"], tables.get("table1"), tables.get("remedies"))
-    with atomic_path(out_rst) as tmp:
-        Path(tmp).write_text(text)
+    write_text(front_page(tables["claims"], tables.get("table1"), tables.get("remedies")), out_rst)
 
 
 def plot_cross_run_figure(figure: str, table_path: str | Path, out_path: str | Path) -> None:
@@ -182,16 +195,16 @@ def plot_cross_run_figure(figure: str, table_path: str | Path, out_path: str | P
     plot_cross_run(figure, pq.read_table(table_path), out_path)
 
 
-def remedies_tables(
-    runs: list[dict], base: list[str], remedies: dict, out_dir: str | Path, n_boot: int = 1000
-) -> None:
+def remedies_tables(runs: list[dict], remedies: dict, outputs: list, n_boot: int = 1000) -> None:
     """``remedies.{csv,parquet}`` (mean, std and interval over seeds, paired verdicts) and
-    ``remedies_by_seed.*``."""
-    from .crossrun import RunRef, remedies_table
+    ``remedies_by_seed.*`` to ``outputs``. ``runs`` as for :func:`cross_run_tables`, the
+    treated ones with ``remedies`` (remedy name -> its files); ``remedies`` maps each remedy
+    name to its method."""
+    from ..io import write_tables
+    from .crossrun import remedies_table
 
-    summary, by_seed = remedies_table([RunRef(**r) for r in runs], base, remedies, n_boot)
-    _write_both(summary, out_dir, "remedies")
-    _write_both(by_seed, out_dir, "remedies_by_seed")
+    summary, by_seed = remedies_table(_run_refs(runs), remedies, n_boot)
+    write_tables({"remedies": summary, "remedies_by_seed": by_seed}, _paths(outputs))
 
 
 def plot_remedies(table_path: str | Path, out_path: str | Path) -> None:
@@ -201,7 +214,8 @@ def plot_remedies(table_path: str | Path, out_path: str | Path) -> None:
 
 
 def write_provenance(runs: list[dict], out_csv: str | Path) -> None:
-    from .crossrun import RunRef, provenance_table
-    from .tables import write_table
+    """``provenance.csv``: what produced each run, from its ``metrics`` file."""
+    from ..io import write_table
+    from .crossrun import provenance_table
 
-    write_table(provenance_table([RunRef(**r) for r in runs]), out_csv)
+    write_table(provenance_table(_run_refs(runs)), out_csv)

@@ -24,13 +24,12 @@ Conventions shared by every table:
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from fragility.analysis.dynamics import dynamics_table
@@ -46,18 +45,11 @@ from fragility.analysis.rq4 import (
 from fragility.analysis.rq5 import largest_weight_vs_ce, top_abs_weights, weight_sums
 from fragility.analysis.rq6 import class_topk_members, members_to_cover, top_class_mean_fe
 from fragility.analysis.rq7 import rq7_generalization
+from fragility.catalog import RUN_TABLES, model_file
 from fragility.embeddings import read_classifier, read_embeddings
 from fragility.errors import ConfigError, FragilityError
-from fragility.io import atomic_path
 
-TABLES: dict[str, tuple[str, ...]] = {
-    "rq2": ("per_class_accuracy", "table2", "accuracy_over_epochs", "training_dynamics"),
-    "rq3": ("topk_coverage", "smallest_k"),
-    "rq4": ("class_mean_ce_top10", "table3", "topk_logit_share", "table4"),
-    "rq5": ("top_weights", "weight_sums"),
-    "rq6": ("class_topk_members", "members_to_cover", "class_mean_fe_top10"),
-    "rq7": ("fe_means_top10", "generalization_gap", "top_feature_overlap"),
-}
+TABLES: dict[str, tuple[str, ...]] = {rq: spec.tables for rq, spec in RUN_TABLES.items()}
 
 N_TOP = 10  # the paper's "ten largest" in Figs 4, 7, 8, 10 and RQ7
 COVERAGE_THRESHOLD = 0.94  # RQ3: smallest K covering >= 94 % of all instances
@@ -85,40 +77,34 @@ class RunInputs:
     kept_epoch: int | None = None
 
     @classmethod
-    def load(cls, run_dir: str | Path, *, pool: bool | None = None) -> RunInputs:
-        """Read a run directory (``results/{dataset}/{imbalance}/{loss}/seed{seed}``).
-
-        ``pool``: True requires ``embeddings/pool.parquet``, False skips it, None (default)
-        reads it when present. ``metrics.json`` supplies ``classes`` and
-        ``train_class_counts``; without it names default to the class index and counts to
-        the labels of the train embeddings.
-        """
-        run_dir = Path(run_dir)
-        emb = run_dir / "embeddings"
-        required = [emb / "train.parquet", emb / "test.parquet", emb / "classifier.parquet"]
-        if pool:
-            required.append(emb / "pool.parquet")
-        missing = [str(p) for p in required if not p.is_file()]
+    def from_files(cls, files: Mapping[str, str | Path]) -> RunInputs:
+        """Read the files one analysis was handed: ``files`` maps kinds of
+        :data:`fragility.catalog.MODEL_FILES` to paths. ``train`` and ``classifier`` are
+        required; ``test``, ``pool``, ``history`` and ``metrics`` are read when given.
+        ``metrics`` (metrics.json) supplies ``classes`` and ``train_class_counts``; without
+        it names default to the class index and counts to the labels of the train
+        embeddings."""
+        files = {kind: Path(path) for kind, path in files.items()}
+        required = [kind for kind in ("train", "classifier") if kind not in files]
+        if required:
+            raise FragilityError(
+                f"the per-run analyses need the {' and '.join(required)} embeddings; "
+                f"got only {sorted(files)}"
+            )
+        missing = [str(path) for path in files.values() if not path.is_file()]
         if missing:
             raise FragilityError(
-                f"run {run_dir} lacks {', '.join(missing)}; produce the embeddings of this run "
-                "first (the workflow's embeddings step)"
+                f"{', '.join(missing)} missing; produce the embeddings of this run first "
+                "(the workflow's embeddings step)"
             )
-        train = read_embeddings(emb / "train.parquet")
-        test = read_embeddings(emb / "test.parquet")
-        pool_path = emb / "pool.parquet"
-        pool_data = (
-            read_embeddings(pool_path) if pool is not False and pool_path.is_file() else None
-        )
-        classifier = read_classifier(emb / "classifier.parquet")
-        n_classes = classifier["weight"].shape[0]
-        history_path = run_dir / "history.parquet"
-        history = pq.read_table(history_path) if history_path.is_file() else None
 
-        metrics: dict = {}
-        metrics_path = run_dir / "metrics.json"
-        if metrics_path.is_file():
-            metrics = json.loads(metrics_path.read_text())
+        def embeddings(kind: str) -> dict | None:
+            return read_embeddings(files[kind]) if kind in files else None
+
+        classifier = read_classifier(files["classifier"])
+        n_classes = classifier["weight"].shape[0]
+        train = embeddings("train")
+        metrics = json.loads(files["metrics"].read_text()) if "metrics" in files else {}
         names = [str(n) for n in metrics.get("classes") or range(n_classes)]
         counts = metrics.get("train_class_counts")
         if counts is None:
@@ -126,20 +112,44 @@ class RunInputs:
         counts = np.asarray(counts, dtype=np.int64)
         if len(names) != n_classes or len(counts) != n_classes:
             raise FragilityError(
-                f"{metrics_path} lists {len(names)} class names and {len(counts)} class counts, "
-                f"but the classifier in {emb / 'classifier.parquet'} has {n_classes} classes"
+                f"{files.get('metrics')} lists {len(names)} class names and {len(counts)} class "
+                f"counts, but the classifier in {files['classifier']} has {n_classes} classes"
             )
         kept = metrics.get("kept_epoch")
         return cls(
             train=train,
-            test=test,
-            pool=pool_data,
+            test=embeddings("test"),
+            pool=embeddings("pool"),
             classifier=classifier,
-            history=history,
+            history=pq.read_table(files["history"]) if "history" in files else None,
             class_names=names,
             class_counts=counts,
             kept_epoch=None if kept is None else int(kept),
         )
+
+    @classmethod
+    def load(cls, run_dir: str | Path, *, pool: bool | None = None) -> RunInputs:
+        """Read a run folder (``results/{dataset}/{imbalance}/{loss}/seed{seed}``) laid out
+        as :mod:`fragility.catalog` says: a convenience for the Python API (the workflow's
+        stages are handed their files, see :meth:`from_files`).
+
+        ``pool``: True requires ``embeddings/pool.parquet``, False skips it, None (default)
+        reads it when present; ``history.parquet`` and ``metrics.json`` are read when present.
+        """
+        run_dir = Path(run_dir)
+        required = ["train", "test", "classifier", *(["pool"] if pool else [])]
+        optional = [*([] if pool is not None else ["pool"]), "history", "metrics"]
+        files = {kind: run_dir / model_file(kind) for kind in required}
+        missing = [str(p) for p in files.values() if not p.is_file()]
+        if missing:
+            raise FragilityError(
+                f"run {run_dir} lacks {', '.join(missing)}; produce the embeddings of this run "
+                "first (the workflow's embeddings step)"
+            )
+        for kind in optional:
+            if (run_dir / model_file(kind)).is_file():
+                files[kind] = run_dir / model_file(kind)
+        return cls.from_files(files)
 
     @property
     def n_classes(self) -> int:
@@ -530,18 +540,8 @@ def rq_tables(
         raise ConfigError(f"every K in ks must lie in 1..{width} (the FE width), got {list(ks)}")
     if not 1 <= int(k_fe) <= width:
         raise ConfigError(f"k_fe must lie in 1..{width} (the FE width), got {k_fe}")
+    if "test" in RUN_TABLES[rq].reads and inputs.test is None:
+        raise FragilityError(f"the {rq} tables need the test embeddings; none were given")
     tables = _BUILDERS[rq](inputs, ks=ks, k_fe=int(k_fe))
     assert tuple(tables) == TABLES[rq], (rq, tuple(tables))
     return tables
-
-
-def write_table(table: pa.Table, path: str | Path) -> None:
-    """Write ``table`` atomically as CSV or Parquet, chosen by the suffix of ``path``."""
-    path = Path(path)
-    if path.suffix not in (".csv", ".parquet"):
-        raise ConfigError(f"tables are written as .csv or .parquet, not {path.name!r}")
-    with atomic_path(path) as tmp:
-        if path.suffix == ".csv":
-            pacsv.write_csv(table, tmp)
-        else:
-            pq.write_table(table, tmp)

@@ -6,19 +6,20 @@ FE-gradient norm against the epoch.
 :func:`plot_cross_dynamics` puts every loss (ERM and each loss-level remedy, MFW among them)
 of one dataset and imbalance side by side from the cross-run ``training_dynamics`` table.
 A history from before the gradient was recorded gets its accuracy panels and a gradient
-panel that says so. Registered in :data:`fragility.plotting.FIGURES` and
-:data:`~fragility.plotting.CROSS_RUN_FIGURES`.
+panel that says so. Declared in :data:`fragility.catalog.RUN_FIGURES` and
+:data:`~fragility.catalog.CROSS_RUN_FIGURES`; their plot functions in
+:data:`fragility.plotting.run_figures.RUN_PLOTS` and
+:data:`~fragility.plotting.cross_run.CROSS_RUN_PLOTS`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib.ticker as ticker  # this module is imported when a figure is drawn
 import numpy as np
 import pyarrow as pa
 
-from fragility.plotting import (
+from fragility.plotting.style import (
     BLACK,
     BLUE,
     GREY,
@@ -26,9 +27,10 @@ from fragility.plotting import (
     WIDTH_IN,
     Line2D,
     MaxNLocator,
-    _save,
-    _styled,
     plt,
+    save,
+    styled,
+    ticker,
 )
 
 # (history column, axis label) of the three panels, top to bottom
@@ -90,7 +92,7 @@ def _role_legend(fig, labels: dict[str, str], kept: bool = True, ncol: int = 2) 
     fig.legend(handles=handles, loc="outside lower center", ncol=ncol, columnspacing=1.0)
 
 
-@_styled
+@styled
 def plot_training_dynamics(tables: dict[str, pa.Table], out_path: Path, title: str) -> None:
     """One run: train accuracy, test accuracy and FE-gradient norm per epoch (panels, top to
     bottom) of the majority class, the minority class and the mean over classes."""
@@ -101,7 +103,7 @@ def plot_training_dynamics(tables: dict[str, pa.Table], out_path: Path, title: s
     if table.num_rows == 0:
         for ax in axes[:, 0]:
             _not_recorded(ax, "no training history")
-        _save(fig, out_path, title)
+        save(fig, out_path, title)
         return
     epoch, cls = _column(table, "epoch").astype(int), _column(table, "class").astype(int)
     role = np.array(table.column("role").to_pylist())
@@ -132,7 +134,7 @@ def plot_training_dynamics(tables: dict[str, pa.Table], out_path: Path, title: s
     axes[-1, 0].tick_params(labelbottom=True)
     _log_ticks(axes.ravel())
     _role_legend(fig, labels)
-    _save(fig, out_path, title)
+    save(fig, out_path, title)
 
 
 def _groups(table: pa.Table) -> dict[tuple[str, str], list[str]]:
@@ -144,7 +146,7 @@ def _groups(table: pa.Table) -> dict[tuple[str, str], list[str]]:
     return {k: sorted(v, key=lambda x: (x != "ce", v.index(x))) for k, v in out.items()}
 
 
-@_styled
+@styled
 def plot_cross_dynamics(tables: dict[str, pa.Table], out_path: Path, title: str) -> None:
     """Every (dataset, imbalance): one column per loss, rows train accuracy, test accuracy
     and FE-gradient norm; majority, minority and mean over classes (mean over seeds, band
@@ -185,7 +187,7 @@ def plot_cross_dynamics(tables: dict[str, pa.Table], out_path: Path, title: str)
     _log_ticks(axes.ravel())
     roles = {"majority": "majority", "minority": "minority", "mean": "mean over classes"}
     _role_legend(fig, roles, kept=False, ncol=3)
-    _save(fig, out_path, title or "; ".join(sorted({d for d, _ in groups})))
+    save(fig, out_path, title or "; ".join(sorted({d for d, _ in groups})))
 
 
 def _cross_panels(block, table: pa.Table, run: np.ndarray, role: np.ndarray, epoch) -> None:

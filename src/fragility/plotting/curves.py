@@ -5,7 +5,7 @@ and the balanced model's level as a dashed reference line.
 Every figure is a :class:`CurveFigure` in :data:`CURVE_FIGURES`: the statistics it draws (one
 panel each, from :data:`fragility.analysis.curves.STATISTICS`) and a caption naming the claim
 it tests. The house style (one journal column, Okabe-Ito colours) is
-:mod:`fragility.plotting`'s.
+:mod:`fragility.plotting.style`'s.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from fragility.analysis import curves
 from fragility.errors import ConfigError
-from fragility.plotting import BLACK, BLUE, GREY, STYLE, VERMILLION, Patch, _figure, _save, plt
+from fragility.plotting.style import BLACK, BLUE, GREY, STYLE, VERMILLION, Patch, figure, plt, save
 
 FAMILY_STYLE = {"exp": (BLUE, "o", "exp"), "step": (VERMILLION, "s", "step")}
 PANEL_HEIGHT_IN = 1.55
@@ -215,7 +215,7 @@ def plot_curve_figure(
     with plt.rc_context(STYLE):
         try:
             height = PANEL_HEIGHT_IN * nrows + LEGEND_HEIGHT_IN
-            fig, axes = _figure(height, nrows, ncols, sharey=spec.share_y)
+            fig, axes = figure(height, nrows, ncols, sharey=spec.share_y)
             for ax in axes.ravel()[len(panels) :]:
                 ax.set_axis_off()
             for i, (ax, (stat, title)) in enumerate(zip(axes.ravel(), panels)):
@@ -237,7 +237,7 @@ def plot_curve_figure(
             labels.append("95 % interval")
             ncol = len(labels) if len(labels) <= 3 else math.ceil(len(labels) / 2)  # fits 3.5 in
             fig.legend(handles, labels, loc="outside lower center", ncol=ncol)
-            _save(fig, Path(out_path), f"{dataset}, {loss}")
+            save(fig, Path(out_path), f"{dataset}, {loss}")
         finally:
             plt.close("all")
 

@@ -1,0 +1,180 @@
+"""The catalog (fragility.catalog) is the one declaration of the study's outputs: the rules
+make exactly what it declares, the config schema's enums name what it and the package know,
+and the stages read only the files they are handed."""
+
+import re
+
+import pytest
+import yaml
+from snakemake_cli import REPO, SMOKE, run_snakemake
+
+from fragility import catalog
+from fragility.catalog import Layout
+
+RULES = REPO / "rules"
+
+
+def test_the_layout_is_the_one_of_spec_section_6():
+    layout = Layout(results="res", data_dir="data")
+    run = "digits/exp10/ce/seed0"
+    assert layout.dataset("digits") == "data/digits.npz"
+    assert layout.split() == "res/{dataset}/{imbalance}/split_seed{seed}.parquet"
+    assert layout.file("metrics", run) == "res/digits/exp10/ce/seed0/metrics.json"
+    assert layout.file("test", run) == "res/digits/exp10/ce/seed0/embeddings/test.parquet"
+    assert layout.file("rq2/table2", run) == "res/digits/exp10/ce/seed0/rq2/table2.parquet"
+    assert (
+        layout.file("test") == "res/{dataset}/{imbalance}/{loss}/seed{seed}/embeddings/test.parquet"
+    )
+    assert (
+        layout.file("metrics", run, remedy="eos")
+        == "res/digits/exp10/ce/seed0/remedies/eos/metrics.json"
+    )
+    assert layout.run_figure("fig4_class_mean_ce", run) == f"res/{run}/rq4/fig4_class_mean_ce.png"
+    assert layout.table("claims", "txt") == "res/tables/claims.txt"
+    assert layout.figure("table1_bac") == "res/figures/table1_bac.png"
+    assert layout.log("train", run) == f"res/logs/train/{run}.log"
+    assert layout.benchmark("train", run) == f"res/benchmarks/train/{run}.tsv"
+    with pytest.raises(KeyError, match="no model file of kind 'rq2/nothing'"):
+        catalog.model_file("rq2/nothing")
+
+
+def test_declarations_refer_to_what_exists():
+    per_run = {f"{rq}/{t}" for rq, spec in catalog.RUN_TABLES.items() for t in spec.tables}
+    kinds = set(catalog.MODEL_FILES) | per_run
+    for name, spec in catalog.CROSS_RUN_TABLES.items():
+        assert set(spec.reads) | set(spec.balanced_reads) <= kinds, name
+    for spec in catalog.RUN_TABLES.values():
+        assert set(spec.reads) <= set(catalog.MODEL_FILES)
+    assert set(catalog.CLAIM_TABLES) <= set(catalog.CROSS_RUN_TABLES)
+    for name, figure in catalog.RUN_FIGURES.items():
+        assert set(figure.tables) <= set(catalog.RUN_TABLES[figure.rq].tables), name
+    for name, figure in catalog.CROSS_RUN_FIGURES.items():
+        assert set(figure.tables) <= set(catalog.CROSS_RUN_TABLES), name
+    assert set(catalog.REMEDY_RQS) <= set(catalog.RUN_TABLES)
+
+
+def test_every_builder_and_claim_detail_has_its_catalog_entry():
+    from fragility.analysis.claims import CLAIMS, DETAILS
+    from fragility.analysis.crossrun import BUILDERS
+    from fragility.remedies import REMEDIES
+
+    assert set(BUILDERS) == set(catalog.CROSS_RUN_TABLES)
+    assert set(DETAILS) == set(catalog.CLAIMS) == {c.name for c in CLAIMS}
+    assert set(REMEDIES) == set(catalog.REMEDY_METHODS)
+
+
+def _enum(schema: dict, *path: str) -> set:
+    node = schema
+    for key in path:
+        node = node[key]
+    return set(node["enum"])
+
+
+def test_the_config_schema_enums_name_what_the_catalog_and_the_package_know():
+    from fragility.data import LOADERS
+    from fragility.settings import ARCHITECTURES, LOSSES, MFW_LAYERS, SELECTIONS
+
+    schema = yaml.safe_load((REPO / "config/schema.yaml").read_text())
+    (methods,) = [e for e in _values(schema, "enum") if "eos" in e]
+    assert set(methods) == set(catalog.REMEDY_METHODS)
+    assert set(schema["$defs"]["remedy_params"]) == set(catalog.REMEDY_METHODS)
+    enums = {tuple(sorted(e)) for e in _values(schema, "enum")}
+    for known in (LOSSES, SELECTIONS, ARCHITECTURES, MFW_LAYERS):
+        assert tuple(sorted(known)) in enums, known
+    patterns = [p for p in _values(schema, "pattern") if "balanced" in p]
+    assert patterns == [f"^(?:{catalog.IMBALANCE})$"]
+    datasets = schema["properties"]["datasets"]
+    named = set(datasets.get("properties", {})) | set(
+        datasets.get("propertyNames", {}).get("enum", [])
+    )
+    assert named <= set(LOADERS)
+
+
+def _values(node, key: str):
+    """Every value of ``key`` (``enum``, ``pattern``) anywhere in a schema."""
+    if isinstance(node, dict):
+        if key in node:
+            yield node[key]
+        for value in node.values():
+            yield from _values(value, key)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _values(value, key)
+
+
+def _planned_outputs(stdout: str) -> set[str]:
+    outputs = set()
+    for line in re.findall(r"^\s*output: (.+)$", stdout, re.MULTILINE):
+        outputs.update(line.split(", "))
+    return outputs
+
+
+def test_the_rules_make_exactly_what_the_catalog_declares(tmp_path):
+    """Every catalog entry of the smoke study (runs, remedies, cross-run tables, figures,
+    claims) is an output of some job, and no job makes a file the catalog does not know."""
+    result = run_snakemake(tmp_path, SMOKE, "-n")
+    assert result.returncode == 0, result.stderr[-3000:]
+    planned = _planned_outputs(result.stdout)
+    config = yaml.safe_load(SMOKE.read_text())
+    layout = Layout(results="results", data_dir=config.get("data_dir", "data"))
+    runs = ["digits/balanced/ce/seed0", "digits/exp10/ce/seed0", "digits/exp10/ldam_drw/seed0"]
+    remedies = list(config["remedies"]["methods"])
+    expected = {layout.dataset("digits")}
+    expected |= {f"results/digits/{i}/split_seed0.parquet" for i in ("balanced", "exp10")}
+    for run in runs:
+        kinds = ["model", "history", "metrics", *catalog.EMBEDDINGS]
+        expected |= {layout.file(kind, run) for kind in kinds}
+        expected |= {layout.bootstrap(ext, run) for ext in ("csv", "parquet")}
+        for rq, spec in catalog.RUN_TABLES.items():
+            expected |= {
+                layout.run_table(rq, t, e, run) for t in spec.tables for e in ("csv", "parquet")
+            }
+        expected |= {layout.run_figure(name, run) for name in catalog.RUN_FIGURES}
+        if "balanced" not in run:
+            expected |= {layout.run_table("rq1", "retrained", e, run) for e in ("csv", "parquet")}
+            expected.add(layout.file("retrained_predictions", run))
+    treated = "digits/exp10/ce/seed0"
+    for name in remedies:
+        expected |= {layout.file(kind, treated, name) for kind in catalog.REMEDY_FILES}
+        for rq in catalog.REMEDY_RQS:
+            expected |= {
+                layout.run_table(rq, t, e, treated, name)
+                for t in catalog.RUN_TABLES[rq].tables
+                for e in ("csv", "parquet")
+            }
+    for name in [*catalog.CROSS_RUN_TABLES, catalog.REMEDY_TABLE]:
+        for table in (name, f"{name}_by_seed"):
+            expected |= {layout.table(table, ext) for ext in ("csv", "parquet")}
+    expected |= {layout.table("claims", ext) for ext in ("csv", "parquet", "txt")}
+    expected |= {layout.table("summary", "rst"), layout.table("provenance", "csv")}
+    expected |= {
+        layout.figure(name) for name in [*catalog.CROSS_RUN_FIGURES, catalog.REMEDY_FIGURE]
+    }
+    assert sorted(expected - planned) == []  # declared but made by no rule
+    assert sorted(planned - expected) == []  # made but not declared
+
+
+def _rule_blocks() -> dict[str, str]:
+    blocks = {}
+    for path in sorted(RULES.glob("*.smk")):
+        text = path.read_text()
+        for match in re.finditer(r"^(\s*)rule( \w+)?:\n((?:\1    .*\n|\s*\n)+)", text, re.M):
+            name = (match[2] or "").strip() or re.search(r'f?"([^"]+)"', match[3])[1]
+            blocks[f"{path.name}:{name}"] = match[3]
+    return blocks
+
+
+def test_every_stage_runs_in_a_folder_holding_only_its_declared_inputs():
+    """Snakemake's minimal shadow links a job's declared inputs, and nothing else, into a
+    fresh folder: a stage reading an undeclared file fails in every run of the workflow (the
+    end-to-end tests run them all). Training keeps its resume state beside its outputs, and
+    raw data comes from outside the study, so those two are the exceptions."""
+    blocks = _rule_blocks()
+    assert len(blocks) > 15
+    shadowed = re.compile(r'shadow:\s+"minimal"')
+    unshadowed = {name for name, body in blocks.items() if not shadowed.search(body)}
+    assert unshadowed == {
+        "data.smk:prepare_dataset",
+        "training.smk:train_model",
+        "curves.smk:curves",
+    }
