@@ -1,7 +1,7 @@
 # The seven research questions (SPEC section 4): per-run tables and figures under
 # {run}/rq{N}/, cross-run tables under results/tables/, figures under results/figures/.
-# Every rule here is generated from fragility.catalog, and every job runs in a shadow folder
-# holding only its declared inputs, so a stage that reads an undeclared file fails at once.
+# Every rule here is generated from fragility.catalog; with check_inputs every job runs in a
+# shadow folder holding only its declared inputs, so a stage reading an undeclared file fails.
 # These jobs take seconds and no GPU, so on a cluster they run beside Snakemake (localrule)
 # instead of paying a batch job's start-up each.
 
@@ -17,7 +17,7 @@ rule retrain_classifier:
     params:
         epochs=config["analysis"]["retrain_epochs"],
     shadow:
-        "minimal"
+        SHADOW
     conda:
         "../envs/fragility.yaml"
     threads: 1
@@ -43,7 +43,7 @@ rule bootstrap_run:
         ks=config["analysis"]["ks"],
         k_fe=config["analysis"]["k_fe"],
     shadow:
-        "minimal"
+        SHADOW
     conda:
         "../envs/fragility.yaml"
     threads: 1
@@ -78,7 +78,7 @@ for rule_prefix, remedy in (("analyze", None), ("analyze_remedy", "{remedy}")):
                 ks=config["analysis"]["ks"],
                 k_fe=config["analysis"]["k_fe"],
             shadow:
-                "minimal"
+                SHADOW
             conda:
                 "../envs/fragility.yaml"
             threads: 1
@@ -105,7 +105,7 @@ rule plot_run_figure:
         what=lambda wildcards: f"Run: {run_of(wildcards).path} (kept checkpoint).",
         title=lambda wildcards: f"{wildcards.dataset} {wildcards.imbalance} {wildcards.loss} seed {wildcards.seed}",
     shadow:
-        "minimal"
+        SHADOW
     conda:
         "../envs/fragility.yaml"
     threads: 1
@@ -137,7 +137,7 @@ for name, spec in catalog.CROSS_RUN_TABLES.items():
             runs=cross_run_refs(spec),
             caption=spec.description,
         shadow:
-            "minimal"
+            SHADOW
         conda:
             "../envs/fragility.yaml"
         threads: 1
@@ -167,7 +167,7 @@ rule claims:
     params:
         runs=[[run.dataset, run.imbalance, run.loss, run.seed] for run in imbalanced_runs()],
     shadow:
-        "minimal"
+        SHADOW
     conda:
         "../envs/fragility.yaml"
     threads: 1
@@ -186,7 +186,7 @@ rule summary:
     log:
         LAYOUT.log("tables", "summary"),
     shadow:
-        "minimal"
+        SHADOW
     conda:
         "../envs/fragility.yaml"
     threads: 1
@@ -212,7 +212,7 @@ rule plot_cross_run_figure:
     wildcard_constraints:
         figure="|".join(catalog.CROSS_RUN_FIGURES),
     shadow:
-        "minimal"
+        SHADOW
     conda:
         "../envs/fragility.yaml"
     threads: 1
@@ -238,7 +238,7 @@ rule provenance:
     params:
         runs=PROVENANCE_RUNS,
     shadow:
-        "minimal"
+        SHADOW
     conda:
         "../envs/fragility.yaml"
     threads: 1

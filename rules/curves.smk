@@ -29,7 +29,7 @@ for source in curve_sources():
         conda:
             "../envs/fragility.yaml"
         shadow:
-            "minimal"
+            SHADOW
         threads: 1
         localrule: True
         script:
@@ -54,7 +54,7 @@ rule curve_table_all:
         caption="Fragility curves: every claim statistic and every remedy's gain, one row per dataset, imbalance family, ratio R and loss (R = 1 is the balanced model).",
         what="Each statistic's mean over seeds (column suffix _mean), its 95 % t-interval (_ci_low, _ci_high) and the number of seeds it was measured in (_n); null where the statistic does not exist for that row (e.g. a remedy's gain on the balanced run).",
     shadow:
-        "minimal"
+        SHADOW
     conda:
         "../envs/fragility.yaml"
     threads: 1
@@ -80,7 +80,7 @@ rule curve_claims_smallest_ratio:
         caption="Where each claim starts to hold: per claim, dataset, loss and imbalance family, the smallest ratio R whose verdict is 'holds' (its 95 % interval of the difference lies wholly on the claimed side), or 'never in the range'.",
         what="verdicts lists the verdict at every ratio tested; holds_at_every_larger_ratio says whether it keeps holding above that R.",
     shadow:
-        "minimal"
+        SHADOW
     conda:
         "../envs/fragility.yaml"
     threads: 1
@@ -108,7 +108,7 @@ rule plot_curve_figure:
     wildcard_constraints:
         curve="|".join(CURVE_FIGURES),
     shadow:
-        "minimal"
+        SHADOW
     conda:
         "../envs/fragility.yaml"
     threads: 1

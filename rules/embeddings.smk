@@ -12,7 +12,7 @@ rule extract_embeddings:
     params:
         device=config["device"],
     shadow:
-        "minimal"
+        SHADOW
     conda:
         "../envs/fragility.yaml"
     threads: 2

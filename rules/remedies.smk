@@ -15,7 +15,7 @@ rule apply_remedy:
     params:
         spec=lambda wildcards: STUDY.remedy_methods()[wildcards.remedy],
     shadow:
-        "minimal"
+        SHADOW
     conda:
         "../envs/fragility.yaml"
     threads: 2
@@ -49,7 +49,7 @@ rule remedies_table:
         remedies=lambda wildcards: {k: v["method"] for k, v in STUDY.remedy_methods().items()},
         n_boot=config["analysis"]["bootstrap"],
     shadow:
-        "minimal"
+        SHADOW
     conda:
         "../envs/fragility.yaml"
     threads: 1
@@ -70,7 +70,7 @@ rule plot_remedies:
     log:
         LAYOUT.log("figures", catalog.REMEDY_FIGURE),
     shadow:
-        "minimal"
+        SHADOW
     conda:
         "../envs/fragility.yaml"
     threads: 1

@@ -8,7 +8,7 @@ rule make_split:
     params:
         settings=get_split_settings,
     shadow:
-        "minimal"
+        SHADOW
     conda:
         "../envs/fragility.yaml"
     script:

@@ -165,13 +165,14 @@ def _rule_blocks() -> dict[str, str]:
 
 
 def test_every_stage_runs_in_a_folder_holding_only_its_declared_inputs():
-    """Snakemake's minimal shadow links a job's declared inputs, and nothing else, into a
-    fresh folder: a stage reading an undeclared file fails in every run of the workflow (the
-    end-to-end tests run them all). Training keeps its resume state beside its outputs, and
-    raw data comes from outside the study, so those two are the exceptions."""
+    """With ``check_inputs`` (on in the smoke preset every end-to-end test runs) Snakemake's
+    minimal shadow links a job's declared inputs, and nothing else, into a fresh folder: a
+    stage reading an undeclared file fails. Training keeps its resume state beside its
+    outputs, and raw data comes from outside the study, so those two are the exceptions."""
+    assert yaml.safe_load(SMOKE.read_text())["check_inputs"] is True
     blocks = _rule_blocks()
     assert len(blocks) > 15
-    shadowed = re.compile(r'shadow:\s+"minimal"')
+    shadowed = re.compile(r"shadow:\s+SHADOW\n")
     unshadowed = {name for name, body in blocks.items() if not shadowed.search(body)}
     assert unshadowed == {
         "data.smk:prepare_dataset",
