@@ -223,7 +223,7 @@ def get_curve_figure_tables(wildcards):
     """The tables of one curve figure's statistics (by-seed tables, or the claims), and
     nothing else."""
     sources = CURVE_FIGURES[wildcards.curve].sources()
-    return {source: LAYOUT.table(curve_input(source).removesuffix(".parquet")) for source in sources}
+    return {source: LAYOUT.table(curve_input(source)) for source in sources}
 
 
 def get_curve_caption(wildcards):

@@ -411,8 +411,9 @@ def claims_curve_table(claims: pa.Table) -> pa.Table:
 
 
 def curve_input(source: str) -> str:
-    """The file under ``{results}/tables/`` a curve of ``source`` is computed from."""
-    return "claims.parquet" if source == CLAIMS_SOURCE else f"{source}_by_seed.parquet"
+    """The cross-run table (under ``{results}/tables/``, ``catalog.Layout.table``) a curve of
+    ``source`` is computed from."""
+    return CLAIMS_SOURCE if source == CLAIMS_SOURCE else f"{source}_by_seed"
 
 
 def curve_of(source: str, table: pa.Table) -> pa.Table:
