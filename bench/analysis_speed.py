@@ -282,8 +282,9 @@ def check_run(inputs) -> float:
 def analyse(run_dir: Path, out_dir: Path) -> tuple[dict[str, float], dict]:
     """One full analysis of ``run_dir``; seconds per part, and facts about the output."""
     from fragility.analysis.rq1 import retrained_bac
-    from fragility.analysis.tables import RunInputs, rq_tables, write_table
+    from fragility.analysis.tables import RunInputs, rq_tables
     from fragility.catalog import RUN_FIGURES
+    from fragility.io import write_table
     from fragility.plotting import plot_figure
 
     times: dict[str, float] = {}
