@@ -17,6 +17,7 @@ from fragility import catalog
 from fragility.analysis.crossrun import RunRef, balanced_partner
 from fragility.analysis.curves import CURVE_SOURCES, REMEDY_SOURCE, curve_groups, curve_input
 from fragility.errors import FragilityError
+from fragility.workflow import ref_files
 from fragility.plotting.curves import CURVE_FIGURES
 
 try:
@@ -109,20 +110,11 @@ def cross_run_refs(spec):
     """Every run a cross-run table covers, with the files the catalog says it reads."""
     refs = []
     for run in STUDY.runs:
-        if run.imbalance != "balanced":
-            refs.append(run_ref(run, spec.reads))
-        elif not spec.imbalanced_only:
+        if run.imbalance != "balanced" or not spec.imbalanced_only:
             refs.append(run_ref(run, spec.reads))
         elif spec.balanced_reads:
             refs.append(run_ref(run, spec.balanced_reads))
     return refs
-
-
-def ref_files(refs):
-    """The flat list of every file ``refs`` hand to a stage: the rule's input."""
-    files = [path for ref in refs for path in ref["files"].values()]
-    files += [p for ref in refs for model in ref.get("remedies", {}).values() for p in model.values()]
-    return files
 
 
 def balanced_partner_of(run):

@@ -50,13 +50,20 @@ def run_logged(log_path: str, stage: Callable[[], object]) -> None:
         log.close()
 
 
+def ref_files(runs) -> list[str]:
+    """Every file the run dicts of a cross-run rule name (its own and its remedied models'):
+    what the rule declares as input."""
+    files = [p for run in runs for p in run.get("files", {}).values()]
+    return files + [
+        p for run in runs for model in run.get("remedies", {}).values() for p in model.values()
+    ]
+
+
 def declared_runs(runs, declared_inputs) -> list[dict]:
     """The ``runs`` a rule's params hand a cross-run stage, after checking that every file
     they name is among the rule's declared inputs (so Snakemake tracks each one)."""
     runs = [dict(run) for run in runs]
-    named = [p for r in runs for p in r.get("files", {}).values()]
-    named += [p for r in runs for model in r.get("remedies", {}).values() for p in model.values()]
-    undeclared = sorted(set(map(str, named)) - set(map(str, declared_inputs)))
+    undeclared = sorted(set(map(str, ref_files(runs))) - set(map(str, declared_inputs)))
     if undeclared:
         raise RuntimeError(f"the rule hands its stage files it did not declare: {undeclared}")
     return runs
