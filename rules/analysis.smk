@@ -116,12 +116,13 @@ rule plot_run_figure:
 
 # One rule per cross-run table of the catalog: each reads only the per-run files it declares.
 for name, spec in catalog.CROSS_RUN_TABLES.items():
+    refs = cross_run_refs(spec)
 
     rule:
         name:
             f"cross_run_{name}"
         input:
-            ref_files(cross_run_refs(spec)),
+            ref_files(refs),
         output:
             report(
                 LAYOUT.table(name, "csv"),
@@ -134,7 +135,7 @@ for name, spec in catalog.CROSS_RUN_TABLES.items():
             LAYOUT.log("tables", name),
         params:
             name=name,
-            runs=cross_run_refs(spec),
+            runs=refs,
             caption=spec.description,
         shadow:
             SHADOW
