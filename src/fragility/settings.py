@@ -84,11 +84,17 @@ class TrainConfig:
     drw_start: float = 0.8  # fraction of epochs
     lr_milestones: tuple[float, float] = (0.8, 0.9)  # fractions of epochs: lr ×0.01, ×0.0001
     select: str = "test_bac"
+    # fraction of the epochs after which a checkpoint may be kept: 0 = any epoch (the paper's
+    # "the epoch with the best BAC"), 0.8 = from the first learning-rate decay on
+    select_from: float = 0.0
     augment: bool = True
     flip: bool = True
     crop_padding: int = 4
     seed: int = 0
     eval_batch_size: int | None = None  # None: 256 on CPU (cache-friendly), 2048 on GPU
+    # test images per class evaluated after every epoch (checkpoint selection and the
+    # history), a seeded balanced draw; None: all. The kept checkpoint's metrics use all.
+    epoch_test_per_class: int | None = None
     mfw: MFWSettings | None = None  # Major Feature Weakening; a dict from the config
 
     def __post_init__(self):
@@ -96,6 +102,13 @@ class TrainConfig:
             raise ConfigError(f"unknown select {self.select!r}; choose one of {list(SELECTIONS)}")
         if self.epochs < 1:
             raise ConfigError(f"epochs must be at least 1, got {self.epochs}")
+        if not 0 <= self.select_from < 1:
+            raise ConfigError(f"select_from must lie in [0, 1), got {self.select_from}")
+        if self.epoch_test_per_class is not None and self.epoch_test_per_class < 1:
+            raise ConfigError(
+                f"epoch_test_per_class must be at least 1 (or null: all), got "
+                f"{self.epoch_test_per_class}"
+            )
         self.lr_milestones = tuple(self.lr_milestones)
         if isinstance(self.mfw, dict):
             unknown = set(self.mfw) - {f.name for f in dataclasses.fields(MFWSettings)}
@@ -105,10 +118,12 @@ class TrainConfig:
 
     def hash(self) -> str:
         fields = dataclasses.asdict(self)
-        if fields["mfw"] is None:
-            # a run without MFW keeps the hash it had before the option existed, so its
-            # resume state and its files' metadata still match
-            del fields["mfw"]
+        for optional, default in (("mfw", None), ("epoch_test_per_class", None),
+                                  ("select_from", 0.0)):  # fmt: skip
+            if fields[optional] == default:
+                # a run without the option keeps the hash it had before the option existed,
+                # so its resume state and its files' metadata still match
+                del fields[optional]
         blob = json.dumps(fields, sort_keys=True, default=list)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -133,6 +148,12 @@ def learning_rate(cfg: TrainConfig, epoch: int) -> float:
     if epoch >= first:
         return cfg.lr * 1e-2
     return cfg.lr
+
+
+def selectable(cfg: TrainConfig, epoch: int) -> bool:
+    """Whether 0-based ``epoch``'s checkpoint may be kept (``select_from``; the last epoch
+    always may)."""
+    return epoch >= min(int(cfg.select_from * cfg.epochs), cfg.epochs - 1)
 
 
 def drw_active(cfg: TrainConfig, epoch: int) -> bool:

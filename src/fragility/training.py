@@ -33,6 +33,7 @@ from .settings import (  # noqa: F401 (re-exported: the schedule belongs to trai
     class_weights_active,
     drw_active,
     learning_rate,
+    selectable,
     warmup_epochs,
 )
 
@@ -357,6 +358,7 @@ class Engine:
     evals: dict[str, Subset]  # "test" (and "val"): evaluated after every epoch
     eval_images: dict[str, torch.Tensor]
     eval_batch: int
+    test_images: torch.Tensor  # the whole test set: the kept checkpoint's metrics
 
 
 def setup(
@@ -388,9 +390,10 @@ def setup(
     pad = cfg.crop_padding
     # the training subset's accuracy comes from the training passes themselves (augmented,
     # train mode), as in LDAM-DRW: a separate pass would cost as much again on a CPU
-    evals = {"test": test_set}
+    evals = {"test": epoch_test_subset(test_set, cfg.epoch_test_per_class, cfg.seed)}
     if val_set is not None and len(val_set.y):
         evals["val"] = val_set
+    eval_images = {k: to_device_images(s.x, device) for k, s in evals.items()}
     return Engine(
         cfg=cfg,
         device=device,
@@ -408,9 +411,29 @@ def setup(
         y_cpu=y_cpu,
         y_train=y_cpu.to(device),
         evals=evals,
-        eval_images={k: to_device_images(s.x, device) for k, s in evals.items()},
+        eval_images=eval_images,
         eval_batch=cfg.eval_batch_size or (2048 if device.type == "cuda" else 256),
+        # one device copy when every test image is evaluated after every epoch anyway
+        test_images=eval_images["test"]
+        if evals["test"] is test_set
+        else to_device_images(test_set.x, device),
     )
+
+
+def epoch_test_subset(test_set: Subset, per_class: int | None, seed: int) -> Subset:
+    """The test images evaluated after every epoch: at most ``per_class`` of each class, a
+    draw seeded by the run's seed (in their order in the split), or all of them."""
+    if per_class is None:
+        return test_set
+    rng = np.random.default_rng((seed, 7))
+    keep = []
+    for c in np.unique(test_set.y):
+        members = np.flatnonzero(test_set.y == c)
+        if len(members) > per_class:
+            members = np.sort(rng.choice(members, size=per_class, replace=False))
+        keep.append(members)
+    idx = np.sort(np.concatenate(keep))
+    return Subset(test_set.x[idx], test_set.y[idx])
 
 
 def train_epoch(engine: Engine, epoch: int) -> dict:
@@ -472,11 +495,11 @@ def evaluate(engine: Engine) -> dict:
 
 def select_checkpoint(best: dict, engine: Engine, row: dict, epoch: int) -> dict:
     """``best`` (score, 1-based epoch, CPU state) updated with this epoch if its ``select``
-    score is higher."""
+    score is higher and the epoch may be kept (``select_from``)."""
     score = {"test_bac": row["test_bac"], "val_bac": row.get("val_bac"), "last": epoch}[
         engine.cfg.select
     ]
-    if score <= best["score"]:
+    if score <= best["score"] or not selectable(engine.cfg, epoch):
         return best
     state = {k: v.detach().cpu().clone() for k, v in engine.model.state_dict().items()}
     return {"score": score, "epoch": epoch + 1, "state": state}
@@ -570,9 +593,7 @@ def train(
     bar.close()
 
     engine.model.load_state_dict(best["state"])
-    test_preds = predict(
-        engine.model, engine.eval_images["test"], engine.normalize, engine.eval_batch
-    )
+    test_preds = predict(engine.model, engine.test_images, engine.normalize, engine.eval_batch)
     summary = metrics.summary(test_set.y, test_preds.argmax(1).cpu().numpy(), engine.n_classes)
     summary.update(
         kept_epoch=best["epoch"],
