@@ -263,3 +263,42 @@ def test_training_steps_do_not_synchronise_the_gpu(digit_subsets):
                 torch.cuda.set_sync_debug_mode("default")
         counts.append(sum("synchroniz" in str(w.message) for w in caught))
     assert counts[0] == counts[1]
+
+
+def test_the_per_epoch_test_draw_is_balanced_seeded_and_the_metrics_use_every_image(
+    digit_subsets,
+):
+    from fragility.training import epoch_test_subset
+
+    tr, te = digit_subsets  # 15 test images per class
+    draw = epoch_test_subset(te, 4, seed=5)
+    assert np.bincount(draw.y).tolist() == [4, 4, 4]
+    again = epoch_test_subset(te, 4, seed=5)
+    assert np.array_equal(draw.x, again.x) and np.array_equal(draw.y, again.y)
+    assert not np.array_equal(draw.x, epoch_test_subset(te, 4, seed=6).x)
+    assert epoch_test_subset(te, 20, seed=5) is not te  # fewer than asked: all of the class
+    assert len(epoch_test_subset(te, 20, seed=5).y) == 45 and epoch_test_subset(te, None, 5) is te
+    result = train(_cfg(epochs=2, epoch_test_per_class=4), tr, te, progress=False)
+    # the history's per-epoch accuracies come from 4 images a class (multiples of 1/4) ...
+    assert all(a * 4 == int(a * 4) for row in result.history for a in row["test_acc"])
+    # ... the kept checkpoint's metrics from all 15: the same weights as without the option
+    full = train(_cfg(epochs=2, select="last"), tr, te, progress=False)
+    kept = train(_cfg(epochs=2, select="last", epoch_test_per_class=4), tr, te, progress=False)
+    assert kept.metrics["bac"] == pytest.approx(full.metrics["bac"])
+    assert all(
+        torch.equal(v, full.model.state_dict()[k]) for k, v in kept.model.state_dict().items()
+    )
+
+
+def test_select_from_keeps_an_epoch_of_the_window_only(digit_subsets):
+    tr, te = digit_subsets
+    free = train(_cfg(epochs=5), tr, te, progress=False)
+    late = train(_cfg(epochs=5, select_from=0.6), tr, te, progress=False)
+    assert late.best_epoch >= 4  # int(0.6 * 5) = 3, the 0-based epochs 3 and 4
+    window = [h["test_bac"] for h in late.history[3:]]
+    assert late.metrics["kept_epoch"] == 4 + int(np.argmax(window))
+    assert [h["test_bac"] for h in free.history] == [h["test_bac"] for h in late.history]
+    with pytest.raises(ConfigError, match="select_from"):
+        _cfg(select_from=1.0)
+    # the default keeps the config hash of runs that never set it
+    assert _cfg(select_from=0.0).hash() == _cfg().hash() != _cfg(select_from=0.8).hash()
