@@ -167,6 +167,8 @@ rule claims:
         LAYOUT.log("tables", "claims"),
     params:
         runs=[[run.dataset, run.imbalance, run.loss, run.seed] for run in imbalanced_runs()],
+        # which of the paper's models each run group compares with (its loss entry)
+        losses=STUDY.losses,
     shadow:
         SHADOW
     conda:

@@ -15,6 +15,7 @@ except WorkflowError as error:
 
 from fragility import catalog
 from fragility.analysis.crossrun import RunRef, balanced_partner
+from fragility.analysis.paper import paper_loss
 from fragility.analysis.curves import CURVE_SOURCES, REMEDY_SOURCE, curve_groups, curve_input
 from fragility.errors import FragilityError
 from fragility.workflow import ref_files
@@ -100,6 +101,7 @@ def run_ref(run, kinds=(), remedies=None):
     """A run as the cross-run stages take it: its keys and the files ``kinds`` of it (and,
     for a treated run, the files of each remedied model under it)."""
     ref = dict(dataset=run.dataset, imbalance=run.imbalance, loss=run.loss, seed=run.seed)
+    ref["paper_loss"] = paper_loss(STUDY.losses.get(run.loss))  # the paper's numbers beside ours
     ref["files"] = LAYOUT.files(kinds, run.path)
     if remedies:
         ref["remedies"] = {name: LAYOUT.files(kinds, run.path, name) for name in remedies}

@@ -106,48 +106,51 @@ def test_majority_minority_ties():
 
 
 # ----------------------------------------------------------------------------- RQ3
-# C = 3, H = 4; class 2 has zero weights and bias -10, so it is never R nor A.
-# LG0 = 2a + b - c, LG1 = c + 2d + .5
+# C = 3, H = 4; class 2 has zero weights and bias -10, so it is never R (the prediction).
+# With the bias: LG0 = 2a + b - c, LG1 = c + 2d + .5. The paper's bias-free logits (sum of
+# ce, §3.1): LG0' = 2a + b - c, LG1' = c + 2d, LG2' = 0.
 W3 = np.array([[2, 1, -1, 0], [0, 0, 1, 2], [0, 0, 0, 0]], dtype=np.float64)
 B3 = np.array([0.0, 0.5, -10.0])
 FE3 = np.array(
     [
-        [3, 1, 0, 0],  # LG = 7, .5  -> R0, CE0 sorted 6,1,0,0 ; 6 > .5 at K=1
-        [1, 1, 1, 1],  # LG = 2, 3.5 -> R1, CE1 sorted 2,1,0,0 ; 2+.5 > 2 at K=1
-        [2, 0, 1, 1],  # LG = 3, 3.5 -> R1, 2+.5 > 3 no ; 3+.5 > 3 at K=2
-        [1, 2, 0, 1],  # LG = 4, 2.5 -> R0, CE0 2,2,0,0 ; 2 > 2.5 no ; 4 at K=2
-        [1, 3, 1, 1],  # LG = 4, 3.5 -> R0, CE0 3,2,0,-1 ; 3 > 3.5 no ; 5 at K=2
+        [3, 1, 0, 0],  # LG 7, .5 -> R0, CE0 sorted 6,1,0,0; 6 > .5 at K=1 | bias-free 6 > 0
+        [1, 1, 1, 1],  # LG 2, 3.5 -> R1, CE1 sorted 2,1,0,0; 2+.5 > 2 at K=1 | 2 > 2 no, 3 > 2
+        [2, 0, 1, 1],  # LG 3, 3.5 -> R1; 2+.5 > 3 no, 3+.5 > 3 at K=2 | LG' 3, 3: never
+        [1, 2, 0, 1],  # LG 4, 2.5 -> R0, CE0 2,2,0,0; 2 > 2.5 no, 4 at K=2 | A' = 2: K=2
+        [1, 3, 1, 1],  # LG 4, 3.5 -> R0, CE0 3,2,0,-1; 3 > 3.5 no, 5 at K=2 | A' = 3: K=2
     ],
     dtype=np.float64,
 )
+COVERED_WITH_BIAS = [[True] * 4, [True] * 4, [False, True, True, True],
+                     [False, True, True, True], [False, True, True, True]]  # fmt: skip
+COVERED_BIAS_FREE = [[True] * 4, [False, True, True, True], [False] * 4,
+                     [False, True, True, True], [False, True, True, True]]  # fmt: skip
 
 
 def _logits3(fe):
     return fe @ W3.T + B3
 
 
-def test_rq3_instance_coverage():
-    cov = topk_coverage_matrix(FE3, W3, B3, _logits3(FE3))
-    assert cov.tolist() == [
-        [True, True, True, True],
-        [True, True, True, True],
-        [False, True, True, True],
-        [False, True, True, True],
-        [False, True, True, True],
-    ]
+def test_rq3_instance_coverage_bias_free_and_with_bias():
+    logits = _logits3(FE3)
+    assert topk_coverage_matrix(FE3, W3, B3, logits, with_bias=True).tolist() == COVERED_WITH_BIAS
+    # the paper's reading is the default: n1 needs K = 2 without its bias of +0.5, and n2,
+    # predicted 1 only by the bias (bias-free tie 3 vs 3), is covered at no K
+    assert topk_coverage_matrix(FE3, W3, B3, logits).tolist() == COVERED_BIAS_FREE
 
 
 def test_rq3_class_ratios_and_smallest_k():
     res = rq3_coverage(FE3, W3, B3, _logits3(FE3), ks=(1, 2))
-    # predicted class 0 = {n0, n3, n4}: K=1 1/3, K=2 3/3; class 1 = {n1, n2}: 1/2, 2/2
-    np.testing.assert_allclose(res.class_ratio[:2], [[1 / 3, 1.0], [0.5, 1.0]])
+    # predicted class 0 = {n0, n3, n4}, class 1 = {n1, n2}
+    np.testing.assert_allclose(res.class_ratio_with_bias[:2], [[1 / 3, 1.0], [0.5, 1.0]])
+    np.testing.assert_allclose(res.class_ratio[:2], [[1 / 3, 1.0], [0.0, 0.5]])
     assert np.isnan(res.class_ratio[2]).all()  # never predicted
     assert res.n_per_class.tolist() == [2 + 1, 2, 0]
-    np.testing.assert_allclose(res.overall_by_k, [0.4, 1, 1, 1])
-    assert res.smallest_k == 2
-    tab = res.table()
-    assert tab["K=1"][:2] == pytest.approx([1 / 3, 0.5]) and tab["n_pred"] == [3, 2, 0]
-    cov = topk_coverage_matrix(FE3, W3, B3, _logits3(FE3))
+    np.testing.assert_allclose(res.overall_by_k_with_bias, [0.4, 1, 1, 1])
+    np.testing.assert_allclose(res.overall_by_k, [0.2, 0.8, 0.8, 0.8])
+    assert res.smallest_k(0.94, with_bias=True) == 2 and res.smallest_k(0.94) is None
+    assert res.smallest_k(0.8) == 2 and res.coverage_at(2) == pytest.approx(0.8)
+    cov = topk_coverage_matrix(FE3, W3, B3, _logits3(FE3), with_bias=True)
     assert smallest_k(cov, threshold=0.4) == 1
     assert smallest_k(cov, threshold=0.41) == 2
     ratios = class_topk_coverage(cov, np.array([0, 1, 1, 0, 0]), 3, ks=(1,))
@@ -157,10 +160,11 @@ def test_rq3_class_ratios_and_smallest_k():
 def test_rq3_94_percent_threshold():
     # 16 instances covered at K=1 (n0) + 1 needing K=2 (n3): 16/17 = .941 >= .94 -> K=1
     fe = np.array([FE3[0]] * 16 + [FE3[3]])
-    assert rq3_coverage(fe, W3, B3, _logits3(fe), ks=(1, 2)).smallest_k == 1
-    # 15 + 2: 15/17 = .882 < .94 -> K=2
+    assert rq3_coverage(fe, W3, B3, _logits3(fe), ks=(1, 2)).smallest_k(0.94) == 1
+    # 15 + 2: 15/17 = .882 < .94 -> K=2, and .882 < .90 too; at 0.88 K=1
     fe = np.array([FE3[0]] * 15 + [FE3[3]] * 2)
-    assert rq3_coverage(fe, W3, B3, _logits3(fe), ks=(1, 2)).smallest_k == 2
+    res = rq3_coverage(fe, W3, B3, _logits3(fe), ks=(1, 2))
+    assert res.smallest_k(0.94) == 2 and res.smallest_k(0.90) == 2 and res.smallest_k(0.88) == 1
     with pytest.raises(ValueError):
         rq3_coverage(fe, W3, B3, _logits3(fe), ks=(5,))  # K > H = 4
 
@@ -168,7 +172,10 @@ def test_rq3_94_percent_threshold():
 def test_rq3_tie_is_not_covered():
     # fe [1, 2, 0, .75]: LG0 = 4, LG1 = 1.5 + .5 = 2; CE0 sorted 2,2,0,0: 2 > 2 is false
     fe = np.array([[1, 2, 0, 0.75]])
-    assert topk_coverage_matrix(fe, W3, B3, _logits3(fe))[0].tolist() == [False, True, True, True]
+    covered = topk_coverage_matrix(fe, W3, B3, _logits3(fe), with_bias=True)
+    assert covered[0].tolist() == [False, True, True, True]
+    # bias-free LG1' = 1.5: 2 > 1.5 already at K=1
+    assert topk_coverage_matrix(fe, W3, B3, _logits3(fe))[0].tolist() == [True] * 4
 
 
 def test_rq3_normed():
@@ -179,13 +186,33 @@ def test_rq3_normed():
     logits = reconstruct_logits(fe, W, b, normed=True)
     np.testing.assert_allclose(logits, [[6, 4]])
     assert topk_coverage_matrix(fe, W, b, logits, normed=True)[0].tolist() == [True] * 4
-    # bias [-3, 0]: normed LG = [3, 4] -> R1, CE1 = [0, 0, 0, 4]: 4 > 3 at K=1
+    # bias [-3, 0]: normed LG = [3, 4] -> R1, CE1 = [0, 0, 0, 4]: 4 > 3 at K=1 with the
+    # bias; bias-free LG0' = 6 > 4, so R1 is covered at no K
     # (raw fe would give LG = [27, 20] and R0: the flag changes the reference class)
     b2 = np.array([-3.0, 0.0])
     logits2 = reconstruct_logits(fe, W, b2, normed=True)
     np.testing.assert_allclose(logits2, [[3, 4]])
     res = rq3_coverage(fe, W, b2, logits2, normed=True, ks=(1,))
-    assert res.n_per_class.tolist() == [0, 1] and res.class_ratio[1, 0] == 1.0
+    assert res.n_per_class.tolist() == [0, 1] and res.class_ratio_with_bias[1, 0] == 1.0
+    assert res.class_ratio[1, 0] == 0.0
+
+
+def test_class_groups_are_the_largest_and_smallest_40_percent():
+    from fragility.analysis.rq2 import class_groups
+
+    # 10 classes (exp): 0-3 and 6-9, as the paper contrasts them
+    counts = [1000, 599, 359, 215, 129, 77, 46, 27, 16, 10]
+    majority, minority = class_groups(np.array(counts))
+    assert majority.tolist() == [0, 1, 2, 3] and minority.tolist() == [6, 7, 8, 9]
+    # 5 classes: 40 % is 2 each, whatever the class order
+    majority, minority = class_groups(np.array([5, 50, 20, 10, 40]))
+    assert majority.tolist() == [1, 4] and minority.tolist() == [0, 3]
+    # 2 classes (CelebA): at least one each
+    assert [g.tolist() for g in class_groups(np.array([5000, 250]))] == [[0], [1]]
+    # balanced: ties in class order, consistent with majority_minority (0 vs C-1)
+    assert [g.tolist() for g in class_groups(np.full(10, 7))] == [[0, 1, 2, 3], [6, 7, 8, 9]]
+    # 3 classes: floor(1.2) = 1 each
+    assert [g.tolist() for g in class_groups(np.array([9, 5, 1]))] == [[0], [2]]
 
 
 # ----------------------------------------------------------------------------- RQ4

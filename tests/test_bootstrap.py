@@ -7,16 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fragility.analysis.bootstrap import (
-    CLAIM_NAMES,
-    COVERAGE_THRESHOLD,
-    HEADLINE,
-    MAX_COVERING_K,
-    MIN_MINORITY_GAP,
-    ModelView,
-    run_bootstrap,
-)
+from fragility.analysis.bootstrap import CLAIM_NAMES, HEADLINE, ModelView, run_bootstrap
 from fragility.analysis.tables import RunInputs, rq_tables
+from fragility.catalog import FEW_FEATURES_COVERAGE, MIN_MINORITY_GAP
 from fragility.embeddings import head_logits
 from fragility.metrics import balanced_accuracy, per_class_accuracy, summary
 
@@ -98,7 +91,8 @@ def test_claim_estimates_equal_the_per_run_tables(run):
                         "bac_retrained_gain"}  # fmt: skip
     ks = tuple(range(1, H + 1))
     rq2, rq3 = rq_tables("rq2", inputs), rq_tables("rq3", inputs, ks=ks)
-    rq4, rq7 = rq_tables("rq4", inputs, k_fe=7), rq_tables("rq7", inputs, k_fe=7)
+    rq4, rq5 = rq_tables("rq4", inputs, k_fe=7), rq_tables("rq5", inputs)
+    rq6, rq7 = rq_tables("rq6", inputs, k_fe=7), rq_tables("rq7", inputs, k_fe=7)
 
     # minority_overfits: min(gap_min - gap_maj, gap_min - 0.10), gap = train - test accuracy
     t2 = rq2["table2"]
@@ -108,39 +102,62 @@ def test_claim_estimates_equal_the_per_run_tables(run):
         min(gap_min - gap_maj, gap_min - MIN_MINORITY_GAP), abs=1e-12
     )
 
-    # few_features_decide: best coverage of all instances over K <= 7, minus 0.94; the
-    # coverage of all instances is the predicted classes' ratios weighted by their sizes
+    # few_features_decide: H/5 - the smallest K whose bias-free coverage of all instances
+    # reaches 90 %; the coverage of all instances is the predicted classes' ratios weighted
+    # by their sizes
     cov = rq3["topk_coverage"].to_pylist()
     n = len(inputs.train["label"])
     overall = {
         k: sum((r["coverage_ratio"] or 0.0) * r["n_pred"] for r in cov if r["k"] == k) / n
         for k in ks
     }
-    best = max(overall[k] for k in ks if k <= MAX_COVERING_K)
-    assert best < COVERAGE_THRESHOLD < max(overall.values())  # the cap at K = 7 matters
-    assert est["few_features_decide"] == pytest.approx(best - COVERAGE_THRESHOLD, abs=1e-12)
-    smallest = rq3["smallest_k"].to_pylist()[0]
-    if smallest["smallest_k"] is not None:
-        assert overall[smallest["smallest_k"]] == pytest.approx(smallest["coverage_at_smallest_k"])
+    k90 = min(k for k in ks if overall[k] >= FEW_FEATURES_COVERAGE)
+    assert 3 < k90 < H  # the data make K matter: neither 1 nor H
+    assert _one(rq3["smallest_k"], "smallest_k_90") == k90
+    assert est["few_features_decide"] == pytest.approx(H / 5 - k90, abs=1e-12)
 
-    # minority_smaller_k: minority - majority coverage ratio at the smallest configured K
-    at_k = {r["role"]: r["coverage_ratio"] for r in cov if r["k"] == K_SMALLEST}
-    assert 0 < at_k["majority"] < 1 and at_k["minority"] is not None
-    assert est["minority_smaller_k"] == pytest.approx(
-        at_k["minority"] - at_k["majority"], abs=1e-12
+    # minority_smaller_k: minority-group minus majority-group mean coverage at the smallest
+    # configured K; on 3 classes the groups are class 2 and class 0
+    at_k = {r["class"]: r["coverage_ratio"] for r in cov if r["k"] == K_SMALLEST}
+    assert 0 < at_k[0] < 1 and at_k[2] is not None
+    group = [r for r in rq3["group_coverage"].to_pylist() if r["k"] == K_SMALLEST][0]
+    assert group["coverage_minority_group"] - group["coverage_majority_group"] == pytest.approx(
+        at_k[2] - at_k[0]
+    )
+    assert est["minority_smaller_k"] == pytest.approx(at_k[2] - at_k[0], abs=1e-12)
+
+    # Tables 3 and 4: log(others' mean / majority) - log 2
+    for claim, table in (("majority_ce_smaller", "table3"), ("majority_share_smaller", "table4")):
+        ratio = _one(rq4[table], "ratio_others_to_majority")
+        assert est[claim] == pytest.approx(np.log(ratio) - np.log(2), abs=1e-12), claim
+
+    # RQ5: top-10 |W| sums (the weights alone: no replicates) and the ce-to-|W| scale
+    w = _one_row(rq5["weight_sums"])
+    assert est["majority_weights_larger"] == pytest.approx(
+        w["majority_top_abs_w_sum"] - w["minority_top_abs_w_sum"], abs=1e-12
+    )
+    assert est["ce_far_above_weights"] == pytest.approx(
+        np.log(w["ratio_ce_to_w"]) - np.log(2), abs=1e-12
     )
 
-    t3, t4 = rq4["table3"], rq4["table4"]
-    assert est["majority_ce_smaller"] == pytest.approx(
-        _one(t3, "minority_largest_mean_ce") - _one(t3, "majority_largest_mean_ce"), abs=1e-12
+    # RQ6: Fig 8 group shares and Fig 9 members needed
+    d = _one_row(rq6["diversity"])
+    assert est["minority_features_frequent"] == pytest.approx(
+        d["top_member_share_minority_group"] - d["top_member_share_majority_group"], abs=1e-12
     )
-    assert est["majority_share_smaller"] == pytest.approx(
-        _one(t4, "minority_largest_share") - _one(t4, "majority_largest_share"), abs=1e-12
+    assert est["majority_needs_more_members"] == (
+        d["members_needed_majority"] - d["members_needed_minority"]
     )
-    gap = rq7["generalization_gap"]
+
+    # RQ7: the size-matched FB difference and the identity overlaps
+    gap = _one_row(rq7["generalization_gap"])
     assert est["tp_closer_than_fp"] == pytest.approx(
-        _one(gap, "frobenius_train_vs_fp") - _one(gap, "frobenius_train_vs_tp"), abs=1e-9
+        gap["frobenius_train_vs_fp_matched"] - gap["frobenius_train_vs_tp_matched"], abs=1e-9
     )
+    for kind in ("ce", "fe"):
+        assert est[f"identity_overlap_{kind}"] == pytest.approx(
+            gap[f"overlap_{kind}_tp"] - gap[f"overlap_{kind}_fp"], abs=1e-12
+        )
 
     # bac_order without a balanced run: retrained - imbalanced test BAC
     labels = view.test["label"]
@@ -158,6 +175,11 @@ def test_claim_estimates_equal_the_per_run_tables(run):
         assert est[name] == pytest.approx(want[name], abs=1e-12), name
     assert est["majority_acc"] == pytest.approx(recall[0])
     assert est["minority_acc"] == pytest.approx(recall[2])
+
+
+def _one_row(table) -> dict:
+    (row,) = table.to_pylist()
+    return row
 
 
 def test_bac_order_with_a_balanced_run(run):
@@ -203,18 +225,17 @@ def test_bootstrap_table_columns_and_seeding(run):
     _, view = run
     a = run_bootstrap(view, seed=4, n_boot=30)
     assert a["statistic"].to_pylist() == list(HEADLINE) + [
-        "minority_overfits",
-        "few_features_decide",
-        "minority_smaller_k",
-        "majority_ce_smaller",
-        "majority_share_smaller",
-        "tp_closer_than_fp",
+        name for name in CLAIM_NAMES if name != "bac_order"
     ]
     rows = {r["statistic"]: r for r in a.to_pylist()}
     assert rows["bac"]["n"] == 60 and rows["majority_ce_smaller"]["n"] == sum(TRAIN_COUNTS)
     assert rows["bac"]["interval"] == "bootstrap over test images"
     assert rows["few_features_decide"]["interval"] == "bootstrap over training images"
     assert all(r["n_boot"] == 30 and len(r["replicates"]) == 30 for r in rows.values())
+    # the weight sums depend on no image: no replicates, no interval, said so
+    fixed = rows.pop("majority_weights_larger")
+    assert fixed["ci_low"] is None and fixed["estimate"] is not None
+    assert set(fixed["replicates"]) == {None} and fixed["interval"].startswith("none")
     for r in rows.values():
         reps = np.array([np.nan if v is None else v for v in r["replicates"]])
         finite = reps[np.isfinite(reps)]

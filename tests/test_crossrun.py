@@ -162,6 +162,45 @@ def test_table1_over_two_seeds_and_one(tmp_path):
     assert not any(c.endswith(("_boot_low", "_boot_high")) for c in summary.column_names)
 
 
+def test_one_balanced_reference_for_three_seeds_keeps_its_bootstrap_interval(tmp_path):
+    runs = [_run(tmp_path, "balanced", "ce", 0, 0.88)]
+    runs += [_run(tmp_path, "exp100", "ce", s, 0.6 + 0.02 * s, 0.7) for s in (0, 1, 2)]
+    summary, by_seed = cross_run_table("table1", runs)
+    assert by_seed["balanced"].to_pylist() == [0.88] * 3  # the one balanced run, thrice
+    (row,) = summary.to_pylist()
+    # not a zero-width t-interval over three copies of one number: that run's bootstrap
+    assert (row["balanced_mean"], row["balanced_std"]) == (pytest.approx(0.88), None)
+    assert (row["balanced_ci_low"], row["balanced_ci_high"]) == pytest.approx((0.85, 0.90))
+    assert row["balanced_interval"] == SINGLE_SEED_BOOTSTRAP
+    assert row["interval"] == "t over 3 seeds"  # the imbalanced columns vary by seed
+    mean, half = _t((0.60, 0.62, 0.64))
+    assert (row["imbalanced_ci_low"], row["imbalanced_ci_high"]) == pytest.approx(
+        (mean - half, mean + half)
+    )
+
+
+def test_paper_columns_appear_on_the_paper_s_own_models_only(tmp_path):
+    from fragility.analysis.paper import with_paper_columns
+
+    summary = pa.Table.from_pylist(
+        [
+            {"dataset": "cifar10", "imbalance": "exp100", "loss": "ce", "balanced_mean": 0.9},
+            {"dataset": "cifar10", "imbalance": "exp100", "loss": "ldam_drw", "balanced_mean": 0.9},
+            {"dataset": "fashion_mnist", "imbalance": "exp100", "loss": "ce", "balanced_mean": 0.9},
+        ]
+    )
+    losses = {"ce": "ce", "ldam_drw": None}  # LDAM-DRW is not the paper's LDAM
+    rows = with_paper_columns("table1", summary, losses).to_pylist()
+    assert (rows[0]["paper_balanced"], rows[0]["paper_imbalanced"]) == (0.9265, 0.7256)
+    assert rows[0]["paper_retrained"] == 0.786 and rows[0]["paper_model"] == "CIFAR-10 CE"
+    assert rows[1]["paper_balanced"] is None and rows[2]["paper_model"] is None
+    # a table the paper prints no numbers of, or a study without the paper's models: unchanged
+    assert with_paper_columns("rq3_coverage", summary, losses).equals(summary)
+    assert with_paper_columns("table1", summary.slice(2), losses).equals(summary.slice(2))
+    # the paper prints no Table 3 for CIFAR-10 CE: nothing to put beside ours
+    assert with_paper_columns("table3", summary, {"ce": "ce"}).equals(summary)
+
+
 def test_table1_without_a_balanced_run_leaves_that_column_empty(tmp_path):
     runs = [_run(tmp_path, "exp100", "focal", 0, 0.6, 0.7)]
     summary, by_seed = cross_run_table("table1", runs)
@@ -192,11 +231,19 @@ def _keys(seed, imbalance="exp100"):
 THREE, ONE = (0, 1, 2), (0,)  # exp100 has three seeds (t-interval), exp10 one (bootstrap)
 
 
+def _premise(k: dict) -> dict:
+    """table2's premise columns: exp100 seed 1 misses it (class 9 at 0.72), the rest meet it."""
+    low = 0.72 if (k["imbalance"], k["seed"]) == ("exp100", 1) else 0.95
+    return dict(lowest_train_acc=low, lowest_train_acc_class=9, lowest_train_acc_name="boot",
+                premise_threshold=0.9, premise_met=low >= 0.9)  # fmt: skip
+
+
 def _by_seed_tables():
     """The claims' by-seed detail: exp100 (3 seeds), exp10 (1 seed) and a balanced run
     (which the claims must ignore: it has no bootstrap of the differences)."""
     runs = [_keys(s) for s in THREE] + [_keys(0, "exp10")]
     bal = _keys(0, "balanced")
+    groups = {"majority_group": "0,1,2,3", "minority_group": "6,7,8,9"}
     return {
         "table1": pa.Table.from_pylist(
             [dict(k, imbalanced=0.6, retrained=0.7, balanced=0.9) for k in runs]
@@ -209,6 +256,7 @@ def _by_seed_tables():
                     test_acc_minority=0.4,
                     train_acc_majority=1.0,
                     test_acc_majority=0.95,
+                    **_premise(k),
                 )
                 for k in [*runs, bal]
             ]
@@ -217,33 +265,86 @@ def _by_seed_tables():
             [
                 dict(
                     k,
-                    threshold=0.94,
-                    smallest_k=None if k["seed"] == 1 else 5,
-                    coverage_at_smallest_k=None if k["seed"] == 1 else 0.95,
+                    n_features=64,
+                    smallest_k_90=None if k["seed"] == 1 else 5,
+                    coverage_k_90=None if k["seed"] == 1 else 0.95,
                 )
                 for k in runs
             ]
         ),  # fmt: skip
         "rq3_coverage": pa.Table.from_pylist(
             [
-                dict(k, role=role, k=kk, coverage_ratio=ratio)
+                dict(k, k=kk, **groups, coverage_majority_group=maj, coverage_minority_group=mino)
                 for k in runs
-                for role, kk, ratio in [
-                    ("majority", 2, 0.5),
-                    ("minority", 2, 0.8 if k["seed"] == 0 else None),  # never predicted
-                    ("majority", 3, 0.9),
-                    ("minority", 3, 0.1),  # K = 3 is ignored: the smallest K is 2
+                for kk, maj, mino in [
+                    (2, 0.5, 0.8 if k["seed"] == 0 else None),  # never predicted
+                    (3, 0.9, 0.1),  # K = 3 is ignored: the smallest K is 2
                 ]
             ]
         ),
         "table3": pa.Table.from_pylist(
-            [dict(k, majority_largest_mean_ce=2.0, minority_largest_mean_ce=3.0) for k in runs]
+            [
+                dict(
+                    k,
+                    majority_largest_mean_ce=2.0,
+                    others_mean_largest_mean_ce=6.0,
+                    ratio_others_to_majority=3.0,
+                )
+                for k in runs
+            ]  # fmt: skip
         ),
         "table4": pa.Table.from_pylist(
-            [dict(k, majority_largest_share=0.5, minority_largest_share=0.4) for k in runs]
+            [
+                dict(
+                    k,
+                    majority_largest_share=0.5,
+                    others_mean_largest_share=0.4,
+                    ratio_others_to_majority=0.8,
+                )
+                for k in runs
+            ]  # fmt: skip
+        ),
+        "rq5_weight_sums": pa.Table.from_pylist(
+            [
+                dict(
+                    k,
+                    majority_top_abs_w_sum=7.5,
+                    minority_top_abs_w_sum=4.5,
+                    largest_mean_ce=8.0,
+                    largest_abs_w=1.2,
+                    ratio_ce_to_w=8 / 1.2,
+                )
+                for k in runs
+            ]  # fmt: skip
+        ),
+        "rq6_diversity": pa.Table.from_pylist(
+            [
+                dict(
+                    k,
+                    k=7,
+                    top_member_share_majority_group=0.6,
+                    top_member_share_minority_group=0.95,
+                    members_needed_majority=9,
+                    members_needed_minority=None if k["seed"] == 2 else 3,
+                )
+                for k in runs
+            ]  # fmt: skip
         ),
         "rq7_generalization": pa.Table.from_pylist(
-            [dict(k, frobenius_train_vs_tp=2.0, frobenius_train_vs_fp=12.0) for k in runs]
+            [
+                dict(
+                    k,
+                    frobenius_train_vs_tp=2.0,
+                    frobenius_train_vs_fp=12.0,
+                    frobenius_train_vs_tp_matched=4.0,
+                    frobenius_train_vs_fp_matched=12.0,
+                    overlap_ce_tp=0.95,
+                    overlap_ce_fp=0.39,
+                    overlap_fe_tp=0.96,
+                    overlap_fe_fp=0.70,
+                )
+                for k in runs
+            ]  # fmt: skip
         ),
     }
 
@@ -256,11 +357,17 @@ NONE = [None] * len(R)
 EXP100 = {
     "bac_order": [0.10, 0.12, 0.14],  # .12 ± 4.303 * .02 / sqrt 3 = [.0703, .1697]: holds
     "minority_overfits": [-0.20, -0.25, -0.30],  # -.25 ± .1242: fails
-    "few_features_decide": [0.05, -0.40, 0.06],  # straddles 0: inconclusive
+    "few_features_decide": [7.8, -52.2, 7.8],  # straddles 0: inconclusive
     "minority_smaller_k": [0.30, None, None],  # one seed measured: its bootstrap, holds
-    "majority_ce_smaller": [1.0, 1.1, 0.9],  # 1 ± .2484: holds
-    "majority_share_smaller": [-0.10, -0.12, -0.08],  # -.1 ± .0497: fails
+    "majority_ce_smaller": [0.40, 0.41, 0.42],  # log 3 - log 2 ~ .405: holds
+    "majority_share_smaller": [-0.92, -0.93, -0.94],  # log .4 ~ -.916: fails
+    "majority_weights_larger": [3.0, 3.1, 2.9],  # 3 ± .2484: holds
+    "ce_far_above_weights": [1.2, 1.3, 1.1],  # holds
+    "minority_features_frequent": [0.35, 0.36, 0.34],  # holds
+    "majority_needs_more_members": [6.0, 6.0, None],  # two seeds measured: bootstrap
     "tp_closer_than_fp": [None, None, None],  # never measurable: n/a
+    "identity_overlap_ce": [0.56, 0.5, 0.6],  # holds
+    "identity_overlap_fe": [0.26, -0.3, 0.1],  # straddles 0: inconclusive
 }
 # exp10: one seed, the percentile interval of its replicates (offset + 0.1 * R)
 EXP10 = {
@@ -270,10 +377,19 @@ EXP10 = {
     "minority_smaller_k": (None, None),  # n/a
     "majority_ce_smaller": (1.0, 0.9),  # holds
     "majority_share_smaller": (-0.1, -0.15),  # fails
+    "majority_weights_larger": (3.0, None),  # the weights alone: no replicates, inconclusive
+    "ce_far_above_weights": (1.0, 0.95),  # holds
+    "minority_features_frequent": (0.3, 0.25),  # holds
+    "majority_needs_more_members": (6.0, 5.95),  # holds
     "tp_closer_than_fp": (10.0, 9.0),  # holds
+    "identity_overlap_ce": (-0.2, -0.3),  # fails
+    "identity_overlap_fe": (0.0, -0.05),  # inconclusive
 }
-TRAIN_SIDE = {"few_features_decide", "minority_smaller_k", "majority_ce_smaller",
-              "majority_share_smaller"}  # fmt: skip
+SIDE = {"few_features_decide": "training", "minority_smaller_k": "training",
+        "majority_ce_smaller": "training", "majority_share_smaller": "training",
+        "ce_far_above_weights": "training", "minority_features_frequent": "training",
+        "majority_needs_more_members": "training"}  # fmt: skip
+FIXED = "none: a property of the trained weights, no image to resample"
 
 
 def _claim_boot(stats: dict) -> pa.Table:
@@ -281,8 +397,8 @@ def _claim_boot(stats: dict) -> pa.Table:
     return pa.Table.from_pylist(
         [
             {"statistic": name, "estimate": e, "replicates": reps,
-             "interval": "bootstrap over " + ("training" if name in TRAIN_SIDE else "test")
-             + " images"}
+             "interval": FIXED if name == "majority_weights_larger"
+             else f"bootstrap over {SIDE.get(name, 'test')} images"}
             for name, (e, reps) in stats.items()
         ]
     )  # fmt: skip
@@ -294,39 +410,46 @@ def _bootstraps():
         stats = {}
         for name, values in EXP100.items():
             e = values[i]
-            # replicates 0.25..0.35 for the claim only one seed measured; elsewhere junk (9),
-            # which the t-interval over three seeds must not read
-            one_seed = name == "minority_smaller_k"
-            reps = NONE if e is None else list(0.25 + 0.1 * R if one_seed else np.full(3, 9.0))
+            # replicates 0.25..0.35 for a claim fewer than three seeds measured; elsewhere
+            # junk (9), which the t-interval over three seeds must not read
+            few = sum(v is not None for v in values) < 3
+            reps = NONE if e is None else list(0.25 + 0.1 * R if few else np.full(3, 9.0))
             stats[name] = (e, reps)
         out[("toy", "exp100", "ce", seed)] = _claim_boot(stats)
     out[("toy", "exp10", "ce", 0)] = _claim_boot(
-        {n: (e, NONE if e is None else list(off + 0.1 * R)) for n, (e, off) in EXP10.items()}
+        {
+            n: (e, NONE if e is None or off is None else list(off + 0.1 * R))
+            for n, (e, off) in EXP10.items()
+        }
     )
     return out
+
+
+VERDICTS = {
+    "exp100": {"bac_order": "holds", "minority_overfits": "fails",
+               "few_features_decide": "inconclusive", "minority_smaller_k": "holds",
+               "majority_ce_smaller": "holds", "majority_share_smaller": "fails",
+               "majority_weights_larger": "holds", "ce_far_above_weights": "holds",
+               "minority_features_frequent": "holds", "majority_needs_more_members": "holds",
+               "tp_closer_than_fp": "n/a", "identity_overlap_ce": "holds",
+               "identity_overlap_fe": "inconclusive"},
+    "exp10": {"bac_order": "holds", "minority_overfits": "fails",
+              "few_features_decide": "inconclusive", "minority_smaller_k": "n/a",
+              "majority_ce_smaller": "holds", "majority_share_smaller": "fails",
+              "majority_weights_larger": "inconclusive", "ce_far_above_weights": "holds",
+              "minority_features_frequent": "holds", "majority_needs_more_members": "holds",
+              "tp_closer_than_fp": "holds", "identity_overlap_ce": "fails",
+              "identity_overlap_fe": "inconclusive"},
+}  # fmt: skip
 
 
 def test_claims_verdicts_rest_on_known_intervals():
     table = measure_claims(_by_seed_tables(), _bootstraps())
     claims = {(r["imbalance"], r["claim"]): r for r in table.to_pylist()}
     assert set(claims) == {(g, c.name) for g in ("exp100", "exp10") for c in CLAIMS}
+    assert len(CLAIMS) >= 11
     verdicts = {key: r["verdict"] for key, r in claims.items()}
-    assert verdicts == {
-        ("exp100", "bac_order"): "holds",
-        ("exp100", "minority_overfits"): "fails",
-        ("exp100", "few_features_decide"): "inconclusive",
-        ("exp100", "minority_smaller_k"): "holds",
-        ("exp100", "majority_ce_smaller"): "holds",
-        ("exp100", "majority_share_smaller"): "fails",
-        ("exp100", "tp_closer_than_fp"): "n/a",
-        ("exp10", "bac_order"): "holds",
-        ("exp10", "minority_overfits"): "fails",
-        ("exp10", "few_features_decide"): "inconclusive",
-        ("exp10", "minority_smaller_k"): "n/a",
-        ("exp10", "majority_ce_smaller"): "holds",
-        ("exp10", "majority_share_smaller"): "fails",
-        ("exp10", "tp_closer_than_fp"): "holds",
-    }
+    assert verdicts == {(g, c): v for g, group in VERDICTS.items() for c, v in group.items()}
 
     # three seeds: a t-interval over them, by hand
     bac = claims[("exp100", "bac_order")]
@@ -341,7 +464,10 @@ def test_claims_verdicts_rest_on_known_intervals():
     assert gap["n_positive"] == 0
     few = claims[("exp100", "few_features_decide")]
     assert few["ci_low"] < 0 < few["ci_high"] and few["n_positive"] == 2
-    assert "seed 1: no K covers 94% of the instances (difference -0.400)" in few["detail"]
+    assert (
+        "seed 1: no K covers 90 % of the instances (H = 64) (difference -52.200)" in (few["detail"])
+    )
+    assert "seed 0: K = 5 of 64 covers 0.950 (H/5 = 12.8)" in few["detail"]
     # three seeds, but only one measured the claim: its bootstrap, labelled as such
     k = claims[("exp100", "minority_smaller_k")]
     assert (k["n_seeds"], k["n"], k["difference"]) == (3, 1, 0.30)
@@ -349,11 +475,18 @@ def test_claims_verdicts_rest_on_known_intervals():
     assert k["interval"] == (
         "bootstrap over training images (1 seed; training randomness not included)"
     )
-    assert "K=2: minority covers 0.800, majority 0.500" in k["detail"]
-    assert "seed 1: K=2: minority covers n/a, majority 0.500" in k["detail"]
+    assert (
+        "K = 2: minority group (6,7,8,9) covers 0.800, majority group (0,1,2,3) 0.500"
+        in (k["detail"])
+    )
+    assert "seed 1: K = 2: minority group (6,7,8,9) covers n/a" in k["detail"]
+    members = claims[("exp100", "majority_needs_more_members")]
+    assert (members["n"], members["difference"]) == (2, 6.0)
+    assert "members needed: majority 9, minority n/a" in members["detail"]
     na = claims[("exp100", "tp_closer_than_fp")]
     assert (na["difference"], na["ci_low"], na["ci_high"], na["n"]) == (None, None, None, 0)
     assert na["interval"] == "none"
+    assert "size-matched FB(TP) 4.00 (all TP: 2.00)" in na["detail"]
 
     # one seed: the percentile interval of its replicates
     one = claims[("exp10", "bac_order")]
@@ -370,35 +503,55 @@ def test_claims_verdicts_rest_on_known_intervals():
     inc = claims[("exp10", "few_features_decide")]
     assert (inc["ci_low"], inc["ci_high"]) == pytest.approx((-0.0475, 0.0475))
     assert claims[("exp10", "minority_smaller_k")]["interval"] == "none"
+    # a statistic of the weights alone on one seed: no interval, a verdict needs seeds
+    weights = claims[("exp10", "majority_weights_larger")]
+    assert (weights["difference"], weights["ci_low"]) == (3.0, None)
+    assert weights["interval"] == f"{FIXED} (1 seed; an interval needs 3 seeds)"
+
+
+def test_claims_carry_the_premise_and_the_paper_beside_them():
+    losses = {"ce": {"loss": "ce"}}
+    table = measure_claims(_by_seed_tables(), _bootstraps(), losses)
+    claims = {(r["imbalance"], r["claim"]): r for r in table.to_pylist()}
+    # exp100 seed 1 has a class at 0.72: the group misses the premise, verdicts still shown
+    miss = claims[("exp100", "bac_order")]
+    assert (miss["premise_met"], miss["premise_share"]) == (False, pytest.approx(2 / 3))
+    assert miss["reading"] == "premise not met" and miss["verdict"] == "holds"
+    assert miss["premise_detail"] == (
+        "premise not met (2 of 3 seeds meet it): lowest class train accuracy 0.72 (class 9 "
+        "'boot', seed 1; needs >= 0.90 in every class)"
+    )
+    met = claims[("exp10", "bac_order")]
+    assert (met["premise_met"], met["premise_share"], met["reading"]) == (
+        True, 1.0, "test of the paper")  # fmt: skip
+    assert met["premise_detail"].startswith("premise met (1 of 1 seeds meet it)")
+    # the paper's value: a toy dataset matches none of the paper's; loss and imbalance do
+    assert miss["paper_model"] == "CIFAR-10 CE, other dataset"
+    assert (
+        claims[("exp10", "bac_order")]["paper_model"] == "CIFAR-10 CE, other dataset and imbalance"
+    )
+    assert miss["paper_value"] == pytest.approx(min(0.7860 - 0.7256, 0.9265 - 0.7860))
+    assert miss["paper_reported"] == "72.56 < 78.60 < 92.65"
+    # Table 3 prints no CE value for CIFAR-10: the paper's SVHN CE is the nearest
+    t3 = claims[("exp100", "majority_ce_smaller")]
+    assert t3["paper_model"] == "SVHN CE, other dataset"
+    assert t3["paper_value"] == pytest.approx(np.log(3.4955 / 1.4899) - np.log(2))
+    assert claims[("exp100", "majority_needs_more_members")]["paper_value"] is None
+    text = claims_summary(table)
+    assert "[holds (premise not met)] RQ1: imbalanced < re-trained < balanced BAC" in text
+    assert "paper's value: +0.060 (CIFAR-10 CE, other dataset: 72.56 < 78.60 < 92.65)" in text
 
 
 def test_claims_summary_in_words():
     text = claims_summary(measure_claims(_by_seed_tables(), _bootstraps()))
-    assert "toy/exp100/ce (3 seeds): 3 holds, 2 fails, 1 inconclusive, 1 n/a" in text
-    assert "toy/exp10/ce (1 seed): 3 holds, 2 fails, 1 inconclusive, 1 n/a" in text
-    assert "[       holds] imbalanced < retrained-classifier < balanced" in text
-    assert "[         n/a] test true positives keep" in text
+    assert "toy/exp100/ce (3 seeds): 8 holds, 2 fails, 2 inconclusive, 1 n/a" in text
+    assert "toy/exp10/ce (1 seed): 6 holds, 3 fails, 3 inconclusive, 1 n/a" in text
+    assert "[n/a (premise not met)] RQ7: FB(TP) < FB(FP), size-matched (§5.7, Fig 10)" in text
     assert "+0.120 [+0.070, +0.170]" in text
-    assert "FB(FP) - FB(TP): not measurable" in text
+    assert "(> 0): not measurable" in text
     assert "training randomness not included" in text
+    assert "premise not met (2 of 3 seeds meet it)" in text and "premise met (1 of 1" in text
     assert "balanced" not in [line.split("/")[1] for line in text.splitlines() if "/ce (" in line]
-
-
-def test_claims_need_every_imbalanced_run_s_bootstrap():
-    boots = _bootstraps()
-    del boots[("toy", "exp100", "ce", 2)]
-    with pytest.raises(KeyError, match="no bootstrap of bac_order"):
-        measure_claims(_by_seed_tables(), boots)
-    # only balanced runs: no claim is measured (they compare imbalanced models)
-    balanced = {
-        name: t.set_column(
-            t.schema.get_field_index("imbalance"), "imbalance", pa.array(["balanced"] * len(t))
-        )
-        for name, t in _by_seed_tables().items()
-    }
-    claims = measure_claims(balanced, {})
-    assert claims.num_rows == 0
-    assert "no imbalanced runs" in claims_summary(claims)
 
 
 def test_cross_run_figures_draw_from_summary_tables(tmp_path):

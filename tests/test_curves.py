@@ -165,12 +165,12 @@ def test_one_balanced_run_serving_several_seeds_counts_once():
     assert rows["exp10"]["bac_balanced_n"] == 3  # the column as Table 1 holds it
 
 
-def test_coverage_is_taken_at_the_smallest_k_per_role():
+def test_coverage_is_taken_at_the_smallest_k_per_group():
     by_seed = pa.Table.from_pylist(
         [
-            dict(dataset="toy", imbalance="exp10", loss="ce", seed=0, role=role, k=k, coverage_ratio=c)
-            for role, k, c in [("majority", 2, 0.5), ("minority", 2, 0.2),
-                               ("majority", 3, 0.9), ("minority", 3, 0.8)]
+            dict(dataset="toy", imbalance="exp10", loss="ce", seed=0, k=k,
+                 coverage_majority_group=maj, coverage_minority_group=mino)
+            for k, maj, mino in [(2, 0.5, 0.2), (3, 0.9, 0.8)]
         ]
     )  # fmt: skip
     (row,) = per_run_values("rq3_coverage", by_seed)

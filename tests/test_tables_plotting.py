@@ -256,7 +256,14 @@ def test_rq2_tables(tiny):
         "test_acc_majority": 1.0,
         "train_acc_minority": 1.0,
         "test_acc_minority": 0.5,
+        # the paper's premise: every class's train accuracy >= 0.90; class 0 has 0.75
+        "lowest_train_acc": 0.75,
+        "lowest_train_acc_class": 0,
+        "lowest_train_acc_name": "zero",
+        "premise_threshold": 0.9,
+        "premise_met": False,
     }
+    assert _col(acc, "class_group") == ["majority", "middle", "minority"]  # 40 % of 3: one
     ep = t["accuracy_over_epochs"]
     assert ep.num_rows == 2 * 3 * 2  # epochs x classes x {train, test}; no val column
     rows = [r for r in ep.to_pylist() if r["class"] == 2 and r["subset"] == "test"]
@@ -280,11 +287,12 @@ def test_accuracy_over_epochs_without_history(tmp_path):
 
 def test_rq3_topk_coverage(tiny):
     t = _tables(tiny, "rq3")
-    cov = {(r["class"], r["k"]): r["coverage_ratio"] for r in t["topk_coverage"].to_pylist()}
-    # predicted 0: t0 CE [4,1] vs LG_A 2 covered at K=1; t1 CE [2,2] vs 3.5 only at K=2;
-    # t3 CE [6] vs 2.5 at K=1.  predicted 1 (bias -1): t2 4.5-1 > 2 at K=1; t4 6-1 > 0.5;
-    # t5 3.6-1 = 2.6 < 3 at K=1, 3.6+1.5-1 = 4.1 > 3 at K=2.  predicted 2: t6 4 > 1.
-    assert cov == {
+    rows = t["topk_coverage"].to_pylist()
+    with_bias = {(r["class"], r["k"]): r["coverage_ratio_with_bias"] for r in rows}
+    # with the bias: predicted 0: t0 CE [4,1] vs LG_A 2 covered at K=1; t1 CE [2,2] vs 3.5
+    # only at K=2; t3 CE [6] vs 2.5 at K=1.  predicted 1 (bias -1): t2 4.5-1 > 2 at K=1;
+    # t4 6-1 > 0.5; t5 3.6-1 = 2.6 < 3 at K=1, 3.6+1.5-1 = 4.1 > 3 at K=2.  predicted 2: t6.
+    assert with_bias == {
         (0, 1): pytest.approx(2 / 3),
         (0, 2): 1.0,
         (1, 1): pytest.approx(2 / 3),
@@ -292,15 +300,27 @@ def test_rq3_topk_coverage(tiny):
         (2, 1): 1.0,
         (2, 2): 1.0,
     }
+    # bias-free (the paper's logits, sum of ce): class 0 unchanged (its bias is 0 and A's
+    # bias-free logit 2 / 3.5 / 2.5 is as before); t5 now 3.6 > 3 at K=1, t2 4.5 > 2, t4 6 > .5
+    bias_free = {(r["class"], r["k"]): r["coverage_ratio"] for r in rows}
+    assert bias_free == {**with_bias, (1, 1): 1.0}
     assert _col(t["topk_coverage"], "n_pred") == [3, 3, 3, 3, 1, 1]
-    # all instances: K=1 covers 5/7 < 94 %, K=2 covers 7/7
+    # all instances bias-free: K=1 covers 6/7 < 90 %, K=2 covers 7/7; with the bias 5/7, 7/7
     assert _row(t["smallest_k"]) == {
-        "threshold": 0.94,
-        "smallest_k": 2,
-        "coverage_at_smallest_k": 1.0,
         "n_features": 4,
         "n_instances": 7,
+        "few_features_bound": pytest.approx(0.8),
+        **{f"smallest_k_{p}{v}": 2 for p in (94, 90) for v in ("", "_with_bias")},
+        **{f"coverage_k_{p}{v}": 1.0 for p in (94, 90) for v in ("", "_with_bias")},
     }
+    # the groups of (4, 2, 1) images are one class each: 0 and 2
+    groups = t["group_coverage"].to_pylist()
+    assert [(r["k"], r["majority_group"], r["minority_group"]) for r in groups] == [
+        (1, "0", "2"),
+        (2, "0", "2"),
+    ]
+    assert [r["coverage_majority_group"] for r in groups] == [pytest.approx(2 / 3), 1.0]
+    assert [r["coverage_minority_group"] for r in groups] == [1.0, 1.0]
 
 
 # ---------------------------------------------------------------------------------- RQ4
@@ -366,6 +386,13 @@ def test_rq6_tables(tiny):
     mem = [r for r in t["class_topk_members"].to_pylist() if r["class"] == 1]
     assert [r["feature"] for r in mem] == [2, 0, 1, 3]
     assert [r["share"] for r in mem] == pytest.approx([1.0, 1 / 3, 1 / 3, 1 / 3])
+    # Fig 8 and 9 in one row: the most frequent member's share is 2/3 in class 0 (the
+    # majority group), 1 in class 2 (the minority group); members needed 2 vs 1
+    div = _row(t["diversity"])
+    assert (div["majority_group"], div["minority_group"], div["k"]) == ("0", "2", 2)
+    assert div["top_member_share_majority_group"] == pytest.approx(2 / 3)
+    assert div["top_member_share_minority_group"] == 1.0
+    assert (div["members_needed_majority"], div["members_needed_minority"]) == (2, 1)
     fe = [r for r in t["class_mean_fe_top10"].to_pylist() if r["class"] == 0]
     # class 0 mean fe = [1.75, 0.75, 0.375, 0.625]
     assert [(r["feature"], r["mean_fe"]) for r in fe] == [
@@ -390,6 +417,12 @@ def test_rq7_tables(tiny):
     assert gap["frobenius_train_vs_fp"] == pytest.approx(math.sqrt(2.64125))
     assert (gap["n_classes_tp"], gap["n_classes_fp"]) == (3, 2)
     assert (gap["n_top"], gap["k"]) == (4, 2)
+    # the size-matched control: classes 0 and 1 have both TP and FP, one FP each, so each
+    # draw takes their one TP: FB(TP) over rows 0, 1 = sqrt(1.15625 + 1.485), and FB(FP) there
+    # is the full FB(FP) (class 2 has no FP)
+    assert gap["frobenius_train_vs_tp_matched"] == pytest.approx(math.sqrt(2.64125))
+    assert gap["frobenius_train_vs_fp_matched"] == pytest.approx(math.sqrt(2.64125))
+    assert (gap["n_classes_matched"], gap["n_draws"]) == (2, catalog.N_CONTROL_DRAWS)
     # FE identities (top-2 frequency): train {0,1,3,2} {2,1,3} {3,0}; TP {0,1} {2,0} {3,0};
     # FP {0,1} {2,3} -> overlaps 2,1,2 and 2,2 of n_top = 4
     assert gap["overlap_fe_tp"] == pytest.approx(5 / 3 / 4)

@@ -6,5 +6,7 @@ by_seed = {name: path for name, path in sm.input.items() if name != "bootstraps"
 bootstraps = {tuple(run): path for run, path in zip(sm.params.runs, sm.input.bootstraps)}
 run_logged(
     sm.log[0],
-    lambda: check_claims(by_seed, bootstraps, sm.output.csv, sm.output.parquet, sm.output.txt),
+    lambda: check_claims(
+        by_seed, bootstraps, sm.output.csv, sm.output.parquet, sm.output.txt, dict(sm.params.losses)
+    ),
 )

@@ -50,6 +50,9 @@ class RunRef:
     remedies: Mapping[str, Mapping[str, str]] = field(
         default_factory=dict, compare=False, hash=False
     )
+    # the paper's loss the run trains (fragility.analysis.paper.paper_loss), for the paper's
+    # numbers beside ours
+    paper_loss: str | None = field(default=None, compare=False, hash=False)
 
     @classmethod
     def in_folder(
@@ -149,11 +152,22 @@ def _interval_kind(n: int, has_bootstrap: bool) -> str:
     return SINGLE_SEED_BOOTSTRAP if has_bootstrap else "none (1 seed)"
 
 
+def _one_source(by_seed: pa.Table, name: str, rows: list[int]) -> bool:
+    """Whether column ``name`` of a group comes from one run: a column ``{name}_seed`` names
+    the run each value was measured on (Table 1's balanced model serves several seeds)."""
+    source = f"{name}_seed"
+    if source not in by_seed.column_names:
+        return False
+    return len({by_seed[source][i].as_py() for i in rows}) == 1
+
+
 def over_seeds(by_seed: pa.Table, keys: Sequence[str] = GROUP_KEYS) -> pa.Table:
     """One row per ``keys`` group of ``by_seed``: mean, sample std and 95 % interval of
     numeric columns (see the module docstring for the interval), the value itself for
     identity columns (class indices, K) and text that does not vary, ``all`` for booleans,
-    ``n_seeds`` and ``interval``."""
+    ``n_seeds`` and ``interval``. A column whose values a ``{column}_seed`` column traces to
+    a single run (one balanced reference for several seeds) takes that run's bootstrap
+    interval instead of a zero-width t-interval, and ``{column}_interval`` says so."""
     key_cols = [by_seed[k].to_pylist() for k in keys]
     groups: dict[tuple, list[int]] = {}
     for i, key in enumerate(zip(*key_cols)):
@@ -177,8 +191,10 @@ def over_seeds(by_seed: pa.Table, keys: Sequence[str] = GROUP_KEYS) -> pa.Table:
             for rows, g in zip(groups.values(), per_group):
                 x = np.array([np.nan if v is None else v for v in g], dtype=np.float64)
                 x = x[~np.isnan(x)]
+                single = _one_source(by_seed, name, rows)
+                x = x[:1] if single else x  # one run's value, repeated: count it once
                 interval = t_interval(x)
-                if len(rows) == 1 and f"{name}_boot_low" in names:
+                if (len(rows) == 1 or single) and f"{name}_boot_low" in names:
                     low = by_seed[f"{name}_boot_low"][rows[0]].as_py()
                     high = by_seed[f"{name}_boot_high"][rows[0]].as_py()
                 else:
@@ -187,6 +203,11 @@ def over_seeds(by_seed: pa.Table, keys: Sequence[str] = GROUP_KEYS) -> pa.Table:
                 stats[f"{name}_std"].append(float(x.std(ddof=1)) if len(x) > 1 else None)
                 stats[f"{name}_ci_low"].append(low)
                 stats[f"{name}_ci_high"].append(high)
+                if f"{name}_seed" in names:
+                    runs = 1 if single else len(rows)
+                    stats.setdefault(f"{name}_interval", []).append(
+                        _interval_kind(runs, f"{name}_boot_low" in names)
+                    )
             out.update(stats)
         else:
             out[name] = [
@@ -312,12 +333,13 @@ BUILDERS: dict[str, Callable[[Sequence[RunRef], Sequence[RunRef]], pa.Table]] = 
     "table2": _stacked_with_bootstrap(
         "rq2/table2", {"test_acc_majority": "majority_acc", "test_acc_minority": "minority_acc"}
     ),
-    "rq3_coverage": _stacked("rq3/topk_coverage", _role_rows),
+    "rq3_coverage": _stacked("rq3/group_coverage"),
     "rq3_smallest_k": _stacked("rq3/smallest_k"),
     "table3": _stacked("rq4/table3"),
     "table4": _stacked("rq4/table4"),
     "rq5_weight_sums": _stacked("rq5/weight_sums"),
     "fig9_members_to_cover": _stacked("rq6/members_to_cover", _role_rows),
+    "rq6_diversity": _stacked("rq6/diversity"),
     "rq7_generalization": _stacked("rq7/generalization_gap"),
     "training_dynamics": _stacked("rq2/training_dynamics", _dynamics_rows),
 }
@@ -329,11 +351,13 @@ def cross_run_table(name: str, runs: Sequence[RunRef]) -> tuple[pa.Table, pa.Tab
         raise FragilityError(
             f"unknown cross-run table {name!r}; choose one of {sorted(CROSS_RUN_TABLES)}"
         )
+    from fragility.analysis.paper import with_paper_columns
+
     spec = CROSS_RUN_TABLES[name]
     selected = [r for r in runs if not (spec.imbalanced_only and r.balanced)]
     by_seed = BUILDERS[name](selected, runs)
     summary = over_seeds(by_seed, (*GROUP_KEYS, *spec.group_by))
-    return summary, by_seed
+    return with_paper_columns(name, summary, {r.loss: r.paper_loss for r in runs}), by_seed
 
 
 # -- remedies (SPEC §5) -------------------------------------------------------------------------

@@ -97,26 +97,32 @@ STATISTICS: dict[str, Statistic] = {
     "majority_gap": Statistic(
         "table2", "majority train − test accuracy", "minority_overfits", _gap("majority")
     ),
+    "lowest_train_acc": Statistic(
+        "table2", "lowest class train accuracy (the premise)", "", _column("lowest_train_acc")
+    ),
     "smallest_k": Statistic(
-        "rq3_smallest_k", "smallest K covering 94 %", "few_features_decide", _column("smallest_k")
+        "rq3_smallest_k",
+        "smallest K covering 90 %",
+        "few_features_decide",
+        _column("smallest_k_90"),
     ),
     "coverage_minority": Statistic(
         "rq3_coverage",
-        "minority coverage at the smallest K",
+        "minority group's coverage at the smallest K",
         "minority_smaller_k",
-        _column("coverage_minority"),
+        _column("coverage_minority_group"),
     ),
     "coverage_majority": Statistic(
         "rq3_coverage",
-        "majority coverage at the smallest K",
+        "majority group's coverage at the smallest K",
         "minority_smaller_k",
-        _column("coverage_majority"),
+        _column("coverage_majority_group"),
     ),
-    "minority_largest_mean_ce": Statistic(
+    "others_largest_mean_ce": Statistic(
         "table3",
-        "minority's largest class-mean ce",
+        "other classes' largest class-mean ce (mean)",
         "majority_ce_smaller",
-        _column("minority_largest_mean_ce"),
+        _column("others_mean_largest_mean_ce"),
     ),
     "majority_largest_mean_ce": Statistic(
         "table3",
@@ -124,11 +130,11 @@ STATISTICS: dict[str, Statistic] = {
         "majority_ce_smaller",
         _column("majority_largest_mean_ce"),
     ),
-    "minority_largest_share": Statistic(
+    "others_largest_share": Statistic(
         "table4",
-        "minority's largest logit share",
+        "other classes' largest logit share (mean)",
         "majority_share_smaller",
-        _column("minority_largest_share"),
+        _column("others_mean_largest_share"),
     ),
     "majority_largest_share": Statistic(
         "table4",
@@ -137,22 +143,58 @@ STATISTICS: dict[str, Statistic] = {
         _column("majority_largest_share"),
     ),
     "minority_weight_sum": Statistic(
-        "rq5_weight_sums", "minority: sum of ten largest |W|", "", _column("minority_top_abs_w_sum")
+        "rq5_weight_sums",
+        "minority: sum of ten largest |W|",
+        "majority_weights_larger",
+        _column("minority_top_abs_w_sum"),
     ),
     "majority_weight_sum": Statistic(
-        "rq5_weight_sums", "majority: sum of ten largest |W|", "", _column("majority_top_abs_w_sum")
+        "rq5_weight_sums",
+        "majority: sum of ten largest |W|",
+        "majority_weights_larger",
+        _column("majority_top_abs_w_sum"),
+    ),
+    "ce_to_w": Statistic(
+        "rq5_weight_sums",
+        "largest class-mean ce / largest |W|",
+        "ce_far_above_weights",
+        _column("ratio_ce_to_w"),
+    ),
+    "top_share_minority": Statistic(
+        "rq6_diversity",
+        "minority group: share holding its top feature",
+        "minority_features_frequent",
+        _column("top_member_share_minority_group"),
+    ),
+    "top_share_majority": Statistic(
+        "rq6_diversity",
+        "majority group: share holding its top feature",
+        "minority_features_frequent",
+        _column("top_member_share_majority_group"),
+    ),
+    "members_majority": Statistic(
+        "rq6_diversity",
+        "majority: top-K members needed",
+        "majority_needs_more_members",
+        _column("members_needed_majority"),
+    ),
+    "members_minority": Statistic(
+        "rq6_diversity",
+        "minority: top-K members needed",
+        "majority_needs_more_members",
+        _column("members_needed_minority"),
     ),
     "fb_tp": Statistic(
         "rq7_generalization",
-        "FB(TP): train vs test TP means",
+        "FB(TP), size-matched to the FP",
         "tp_closer_than_fp",
-        _column("frobenius_train_vs_tp"),
+        _column("frobenius_train_vs_tp_matched"),
     ),  # fmt: skip
     "fb_fp": Statistic(
         "rq7_generalization",
         "FB(FP): train vs test FP means",
         "tp_closer_than_fp",
-        _column("frobenius_train_vs_fp"),
+        _column("frobenius_train_vs_fp_matched"),
     ),  # fmt: skip
 }
 
@@ -197,20 +239,12 @@ def _table1_rows(table: pa.Table) -> list[dict]:
 
 
 def _coverage_rows(table: pa.Table) -> list[dict]:
-    """rq3_coverage (a row per run, role and K) as a row per run at the smallest K, with
-    ``coverage_minority`` and ``coverage_majority``."""
+    """rq3_coverage (a row per run and K) as the row of each run's smallest K."""
     rows = _rows(table)
     if not rows:
         return []
     smallest = min(r["k"] for r in rows)
-    out: dict[tuple, dict] = {}
-    for r in rows:
-        if r["k"] != smallest:
-            continue
-        key = (r["dataset"], r["imbalance"], r["loss"], r["seed"])
-        run = out.setdefault(key, dict(zip(("dataset", "imbalance", "loss", "seed"), key)))
-        run[f"coverage_{r['role']}"] = r["coverage_ratio"]
-    return list(out.values())
+    return [r for r in rows if r["k"] == smallest]
 
 
 def _remedy_rows(table: pa.Table) -> list[dict]:
@@ -234,6 +268,7 @@ SOURCES: dict[str, Callable[[pa.Table], list[dict]]] = {
     "table3": _rows,
     "table4": _rows,
     "rq5_weight_sums": _rows,
+    "rq6_diversity": _rows,
     "rq7_generalization": _rows,
     REMEDY_SOURCE: _remedy_rows,
 }

@@ -19,6 +19,23 @@ def majority_minority(n_per_class: np.ndarray) -> tuple[int, int]:
     return majority, minority
 
 
+GROUP_SHARE = 0.40  # the paper contrasts classes 0-3 with 6-9 of CIFAR-10's ten
+
+
+def class_groups(n_per_class: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(majority group, minority group)``: class indices of the largest and the smallest
+    40 % of the classes by training count, at least one class each (SPEC §4).
+
+    Classes are ranked by count, largest first, ties in class order (as
+    :func:`majority_minority`): on ten classes of an exp or step split that is 0-3 and 6-9,
+    on two classes one each. Both groups are returned in class order.
+    """
+    n = np.asarray(n_per_class)
+    size = max(1, int(np.floor(GROUP_SHARE * len(n) + 1e-9)))
+    ranked = np.argsort(-n, kind="stable")
+    return np.sort(ranked[:size]), np.sort(ranked[len(n) - size :])
+
+
 def per_class_train_test_accuracy(
     train_labels: np.ndarray,
     train_preds: np.ndarray,

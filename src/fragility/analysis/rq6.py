@@ -18,6 +18,15 @@ def instance_topk_fe(fe: np.ndarray, k: int = 7) -> np.ndarray:
     return top_n_per_row(np.asarray(fe, dtype=np.float64), k)[1]
 
 
+def topk_indicator(topk_idx: np.ndarray, width: int) -> np.ndarray:
+    """``(N, H)`` 0/1 float: 1 where fe index h is in instance n's top-K set; its class sums
+    are :func:`member_counts`, its class means the members' shares (Fig 8)."""
+    topk_idx = np.asarray(topk_idx)
+    out = np.zeros((len(topk_idx), width))
+    np.put_along_axis(out, topk_idx, 1.0, axis=1)
+    return out
+
+
 def member_counts(
     topk_idx: np.ndarray, classes: np.ndarray, n_classes: int, width: int
 ) -> np.ndarray:

@@ -16,6 +16,7 @@ import numpy as np
 
 from fragility.analysis.embeddings import class_means, own_class_ce, top_n_per_row
 from fragility.analysis.rq6 import instance_topk_fe, member_counts, member_order
+from fragility.analysis.uncertainty import weighted_class_means
 
 
 def frobenius_gap(
@@ -66,6 +67,85 @@ def identity_overlap(idx_a: np.ndarray, idx_b: np.ndarray) -> np.ndarray:
     return out
 
 
+# -- the size-matched control of FB(TP) (SPEC §4, "RQ7 FB") -------------------------------------
+#
+# FB(FP) averages a class's few false positives, FB(TP) its many true positives, and the mean
+# of a few instances lies farther from the training mean by sample size alone. The control
+# draws, per class, as many true positives as the class has false positives (all of them when
+# it has fewer), without replacement, and averages FB over seeded draws. Only classes with
+# both groups count, in FB(FP) as in the control.
+
+
+def control_subsets(
+    preds: np.ndarray, tp: np.ndarray, n_classes: int, draws: int, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(members (D, N) bool, rows (C,) bool)``: per draw, the test instances of the
+    size-matched TP control; ``rows`` marks the classes that have both TP and FP."""
+    preds, tp = np.asarray(preds, dtype=np.int64), np.asarray(tp, dtype=bool)
+    n_tp = np.bincount(preds[tp], minlength=n_classes)
+    n_fp = np.bincount(preds[~tp], minlength=n_classes)
+    rows = (n_tp > 0) & (n_fp > 0)
+    rng = np.random.default_rng(seed)
+    members = np.zeros((draws, len(preds)), dtype=bool)
+    for c in np.flatnonzero(rows):
+        pool = np.flatnonzero(tp & (preds == c))
+        size = min(int(n_fp[c]), len(pool))
+        for d in range(draws):
+            members[d, rng.choice(pool, size=size, replace=False)] = True
+    return members, rows
+
+
+def at_class_top(x: np.ndarray, classes: np.ndarray, top_idx: np.ndarray) -> np.ndarray:
+    """``x[n, top_idx[classes[n]]]`` (N, n_top): each instance read at its class's top
+    training features (index -1 reads column 0; such rows are never used)."""
+    safe = np.maximum(np.asarray(top_idx), 0)
+    return np.take_along_axis(np.asarray(x, dtype=np.float64), safe[classes], axis=1)
+
+
+def matched_gap(
+    weights: np.ndarray,
+    x_top: np.ndarray,
+    preds: np.ndarray,
+    tp: np.ndarray,
+    ref: np.ndarray,
+    control: tuple[np.ndarray, np.ndarray],
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(FB(FP), FB(matched TP))`` (B,) under each row of ``weights (B, N)`` (a row of ones:
+    the data as observed). ``x_top`` from :func:`at_class_top` at the training top features,
+    ``ref (C, n_top)`` the training means there, ``control`` from :func:`control_subsets`.
+    Per draw, a class enters both norms when its FP and its control subset carry weight;
+    the FB(TP) control is averaged over draws, FB(FP) over the same draws' rows."""
+    weights = np.atleast_2d(weights)
+    preds, tp = np.asarray(preds, dtype=np.int64), np.asarray(tp, dtype=bool)
+    members, rows = control
+    n_classes = ref.shape[0]
+    fp_mean = weighted_class_means(weights, x_top, np.where(tp, -1, preds), n_classes)
+    fp_sq = ((ref[None] - fp_mean) ** 2).sum(axis=2)  # (B, C), NaN where no FP weight
+    draws = members.shape[0]
+    ctrl_sq = np.full((weights.shape[0], draws, n_classes), np.nan)
+    for c in np.flatnonzero(rows):
+        pool = np.flatnonzero(tp & (preds == c))
+        in_draw = members[:, pool].T.astype(np.float64)  # (n_pool, D)
+        w = weights[:, pool]
+        total = w @ in_draw  # (B, D)
+        sums = w @ (in_draw[:, :, None] * x_top[pool][:, None, :]).reshape(len(pool), -1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = sums.reshape(len(w), draws, -1) / total[:, :, None]
+        ctrl_sq[:, :, c] = ((ref[c] - mean) ** 2).sum(axis=2)
+    valid = rows[None, None] & np.isfinite(fp_sq)[:, None, :] & np.isfinite(ctrl_sq)
+    fb_fp = np.sqrt(np.where(valid, fp_sq[:, None, :], 0.0).sum(axis=2))
+    fb_ctrl = np.sqrt(np.where(valid, ctrl_sq, 0.0).sum(axis=2))
+    used = valid.any(axis=2)  # (B, D)
+    with np.errstate(invalid="ignore"):
+        fp = np.where(used, fb_fp, np.nan)
+        ctrl = np.where(used, fb_ctrl, np.nan)
+        count = used.sum(axis=1)
+        return (
+            np.where(count > 0, np.nansum(fp, axis=1) / np.maximum(count, 1), np.nan),
+            np.where(count > 0, np.nansum(ctrl, axis=1) / np.maximum(count, 1), np.nan),
+        )
+
+
 @dataclass
 class Rq7Result:
     """Means (C, H), group sizes (C,), top indices (C, n_top), norms, overlaps (C,)."""
@@ -82,6 +162,10 @@ class Rq7Result:
     rows_tp: int
     rows_fp: int
     overlap: dict[str, np.ndarray]  # keys fe_tp, fe_fp, ce_tp, ce_fp
+    fb_fp_matched: float = float("nan")  # FB(FP) over the classes of the control
+    fb_tp_matched: float = float("nan")  # the size-matched TP control's FB, mean over draws
+    rows_matched: int = 0
+    draws: int = 0
 
     def at_top(self, mu: np.ndarray) -> np.ndarray:
         """Fig 10 panel: ``mu`` (C, H) read at each class's top train features (C, n_top)."""
@@ -104,6 +188,10 @@ class Rq7Result:
             "fb_fp": self.fb_fp,
             "rows_tp": self.rows_tp,
             "rows_fp": self.rows_fp,
+            "fb_fp_matched": self.fb_fp_matched,
+            "fb_tp_matched": self.fb_tp_matched,
+            "rows_matched": self.rows_matched,
+            "draws": self.draws,
         }
         for key, vals in self.overlap.items():
             ok = ~np.isnan(vals)
@@ -123,8 +211,10 @@ def rq7_generalization(
     n_top: int = 10,
     identity: str = "frequency",
     k: int = 7,
+    draws: int = 32,
 ) -> Rq7Result:
-    """All RQ7 figures; see the module docstring for the groups and the missing-class rule."""
+    """All RQ7 figures; see the module docstring for the groups and the missing-class rule,
+    and :func:`control_subsets` for the size-matched control (``draws`` seeded draws)."""
     train_labels = np.asarray(train_labels, dtype=np.int64)
     test_preds = np.asarray(test_preds, dtype=np.int64)
     tp = test_preds == np.asarray(test_labels, dtype=np.int64)
@@ -146,6 +236,10 @@ def rq7_generalization(
         for group, mask in (("tp", tp), ("fp", ~tp)):
             other = top_identities(x_test[mask], test_preds[mask], n_classes, n_top, identity, k)
             overlap[f"{kind}_{group}"] = identity_overlap(ref, other)
+    control = control_subsets(test_preds, tp, n_classes, draws)
+    ref_top = np.take_along_axis(mu_train, np.maximum(top_idx, 0), axis=1)
+    x_top = at_class_top(test_fe, test_preds, top_idx)
+    fb_fp_m, fb_tp_m = matched_gap(np.ones((1, len(tp))), x_top, test_preds, tp, ref_top, control)
     return Rq7Result(
         mu_train,
         mu_tp,
@@ -159,4 +253,8 @@ def rq7_generalization(
         rows_tp,
         rows_fp,
         overlap,
+        fb_fp_matched=float(fb_fp_m[0]),
+        fb_tp_matched=float(fb_tp_m[0]),
+        rows_matched=int(control[1].sum()),
+        draws=draws,
     )

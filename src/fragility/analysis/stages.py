@@ -161,16 +161,19 @@ def check_claims(
     out_csv: str | Path,
     out_parquet: str | Path,
     out_txt: str | Path,
+    losses: dict | None = None,
 ) -> None:
     """``claims.{csv,parquet}`` and its plain-text summary from the ``*_by_seed`` cross-run
     tables and each imbalanced run's ``bootstrap.parquet`` (keyed by (dataset, imbalance,
-    loss, seed))."""
+    loss, seed)); ``losses``, the study's loss entries, say which paper model each run group
+    compares with."""
     from ..io import write_table, write_text
     from .claims import claims_summary, measure_claims
 
     claims = measure_claims(
         {k: pq.read_table(p) for k, p in by_seed_paths.items()},
         {tuple(k): pq.read_table(p) for k, p in bootstrap_paths.items()},
+        losses,
     )
     write_table(claims, out_csv)
     write_table(claims, out_parquet)

@@ -9,8 +9,11 @@ only arranges their output.
 Conventions shared by every table:
 
 - ``class`` (int) and ``class_name``; ``role`` = ``"majority"`` (largest training class,
-  first on ties), ``"minority"`` (smallest, last on ties) or ``"other"``; ``n_train`` = the
-  run's training images of that class (``metrics.json`` ``train_class_counts``).
+  first on ties), ``"minority"`` (smallest, last on ties) or ``"other"``; ``class_group`` =
+  ``"majority"`` / ``"minority"`` for the largest / smallest 40 % of the classes (the paper's
+  classes 0-3 and 6-9 of ten; :func:`fragility.analysis.rq2.class_groups`), else
+  ``"middle"``; ``n_train`` = the run's training images of that class (``metrics.json``
+  ``train_class_counts``).
 - Accuracies, coverage ratios and shares are fractions in [0, 1], not percentages.
 - Everything is measured on the ``train`` embeddings, except RQ2's test accuracy and RQ7's
   test groups. Instance measures group by *predicted* class (RQ3 coverage, RQ6 members),
@@ -33,8 +36,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fragility.analysis.dynamics import dynamics_table
-from fragility.analysis.rq2 import majority_minority, per_class_train_test_accuracy, table2
-from fragility.analysis.rq3 import rq3_coverage
+from fragility.analysis.rq2 import (
+    class_groups,
+    majority_minority,
+    per_class_train_test_accuracy,
+    table2,
+)
+from fragility.analysis.rq3 import THRESHOLDS, group_mean, rq3_coverage
 from fragility.analysis.rq4 import (
     class_mean_own_ce,
     table3,
@@ -45,14 +53,19 @@ from fragility.analysis.rq4 import (
 from fragility.analysis.rq5 import largest_weight_vs_ce, top_abs_weights, weight_sums
 from fragility.analysis.rq6 import class_topk_members, members_to_cover, top_class_mean_fe
 from fragility.analysis.rq7 import rq7_generalization
-from fragility.catalog import RUN_TABLES, model_file
+from fragility.catalog import (
+    FEW_FEATURES_SHARE,
+    N_CONTROL_DRAWS,
+    PREMISE_TRAIN_ACC,
+    RUN_TABLES,
+    model_file,
+)
 from fragility.embeddings import read_classifier, read_embeddings
 from fragility.errors import ConfigError, FragilityError
 
 TABLES: dict[str, tuple[str, ...]] = {rq: spec.tables for rq, spec in RUN_TABLES.items()}
 
 N_TOP = 10  # the paper's "ten largest" in Figs 4, 7, 8, 10 and RQ7
-COVERAGE_THRESHOLD = 0.94  # RQ3: smallest K covering >= 94 % of all instances
 SUBSETS = ("train", "test", "val")  # history columns {subset}_acc
 
 
@@ -173,6 +186,21 @@ class RunInputs:
         out[self.majority] = "majority"
         return out
 
+    @property
+    def groups(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(majority group, minority group)``: the largest and the smallest 40 % of the
+        classes (:func:`fragility.analysis.rq2.class_groups`)."""
+        return class_groups(self.class_counts)
+
+    def group_names(self) -> list[str]:
+        majority, minority = self.groups
+        out = ["middle"] * self.n_classes
+        for c in minority:
+            out[c] = "minority"
+        for c in majority:
+            out[c] = "majority"
+        return out
+
 
 # -- table helpers --------------------------------------------------------------------------
 
@@ -190,13 +218,16 @@ def _int_array(values, missing: Callable[[np.ndarray], np.ndarray] | None = None
 
 
 def _class_columns(inputs: RunInputs, classes: np.ndarray) -> dict[str, pa.Array]:
-    """``class``, ``class_name``, ``role``, ``n_train`` for a column of class indices."""
+    """``class``, ``class_name``, ``role``, ``class_group``, ``n_train`` for a column of
+    class indices."""
     classes = np.asarray(classes, dtype=np.int64)
     roles = inputs.roles()
+    groups = inputs.group_names()
     return {
         "class": _int_array(classes),
         "class_name": pa.array([inputs.class_names[c] for c in classes], type=pa.string()),
         "role": pa.array([roles[c] for c in classes], type=pa.string()),
+        "class_group": pa.array([groups[c] for c in classes], type=pa.string()),
         "n_train": _int_array(inputs.class_counts[classes]),
     }
 
@@ -256,6 +287,16 @@ def _roles_row(inputs: RunInputs) -> dict:
     }
 
 
+def _class_list(classes) -> str:
+    """``0,1,2,3``: a group's classes as a by-seed table can keep them (text)."""
+    return ",".join(str(int(c)) for c in classes)
+
+
+def _groups_row(inputs: RunInputs) -> dict:
+    majority, minority = inputs.groups
+    return {"majority_group": _class_list(majority), "minority_group": _class_list(minority)}
+
+
 def _classifier(inputs: RunInputs) -> tuple[np.ndarray, np.ndarray, bool]:
     c = inputs.classifier
     return (
@@ -311,6 +352,20 @@ def accuracy_over_epochs(inputs: RunInputs) -> pa.Table:
     return pa.table(cols)
 
 
+def premise(inputs: RunInputs, train_acc: np.ndarray) -> dict:
+    """The paper's premise on one run (§5.2: the training data almost perfectly memorised):
+    every class's train accuracy at the kept checkpoint >= :data:`PREMISE_TRAIN_ACC`, with the
+    class that comes lowest."""
+    lowest = int(np.nanargmin(train_acc))
+    return {
+        "lowest_train_acc": float(train_acc[lowest]),
+        "lowest_train_acc_class": lowest,
+        "lowest_train_acc_name": inputs.class_names[lowest],
+        "premise_threshold": PREMISE_TRAIN_ACC,
+        "premise_met": bool(np.nanmin(train_acc) >= PREMISE_TRAIN_ACC),
+    }
+
+
 def _rq2(inputs: RunInputs, **_) -> dict[str, pa.Table]:
     tr, te, n_classes = inputs.train, inputs.test, inputs.n_classes
     acc = per_class_train_test_accuracy(tr["label"], tr["pred"], te["label"], te["pred"], n_classes)
@@ -332,6 +387,7 @@ def _rq2(inputs: RunInputs, **_) -> dict[str, pa.Table]:
         train_acc_minority=t2["train_minority"][0],
         test_acc_minority=t2["test_minority"][0],
     )
+    row.update(premise(inputs, np.asarray(acc["train_acc"], dtype=np.float64)))
     return {
         "per_class_accuracy": pa.table(cols),
         "table2": _one_row(row),
@@ -346,28 +402,48 @@ def _rq2(inputs: RunInputs, **_) -> dict[str, pa.Table]:
 # -- RQ3 --------------------------------------------------------------------------------------
 
 
+def _smallest_k_row(inputs: RunInputs, res) -> dict:
+    """The smallest K covering each threshold of all training instances, bias-free (the
+    claims' reading) and with the bias; ``few_features_bound`` = H/5, the claim's K << H."""
+    row: dict = {
+        "n_features": inputs.n_features,
+        "n_instances": len(inputs.train["label"]),
+        "few_features_bound": FEW_FEATURES_SHARE * inputs.n_features,
+    }
+    for suffix, with_bias in (("", False), ("_with_bias", True)):
+        for threshold in THRESHOLDS:
+            k = res.smallest_k(threshold, with_bias)
+            pct = round(100 * threshold)
+            row[f"smallest_k_{pct}{suffix}"] = k
+            row[f"coverage_k_{pct}{suffix}"] = res.coverage_at(k, with_bias)
+    return row
+
+
 def _rq3(inputs: RunInputs, *, ks: Sequence[int], **_) -> dict[str, pa.Table]:
     W, bias, normed = _classifier(inputs)
     tr = inputs.train
-    res = rq3_coverage(tr["fe"], W, bias, tr["logits"], normed, tuple(ks), COVERAGE_THRESHOLD)
+    res = rq3_coverage(tr["fe"], W, bias, tr["logits"], normed, tuple(ks))
     n_classes, n_k = res.class_ratio.shape
     classes = np.repeat(np.arange(n_classes), n_k)
     cols = _class_columns(inputs, classes)
     cols["n_pred"] = _int_array(res.n_per_class[classes])
     cols["k"] = _int_array(np.tile(np.asarray(res.ks), n_classes))
     cols["coverage_ratio"] = _float_array(res.class_ratio.ravel())
-    k = res.smallest_k
-    smallest = _one_row(
-        {
-            "threshold": res.threshold,
-            "smallest_k": k,
-            "coverage_at_smallest_k": None if k is None else float(res.overall_by_k[k - 1]),
-            "n_features": inputs.n_features,
-            "n_instances": len(tr["label"]),
-        },
-        int_keys=("smallest_k",),
-    )
-    return {"topk_coverage": pa.table(cols), "smallest_k": smallest}
+    cols["coverage_ratio_with_bias"] = _float_array(res.class_ratio_with_bias.ravel())
+    row = _smallest_k_row(inputs, res)
+    smallest = _one_row(row, int_keys=tuple(k for k in row if k.startswith("smallest_k")))
+    majority, minority = inputs.groups
+    group_cols: dict[str, pa.Array] = {"k": _int_array(np.asarray(res.ks))}
+    for name, value in _groups_row(inputs).items():
+        group_cols[name] = pa.array([value] * n_k, type=pa.string())
+    for suffix, ratio in (("", res.class_ratio), ("_with_bias", res.class_ratio_with_bias)):
+        for name, group in (("majority", majority), ("minority", minority)):
+            group_cols[f"coverage_{name}_group{suffix}"] = _float_array(group_mean(ratio.T, group))
+    return {
+        "topk_coverage": pa.table(cols),
+        "smallest_k": smallest,
+        "group_coverage": pa.table(group_cols),
+    }
 
 
 # -- RQ4 --------------------------------------------------------------------------------------
@@ -451,10 +527,24 @@ def _rq6(inputs: RunInputs, *, k_fe: int, **_) -> dict[str, pa.Table]:
     topk = topk.add_column(
         topk.schema.get_field_index("rank"), "k", _int_array(np.full(topk.num_rows, k_fe))
     )
+    majority, minority = inputs.groups
+    top_share = shares[:, 0] if shares.shape[1] else np.full(n_classes, np.nan)
+    row = _roles_row(inputs)
+    row.update(_groups_row(inputs))
+    row.update(
+        k=k_fe,
+        top_member_share_majority_group=float(group_mean(top_share, majority)),
+        top_member_share_minority_group=float(group_mean(top_share, minority)),
+        members_needed_majority=int(needed[inputs.majority]),
+        members_needed_minority=int(needed[inputs.minority]),
+    )
+    for key in ("members_needed_majority", "members_needed_minority"):
+        row[key] = None if row[key] < 0 else row[key]
     return {
         "class_topk_members": topk,
         "members_to_cover": pa.table(cols),
         "class_mean_fe_top10": _ranked_table(inputs, fe_vals, "mean_fe", fe_idx),
+        "diversity": _one_row(row, int_keys=("members_needed_majority", "members_needed_minority")),
     }
 
 
@@ -476,6 +566,7 @@ def _rq7(inputs: RunInputs, *, k_fe: int, **_) -> dict[str, pa.Table]:
         n_top=N_TOP,
         identity="frequency",
         k=k_fe,
+        draws=N_CONTROL_DRAWS,
     )
     groups = (
         ("train", res.mu_train, res.n_train),
@@ -500,6 +591,10 @@ def _rq7(inputs: RunInputs, *, k_fe: int, **_) -> dict[str, pa.Table]:
             "frobenius_train_vs_fp": summary["fb_fp"],
             "n_classes_tp": summary["rows_tp"],
             "n_classes_fp": summary["rows_fp"],
+            "frobenius_train_vs_tp_matched": summary["fb_tp_matched"],
+            "frobenius_train_vs_fp_matched": summary["fb_fp_matched"],
+            "n_classes_matched": summary["rows_matched"],
+            "n_draws": summary["draws"],
             "overlap_fe_tp": summary["overlap_fe_tp"],
             "overlap_fe_fp": summary["overlap_fe_fp"],
             "overlap_ce_tp": summary["overlap_ce_tp"],

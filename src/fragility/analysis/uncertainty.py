@@ -123,11 +123,14 @@ def percentile_interval(
     replicates: np.ndarray, estimate: float | None, n: int, kind: str, confidence=CONFIDENCE
 ) -> Interval:
     """Percentile interval of bootstrap ``replicates`` (B,) around ``estimate``; replicates
-    that are not finite (a class drawn out of a group) are left out."""
+    that are not finite (a class drawn out of a group) are left out, and with none left the
+    estimate stands without an interval."""
     r = np.asarray(replicates, dtype=np.float64)
     r = r[np.isfinite(r)]
-    if estimate is None or not np.isfinite(estimate) or len(r) == 0:
+    if estimate is None or not np.isfinite(estimate):
         return Interval(None, None, None, n, kind)
+    if len(r) == 0:
+        return Interval(float(estimate), None, None, n, kind)
     alpha = (1 - confidence) / 2
     low, high = np.quantile(r, [alpha, 1 - alpha])
     return Interval(float(estimate), float(low), float(high), n, kind)

@@ -261,13 +261,13 @@ def plot_topk_coverage(tables: dict[str, pa.Table], out_path: Path, title: str) 
     legend_title = None
     if "smallest_k" in tables and tables["smallest_k"].num_rows:
         row = tables["smallest_k"].to_pylist()[0]
-        pct = round(100 * row["threshold"])
-        if row["smallest_k"] is None:
-            legend_title = f"no K covers {pct} % of all instances"
+        k = row["smallest_k_90"]
+        if k is None:
+            legend_title = "bias-free logits: no K covers 90 % of all instances"
         else:
             legend_title = (
-                f"K = {row['smallest_k']} of {row['n_features']} covers "
-                f"{100 * row['coverage_at_smallest_k']:.1f} % (\u2265 {pct} %) of all instances"
+                f"bias-free logits: K = {k} of {row['n_features']} covers "
+                f"{100 * row['coverage_k_90']:.1f} % (\u2265 90 %) of all instances"
             )
     fig.legend(
         loc="outside lower center", ncol=min(len(ks), 4), title=legend_title, columnspacing=1.0
