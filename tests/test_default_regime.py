@@ -1,0 +1,56 @@
+"""The default study's regime is what the README says it is: 40 epochs, the best test-BAC
+epoch from the first lr decay on, per-epoch evaluation on 100 test images per class (so that
+its models memorise their training sets, the paper's premise), and the presets that keep the
+regime they were measured in keep it."""
+
+import copy
+
+import yaml
+from snakemake.utils import validate
+from snakemake_cli import REPO
+
+from fragility.config import SCHEMA_PATH, Study, load_schema
+from fragility.settings import TrainConfig, selectable
+
+
+def _resolved(*configfiles) -> list[dict]:
+    """Every run's training settings, as the workflow resolves them: config.yaml, then the
+    presets over it (Snakemake merges them), validated with the schema's defaults filled in."""
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    for name in configfiles:
+        overlay = yaml.safe_load((REPO / name).read_text())
+        for key, value in overlay.items():
+            if isinstance(value, dict) and isinstance(config.get(key), dict):
+                config[key] = {**config[key], **value}
+            else:
+                config[key] = value
+    validate(config, str(SCHEMA_PATH))
+    study = Study(config)
+    return [study.train_settings(run) for run in study.runs]
+
+
+def test_no_layer_of_the_training_settings_has_schema_defaults():
+    # Snakemake's validate() fills defaults into every object it walks: a default in the
+    # shared training definition would be written into each dataset's and loss's layer and
+    # silently override the global `training:` of config.yaml
+    training = load_schema()["$defs"]["training"]["properties"]
+    assert [key for key, spec in training.items() if "default" in spec] == []
+
+
+def test_the_default_study_trains_to_the_premise():
+    settings = _resolved()
+    assert settings and all(s["epochs"] == 40 for s in settings)
+    assert {s["select_from"] for s in settings} == {0.8}
+    assert {s["epoch_test_per_class"] for s in settings} == {100}
+    assert sorted({s["loss"] for s in settings}) == ["ce", "focal", "ldam"]
+    cfg = TrainConfig(**copy.deepcopy(settings[0]))
+    # kept epochs come from the first lr decay on: 0-based 32..39, the 1-based epochs 33-40
+    assert [e for e in range(40) if selectable(cfg, e)] == list(range(32, 40))
+
+
+def test_the_presets_measured_in_the_20_epoch_regime_keep_it():
+    for preset in ("presets/sweep.yaml", "presets/mfw.yaml"):
+        for s in _resolved(preset):
+            assert (s["epochs"], s["select_from"], s["epoch_test_per_class"]) == (20, 0, None)
+    paper = _resolved("presets/paper.yaml")
+    assert {(s["select_from"], s["epoch_test_per_class"]) for s in paper} == {(0, None)}
