@@ -2,8 +2,10 @@
 # {run}/rq{N}/, cross-run tables under results/tables/, figures under results/figures/.
 # Every rule here is generated from fragility.catalog; with check_inputs every job runs in a
 # shadow folder holding only its declared inputs, so a stage reading an undeclared file fails.
-# These jobs take seconds and no GPU, so on a cluster they run beside Snakemake (localrule)
-# instead of paying a batch job's start-up each.
+# These jobs take seconds and no GPU. Under profiles/slurm a run's per-run jobs (its tables,
+# RQ1 re-training, bootstrap and figures, and its remedies') form one CPU batch job per run
+# (the profile's `groups:`; a localrule in a group is submitted with it); the cross-run ones
+# stay localrules and run beside Snakemake instead of waiting for a batch slot each.
 
 
 rule retrain_classifier:
@@ -22,6 +24,8 @@ rule retrain_classifier:
         "../envs/fragility.yaml"
     threads: 1
     localrule: True
+    resources:
+        **sized("retrain"),
     script:
         "../workflow_scripts/retrain_classifier.py"
 
@@ -48,6 +52,8 @@ rule bootstrap_run:
         "../envs/fragility.yaml"
     threads: 1
     localrule: True
+    resources:
+        **sized("bootstrap"),
     script:
         "../workflow_scripts/bootstrap_run.py"
 
@@ -83,6 +89,8 @@ for rule_prefix, remedy in (("analyze", None), ("analyze_remedy", "{remedy}")):
                 "../envs/fragility.yaml"
             threads: 1
             localrule: True
+            resources:
+                **sized("analyze"),
             script:
                 "../workflow_scripts/analyze_run.py"
 
@@ -110,6 +118,8 @@ rule plot_run_figure:
         "../envs/fragility.yaml"
     threads: 1
     localrule: True
+    resources:
+        **sized("figure"),
     script:
         "../workflow_scripts/plot_run_figure.py"
 
@@ -167,8 +177,9 @@ rule claims:
         LAYOUT.log("tables", "claims"),
     params:
         runs=[[run.dataset, run.imbalance, run.loss, run.seed] for run in imbalanced_runs()],
-        # which of the paper's models each run group compares with (its loss entry)
-        losses=STUDY.losses,
+        # which of the paper's models each run group compares with (its loss entry, or what
+        # an external model was trained with)
+        losses={name: STUDY.loss_entry(name) for name in STUDY.run_names()},
     shadow:
         SHADOW
     conda:

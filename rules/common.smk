@@ -1,4 +1,5 @@
 # Config validation, the study's runs, and the input functions of every rule.
+import os
 import sys
 from pathlib import Path
 
@@ -13,11 +14,12 @@ try:
 except WorkflowError as error:
     sys.exit(f"config error: {schema_error_line(error)}")
 
-from fragility import catalog
+from fragility import catalog, gpus
 from fragility.analysis.crossrun import RunRef, balanced_partner
 from fragility.analysis.paper import paper_loss
 from fragility.analysis.curves import CURVE_SOURCES, REMEDY_SOURCE, curve_groups, curve_input
 from fragility.errors import FragilityError
+from fragility.resources import JobSizes, expected_device
 from fragility.workflow import ref_files
 from fragility.plotting.curves import CURVE_FIGURES
 
@@ -25,6 +27,8 @@ try:
     STUDY = Study(config, load_schema(Path(workflow.basedir) / "config" / "schema.yaml"))
 except FragilityError as error:
     sys.exit(f"config error: {error}")
+for note in STUDY.notes:  # what a model trained elsewhere cannot have (config `models`)
+    print(f"note: {note}", file=sys.stderr)
 
 # Every path comes from the catalog (fragility.catalog.Layout: SPEC section 6), logs and
 # benchmarks included, under the study's results root.
@@ -34,11 +38,45 @@ RUN_LOG = "{dataset}/{imbalance}/{loss}/seed{seed}"  # a run's part of a log pat
 # reading an undeclared file fails (about 0.7 s more per job, hence off by default)
 SHADOW = "minimal" if config.get("check_inputs") else None
 
+# Local GPU jobs claim a device each (fragility.gpus): the folder of their lock files and the
+# config's `gpus:` reach the jobs' scripts through the environment, so that neither is a
+# rerun trigger; absolute, because a shadow job runs in a folder of its own.
+os.environ[gpus.SLOTS_ENV] = os.path.abspath(LAYOUT.gpu_slots())
+if config.get("gpus"):
+    os.environ[gpus.GPUS_ENV] = ",".join(map(str, config["gpus"]))
+
+
+def asks_scheduler_for_gpu(rule):
+    """Whether --set-resources (profiles/slurm's) asks SLURM for a GPU for this rule."""
+    mapping = dict(workflow.resource_settings.overwrite_resources.get(rule, {}))
+    raw = {name: getattr(value, "raw", value) for name, value in mapping.items()}
+    return "gpu" in str(raw.get("gres") or "") or bool(raw.get("gpu"))
+
+
+# What each job asks a cluster for (mem_mb, runtime: fragility.resources), from its dataset,
+# model, epochs and device; more on a retry. Locally nothing reads these.
+SIZES = JobSizes(
+    STUDY,
+    config["data_dir"],
+    expected_device(config["device"], asks_scheduler_for_gpu("train_model")),
+    pack=workflow.cores or 1,
+)
+
+
+def sized(kind):
+    """The resources of a job of this kind (fragility.resources.JobSizes.of)."""
+    return {
+        resource: lambda wildcards, attempt, threads, resource=resource: getattr(
+            SIZES.of(kind, wildcards, attempt, threads), resource
+        )
+        for resource in ("mem_mb", "runtime")
+    }
+
 
 wildcard_constraints:
     dataset="|".join(sorted(STUDY.datasets)),
     imbalance=catalog.IMBALANCE,
-    loss="|".join(sorted(STUDY.losses)),
+    loss="|".join(STUDY.run_names()),
     seed=r"\d+",
     rq=r"rq[1-7]",
     figure="|".join(catalog.RUN_FIGURES),
@@ -67,7 +105,16 @@ def run_targets(run):
     targets = [LAYOUT.file("metrics", run.path)]
     for rq, spec in catalog.RUN_TABLES.items():
         targets += [LAYOUT.run_table(rq, table, "csv", run.path) for table in spec.tables]
-    targets += [LAYOUT.run_figure(name, run.path) for name in catalog.RUN_FIGURES]
+    external = STUDY.is_external(run)  # trained elsewhere: no figures of a training history
+    figures = [n for n in catalog.RUN_FIGURES if not (external and catalog.history_figure(n))]
+    targets += [LAYOUT.run_figure(name, run.path) for name in figures]
+    return targets + test_only_targets(run)[1:]
+
+
+def test_only_targets(run):
+    """A run's metrics and (imbalanced) its RQ1 table: all a model trained elsewhere on an
+    unknown training subset gets (STUDY.test_only_runs)."""
+    targets = [LAYOUT.file("metrics", run.path)]
     if run.imbalance != "balanced":
         targets.append(LAYOUT.run_table("rq1", "retrained", "csv", run.path))
     return targets
@@ -90,6 +137,7 @@ def remedy_targets():
 
 def get_all_targets():
     targets = [path for run in STUDY.runs for path in run_targets(run)]
+    targets += [path for run in STUDY.test_only_runs for path in test_only_targets(run)]
     targets += [LAYOUT.table(name, "csv") for name in catalog.CROSS_RUN_TABLES]
     targets += [LAYOUT.table("claims", ext) for ext in ("csv", "txt")]
     targets += [LAYOUT.table("summary", "rst"), LAYOUT.table("provenance", "csv")]
@@ -101,7 +149,7 @@ def run_ref(run, kinds=(), remedies=None):
     """A run as the cross-run stages take it: its keys and the files ``kinds`` of it (and,
     for a treated run, the files of each remedied model under it)."""
     ref = dict(dataset=run.dataset, imbalance=run.imbalance, loss=run.loss, seed=run.seed)
-    ref["paper_loss"] = paper_loss(STUDY.losses.get(run.loss))  # the paper's numbers beside ours
+    ref["paper_loss"] = paper_loss(STUDY.loss_entry(run.loss))  # the paper's numbers beside ours
     ref["files"] = LAYOUT.files(kinds, run.path)
     if remedies:
         ref["remedies"] = {name: LAYOUT.files(kinds, run.path, name) for name in remedies}
@@ -173,6 +221,51 @@ def get_run_info(wildcards):
         "seed": run.seed,
         "run": run.path,
     }
+
+
+# -- models trained elsewhere (rules/external.smk): they enter the DAG at their checkpoint --
+EXTERNAL_NAMES = "|".join(sorted(STUDY.models)) or "no_model_configured"
+
+
+def get_external_split_inputs(wildcards):
+    """The canonical dataset, and a model's index file when its training subset is one."""
+    settings = STUDY.external_settings(run_of(wildcards))
+    files = {"data": LAYOUT.dataset(wildcards.dataset)}
+    if settings["training_subset"]["mode"] == "index_file":
+        files["index"] = settings["training_subset"]["path"]
+    return files
+
+
+def get_external_split_settings(wildcards):
+    return STUDY.external_split_settings(run_of(wildcards))
+
+
+def get_external_inputs(wildcards):
+    """The dataset, the model's split, its checkpoint (and an entry point's file)."""
+    run = run_of(wildcards)
+    settings = STUDY.external_settings(run)
+    files = {
+        "data": LAYOUT.dataset(run.dataset),
+        "split": LAYOUT.file("split", run.path),
+        "checkpoint": settings["checkpoint"],
+    }
+    source = (settings["arch"] or "").rpartition(":")[0]
+    if settings["format"] == "entry_point" and source.endswith(".py"):
+        files["entry_point"] = source
+    return files
+
+
+def get_external_settings(wildcards):
+    return STUDY.external_settings(run_of(wildcards))
+
+
+def get_checkpoint_stamp(wildcards):
+    """Size and modification time of a checkpoint from outside the study: a replaced file
+    reruns its model even when its copy kept an older time (cp -p, rsync -a); a model.pt of
+    this study is tracked as the output it is."""
+    path = Path(STUDY.external_settings(run_of(wildcards))["checkpoint"])
+    inside = path.resolve().is_relative_to(Path(LAYOUT.results).resolve())
+    return None if inside else f"{path.stat().st_size}:{path.stat().st_mtime_ns}"
 
 
 # -- fragility curves (rules/curves.smk): runs that differ only in the imbalance ratio R ------

@@ -8,5 +8,7 @@ rule prepare_dataset:
         settings=get_dataset_settings,
     conda:
         "../envs/fragility.yaml"
+    resources:
+        **sized("prepare"),
     script:
         "../workflow_scripts/prepare_dataset.py"

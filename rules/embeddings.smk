@@ -18,5 +18,6 @@ rule extract_embeddings:
     threads: 2
     resources:
         gpu=1,
+        **sized("embed"),
     script:
         "../workflow_scripts/extract_embeddings.py"

@@ -19,6 +19,8 @@ rule apply_remedy:
     conda:
         "../envs/fragility.yaml"
     threads: 2
+    resources:
+        **sized("remedy"),
     script:
         "../workflow_scripts/apply_remedy.py"
 

@@ -11,5 +11,7 @@ rule make_split:
         SHADOW
     conda:
         "../envs/fragility.yaml"
+    resources:
+        **sized("split"),
     script:
         "../workflow_scripts/make_split.py"

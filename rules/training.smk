@@ -18,5 +18,6 @@ rule train_model:
     threads: 2
     resources:
         gpu=1,
+        **sized("train"),
     script:
         "../workflow_scripts/train_model.py"

@@ -226,3 +226,76 @@ def test_the_workflow_stops_with_one_line_before_any_job(tmp_path, edit, line):
     assert len(errors) == 1 and errors[0].startswith(line), result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "results").exists() and not (tmp_path / "data").exists()
+
+
+# -- raw files where the config says, before any job (download: false) --------------------------
+
+FMNIST_FILES = [
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+]
+
+
+def _fashion_mnist_at(root, **entry):
+    def edit(config):
+        config["datasets"]["fmnist"] = {"loader": "fashion_mnist", "root": str(root), **entry}
+        config["runs"].append({"dataset": "fmnist", "imbalance": ["balanced"], "loss": ["ce"]})
+
+    return edit
+
+
+def test_missing_raw_files_are_a_config_error_naming_the_root(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # data_dir is relative to the working folder, as in a workflow
+    raw = tmp_path / "raw"
+    assert error_of(_fashion_mnist_at(raw)) == (
+        "datasets.fmnist.root: fashion_mnist: dataset not found. Looked for "
+        + ", ".join(f"{f}(.gz)" for f in FMNIST_FILES)
+        + f" in: {raw}, {raw}/FashionMNIST/raw. To get it: install the Debian package "
+        "(`apt-get install dataset-fashion-mnist`), or set `root:` to a folder holding these "
+        "files, or set `download: true` (checked because download is false and "
+        "data/fmnist.npz is not built)"
+    )
+    study(_fashion_mnist_at(raw, download=True))  # the data job may fetch them
+    (raw / "FashionMNIST" / "raw").mkdir(parents=True)
+    for name in FMNIST_FILES:  # only the names are looked for: nothing is read
+        (raw / "FashionMNIST" / "raw" / f"{name}.gz").touch()
+    study(_fashion_mnist_at(raw))
+
+
+def test_a_built_canonical_file_needs_no_raw_files(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "fmnist.npz").touch()
+    study(_fashion_mnist_at(tmp_path / "gone"))
+
+
+def test_an_image_folder_root_must_exist_and_hold_train_and_test(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+    def scans(root):
+        def edit(config):
+            config["datasets"]["scans"] = {"loader": "image_folder", "root": str(root)}
+            config["runs"].append({"dataset": "scans", "imbalance": ["balanced"], "loss": ["ce"]})
+
+        return edit
+
+    message = error_of(scans(tmp_path / "nowhere"))
+    assert message.startswith(
+        f"datasets.scans.root: image_folder: dataset not found. Looked for train, test in: "
+        f"{tmp_path / 'nowhere'}. To get it: arrange your images as root/train/<class>/"
+    )
+    (tmp_path / "images" / "train").mkdir(parents=True)
+    assert "Looked for train, test in:" in error_of(scans(tmp_path / "images"))
+    (tmp_path / "images" / "test").mkdir()
+    study(scans(tmp_path / "images"))
+
+
+def test_datasets_no_run_uses_are_not_checked(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+    def edit(config):  # e.g. config.yaml's Fashion-MNIST under the smoke preset's digits runs
+        config["datasets"]["fmnist"] = {"loader": "fashion_mnist", "root": str(tmp_path / "no")}
+
+    study(edit)

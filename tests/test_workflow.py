@@ -268,18 +268,34 @@ def test_config_errors_stop_before_anything_runs(tmp_path, edit, message):
     assert not (tmp_path / "results").exists()
 
 
-def test_missing_dataset_is_one_clear_message_and_no_partial_file(tmp_path):
+def _image_folder_config(root):
     config = _smoke_config()
     split = config["datasets"]["digits"]["split"]  # n_val > 0: the preset's tau_norm needs it
-    config["datasets"] = {
-        "mine": {"loader": "image_folder", "root": str(tmp_path / "nowhere"), "split": split}
-    }
+    config["datasets"] = {"mine": {"loader": "image_folder", "root": str(root), "split": split}}
     for group in config["runs"]:
         group["dataset"] = "mine"
+    return config
+
+
+def test_a_missing_image_folder_is_a_config_error_before_any_job(tmp_path):
+    config = _image_folder_config(tmp_path / "nowhere")
+    result = snakemake(tmp_path, configfile=_write(tmp_path, config))
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("config error")]
+    assert len(errors) == 1, result.stderr[-2000:]
+    assert errors[0].startswith("config error: datasets.mine.root: image_folder: dataset not")
+    assert f"in: {tmp_path / 'nowhere'}. To get it: arrange your images as" in errors[0]
+    assert not (tmp_path / "results").exists() and not (tmp_path / "data").exists()
+
+
+def test_a_dataset_that_fails_in_its_job_is_one_clear_message_and_no_partial_file(tmp_path):
+    for split in ("train", "test"):  # the folders are there, the class folders are not
+        (tmp_path / "images" / split).mkdir(parents=True)
+    config = _image_folder_config(tmp_path / "images")
     result = snakemake(tmp_path, configfile=_write(tmp_path, config))
     assert result.returncode != 0
     log = (tmp_path / "results/logs/data/mine.log").read_text()
-    assert log.startswith("error: ") and str(tmp_path / "nowhere") in log
+    assert log.startswith("error: image_folder: ") and "same non-empty set of class" in log
     assert "Traceback" not in log
     # profiles/default shows a failed job's log on the console (show-failed-logs)
     shown = f"Logfile results/logs/data/mine.log:\n{'=' * 80}\n{log}"

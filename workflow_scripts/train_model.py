@@ -1,13 +1,16 @@
 import torch
 
+from fragility.gpus import claim_for_job
 from fragility.stages import train_run
 from fragility.workflow import run_logged
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 torch.set_num_threads(sm.threads)
-run_logged(
-    sm.log[0],
-    lambda: train_run(
+
+
+def stage():
+    claim_for_job(sm.params.device)  # a device of its own, before CUDA initialises
+    return train_run(
         sm.input.data,
         sm.input.split,
         model_path=sm.output.model,
@@ -17,5 +20,7 @@ run_logged(
         run_info=dict(sm.params.run_info),
         device=sm.params.device,
         resume_path=sm.params.resume,
-    ),
-)
+    )
+
+
+run_logged(sm.log[0], stage)

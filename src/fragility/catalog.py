@@ -39,6 +39,7 @@ MODEL_FILES: dict[str, str] = {
     "bootstrap": "uncertainty/bootstrap.parquet",
     "retrained": "rq1/retrained.parquet",
     "retrained_predictions": "rq1/retrained_predictions.parquet",
+    "split": "split.parquet",  # a model trained elsewhere's own split (its training subset)
     # not a declared output of training, so that a killed job keeps it
     "resume": ".resume.pt",
 }
@@ -103,6 +104,10 @@ class Layout:
     def benchmark(self, *parts: str) -> str:
         return f"{self.results}/benchmarks/{'/'.join(parts)}.tsv"
 
+    def gpu_slots(self) -> str:
+        """The lock files by which local GPU jobs claim a device each (fragility.gpus)."""
+        return f"{self.results}/.gpu_slots"
+
 
 # -- per-run tables (SPEC section 4): one job per research question and model folder --------
 
@@ -154,6 +159,15 @@ RUN_TABLES: dict[str, RunTables] = {
 RETRAIN_READS = ("pool", "test", "classifier")
 # the research questions run on every remedied model by default (any other is a target too)
 REMEDY_RQS = ("rq3", "rq4", "rq7")
+# per-run tables made from the training history: empty for a model trained elsewhere, so its
+# targets leave out the figures drawn from them
+HISTORY_TABLES = ("rq2/accuracy_over_epochs", "rq2/training_dynamics")
+
+
+def history_figure(name: str) -> bool:
+    """Whether per-run figure ``name`` draws only tables of the training history."""
+    spec = RUN_FIGURES[name]
+    return all(f"{spec.rq}/{table}" in HISTORY_TABLES for table in spec.tables)
 
 
 def bootstrap_reads(imbalanced: bool) -> tuple[str, ...]:

@@ -10,6 +10,10 @@ parameters against its method's schema (``$defs.remedy_params`` of ``config/sche
 ``select: val_bac`` and a validation-chosen ``tau_norm`` against ``n_val``, ``class_order``
 and ``n_max``/``n_val``/``n_test`` against the sizes of the datasets known without reading
 them (:data:`KNOWN_SIZES`). Every error is one line naming the key and the fix.
+
+Models trained elsewhere (``models``) are runs too, one per entry and seed, named by the
+entry (its ``loss`` in paths): their settings are resolved here, their files checked before
+any job, and those without a known training subset set apart (:attr:`Study.test_only_runs`).
 """
 
 from __future__ import annotations
@@ -17,13 +21,15 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .data import LOADERS
+from .catalog import Layout
+from .data import LOADERS, missing_raw_files
 from .errors import ConfigError
-from .settings import ARCHITECTURES, LOSSES, TrainConfig
-from .splits import Imbalance
+from .settings import ARCHITECTURES, LDAM_DRW_ARCHS, LOSSES, TrainConfig
+from .splits import Imbalance, ldam_drw_parameters
 
 TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 # the workflow's schema, in the repository this package is installed from (editable)
@@ -116,12 +122,28 @@ class Study:
                     f"{sorted(LOADERS)}"
                 )
             self._check_split(name, loader)
+        # models trained elsewhere (config ``models``): runs that enter at their checkpoint;
+        # those whose training subset is unknown get only their test-set outputs
+        self.models: dict = config.get("models", {})
+        self.external: dict[Run, dict] = {}
+        self.test_only_runs: list[Run] = []
+        self.notes: list[str] = []  # said once at start-up (what a model cannot have)
+        for name in sorted(set(self.models) & set(self.losses)):
+            raise ConfigError(
+                f"models.{name}: {name!r} is also the name of a loss under 'losses'; give the "
+                "model another name (it is the name of its folder)"
+            )
         for group in config.get("runs", []):
             self._add_group(group)
-        if not self.runs:
-            raise ConfigError("the config lists no runs: add at least one entry under 'runs'")
+        for name, entry in self.models.items():
+            self._add_model(name, entry)
+        if not self.runs and not self.test_only_runs:
+            raise ConfigError(
+                "the config lists no runs and no models: add an entry under 'runs' or 'models'"
+            )
         self._check_selection()
         self._check_remedies()
+        self._check_raw_data()
 
     # -- checks the schema cannot express ------------------------------------------------------
 
@@ -152,9 +174,27 @@ class Study:
                 f"{n_test} test images; lower n_test, or set it to null to keep them all"
             )
 
+    def _check_raw_data(self) -> None:
+        """With ``download: false``, the raw files of every dataset a run uses are where the
+        config says (or an image folder's root exists), unless its canonical ``.npz`` is
+        built already: on a cluster a missing file found by the first job costs a queue wait."""
+        layout = Layout(results="", data_dir=self.config.get("data_dir", "data"))
+        used = dict.fromkeys(run.dataset for run in [*self.runs, *self.test_only_runs])
+        for name in used:
+            settings = self.data_settings(name)
+            canonical = layout.dataset(name)
+            if settings["download"] or Path(canonical).exists():
+                continue
+            problem = missing_raw_files(settings["loader"], settings["root"])
+            if problem:
+                raise ConfigError(
+                    f"datasets.{name}.root: {problem} (checked because download is false "
+                    f"and {canonical} is not built)"
+                )
+
     def _check_selection(self) -> None:
         """``select: val_bac`` needs a validation split."""
-        for run in self.runs:
+        for run in self.trained_runs:
             if self.train_settings(run).get("select") != "val_bac":
                 continue
             if self.split_settings(run.dataset)["n_val"] == 0:
@@ -192,11 +232,16 @@ class Study:
                 )
             if method == "tau_norm" and params.get("tau") is None and entry.get("enabled", True):
                 for run in bases:
-                    if self.split_settings(run.dataset)["n_val"] == 0:
+                    if self.n_val(run) == 0:
+                        where = (
+                            f"model {run.loss!r} has none (a model trained elsewhere may "
+                            "have seen any training image)"
+                            if run in self.external
+                            else f"datasets.{run.dataset}.split.n_val is 0"
+                        )
                         raise ConfigError(
-                            f"{key} chooses tau on the validation split, but "
-                            f"datasets.{run.dataset}.split.n_val is 0 (run {run.path}); "
-                            f"set n_val > 0, or fix {key}.tau"
+                            f"{key} chooses tau on the validation split, but {where} (run "
+                            f"{run.path}); set n_val > 0, or fix {key}.tau"
                         )
 
     def _add_group(self, group: dict) -> None:
@@ -221,7 +266,6 @@ class Study:
                     self._train_overrides[run] = group.get("training", {})
         for run in self.runs:
             self.train_settings(run)  # fail now, not halfway through the workflow
-        self.remedy_base_runs()
 
     def data_settings(self, name: str) -> dict:
         """What determines the canonical form of dataset ``name`` (not its split or training)."""
@@ -248,6 +292,8 @@ class Study:
 
     def train_settings(self, run: Run) -> dict:
         """The resolved ``TrainConfig`` fields of ``run`` (a plain, JSON-able dict)."""
+        if run in self.external:
+            raise ConfigError(f"run {run.path} is model {run.loss!r}, trained elsewhere")
         settings = dict(self.config.get("training", {}))
         settings.update(self.datasets[run.dataset].get("training", {}))
         settings.update(self.losses[run.loss])
@@ -279,9 +325,12 @@ class Study:
     def remedy_base_runs(self) -> list[Run]:
         """The trained runs the remedies treat (default: every imbalanced run)."""
         base = self.config.get("remedies", {}).get("base", {})
-        unknown = set(base.get("loss", [])) - set(self.losses)
+        unknown = set(base.get("loss", [])) - set(self.losses) - set(self.models)
         if unknown:
-            raise ConfigError(f"remedies.base.loss names unknown losses {sorted(unknown)}")
+            raise ConfigError(
+                f"remedies.base.loss names unknown losses {sorted(unknown)} (neither under "
+                "'losses' nor under 'models')"
+            )
         return [
             run
             for run in self.runs
@@ -291,7 +340,112 @@ class Study:
         ]
 
     def runs_for(self, **match) -> list[Run]:
-        return [r for r in self.runs if all(getattr(r, k) == v for k, v in match.items())]
+        runs = self.runs + self.test_only_runs
+        return [r for r in runs if all(getattr(r, k) == v for k, v in match.items())]
+
+    @property
+    def trained_runs(self) -> list[Run]:
+        """The runs this workflow trains (not the models trained elsewhere)."""
+        return [run for run in self.runs if run not in self.external]
+
+    def run_names(self) -> list[str]:
+        """Every name a run folder's ``{loss}`` can take: the losses and the models."""
+        return sorted({*self.losses, *self.models})
+
+    def loss_entry(self, name: str) -> dict | None:
+        """The training settings behind a run's ``loss`` name: its entry under ``losses``, or
+        what a model's ``trained_with`` says of it."""
+        if name in self.models:
+            return dict(self.models[name].get("trained_with") or {})
+        return self.losses.get(name)
+
+    def n_val(self, run: Run) -> int:
+        """Validation images per class of a run's split (none for a model trained
+        elsewhere, unless it shares the study's split)."""
+        settings = self.external.get(run)
+        if settings is not None and settings["training_subset"]["mode"] != "study":
+            return 0
+        return self.split_settings(run.dataset)["n_val"]
+
+    # -- models trained elsewhere (config ``models``) ----------------------------------------
+
+    def is_external(self, run: Run) -> bool:
+        return run in self.external
+
+    def external_settings(self, run: Run) -> dict:
+        """The resolved config entry of a model trained elsewhere, for one seed."""
+        return self.external[run]
+
+    def external_split_settings(self, run: Run) -> dict:
+        """What determines the split of a model trained elsewhere (its rule's params): the
+        mode and what the mode reads, the seed and the study's test draw."""
+        subset = self.external[run]["training_subset"]
+        split, mode = self.split_settings(run.dataset), subset["mode"]
+        out = {"mode": mode, "seed": run.seed, "n_test": split["n_test"]}
+        out["class_order"] = split["class_order"]
+        if mode in ("study", "none"):
+            out["n_max"] = split["n_max"]
+        if mode == "study":
+            out.update(imbalance=run.imbalance, n_val=split["n_val"])
+        if mode == "ldam_drw":
+            out.update({k: subset[k] for k in ("imb_type", "imb_factor", "rand_number")})
+        return sorted_settings(out)
+
+    def _add_model(self, name: str, entry: dict) -> None:
+        key = f"models.{name}"
+        if entry["dataset"] not in self.datasets:
+            raise ConfigError(
+                f"{key}.dataset {entry['dataset']!r} is not configured under 'datasets' "
+                f"(configured: {sorted(self.datasets)})"
+            )
+        try:
+            Imbalance.parse(entry["imbalance"])
+        except ConfigError as error:
+            raise ConfigError(f"{key}.imbalance: {error}") from None
+        seeds = [int(seed) for seed in entry.get("seeds", [0])]
+        if len(seeds) > 1 and "{seed}" not in entry["checkpoint"]:
+            raise ConfigError(
+                f"{key}.checkpoint: {len(seeds)} seeds need one checkpoint each; write "
+                "'{seed}' where the seed stands in its path"
+            )
+        base = _model_settings(name, entry)
+        for seed in seeds:
+            run = Run(entry["dataset"], entry["imbalance"], name, seed)
+            settings = _for_seed(base, seed)
+            self._check_model_files(key, settings)
+            self.external[run] = settings
+            if settings["training_subset"]["mode"] == "none":
+                self.test_only_runs.append(run)
+            else:
+                self.runs.append(run)
+        if base["training_subset"]["mode"] == "none":
+            self.notes.append(
+                f"{key}: its training subset is unknown (training_subset.mode: none), so only "
+                "its test metrics, embeddings and RQ1 run; RQ2-RQ7, the bootstrap, the claims "
+                "and the remedies need the images it was trained on (set training_subset.mode "
+                "to study, ldam_drw or index_file)"
+            )
+
+    def _check_model_files(self, key: str, settings: dict) -> None:
+        """The checkpoint exists or is the ``model.pt`` of a run this study trains; an entry
+        point's file and an index file exist (or lie under the results root)."""
+        layout = Layout(self.config.get("results", "results"), self.config.get("data_dir", "data"))
+        trained = {os.path.normpath(layout.file("model", r.path)) for r in self.trained_runs}
+        checkpoint = settings["checkpoint"]
+        if not Path(checkpoint).is_file() and os.path.normpath(checkpoint) not in trained:
+            raise ConfigError(
+                f"{key}.checkpoint: no file {checkpoint} (relative paths start at the working "
+                "directory), and it is not the model.pt of a run of this study"
+            )
+        results = Path(layout.results).resolve()
+        subset = settings["training_subset"]
+        files = [("training_subset.path", subset["path"])] if subset["mode"] == "index_file" else []
+        if settings["format"] == "entry_point" and settings["arch"].split(":")[0].endswith(".py"):
+            files.append(("arch", settings["arch"].rsplit(":", 1)[0]))
+        for what, path in files:
+            inside = Path(path).resolve().is_relative_to(results)
+            if not Path(path).is_file() and not inside:
+                raise ConfigError(f"{key}.{what}: no file {path}")
 
 
 def _parameters(schema: dict, defs: dict) -> list[str]:
@@ -302,3 +456,73 @@ def _parameters(schema: dict, defs: dict) -> list[str]:
         target = defs[ref.rsplit("/", 1)[-1]] if ref.startswith("#/$defs/") else part
         names += [n for n in target.get("properties", {}) if n not in names]
     return names
+
+
+def _model_settings(name: str, entry: dict) -> dict:
+    """A ``models`` entry resolved (defaults filled in, per-format checks done): what its
+    rules hand the stages. ``{seed}`` placeholders stay until :func:`_for_seed`."""
+    key, fmt = f"models.{name}", entry["format"]
+    arch = entry.get("arch")
+    subset = {"mode": "none", "rand_number": None, "imb_factor": None, "path": None}
+    subset.update(entry.get("training_subset") or {})
+    if fmt == "fragility" and arch not in (None, *ARCHITECTURES):
+        raise ConfigError(f"{key}.arch: {arch!r}; fragility checkpoints name their own (null)")
+    if fmt == "ldam_drw":
+        arch = arch or "resnet32"
+        if arch not in LDAM_DRW_ARCHS:
+            raise ConfigError(
+                f"{key}.arch: {arch!r} is no LDAM-DRW model; choose one of {list(LDAM_DRW_ARCHS)}"
+            )
+    if fmt in ("torchvision", "entry_point") and not arch:
+        what = "a torchvision model's name" if fmt == "torchvision" else "'module:function'"
+        raise ConfigError(f"{key}.arch: the {fmt} format needs {what}")
+    if fmt == "entry_point" and ":" not in arch:
+        raise ConfigError(
+            f"{key}.arch: {arch!r}; write 'package.module:function' or 'file.py:function'"
+        )
+    norm = entry.get("normalization")
+    if fmt == "entry_point" and norm is None:
+        raise ConfigError(f"{key}.normalization: give the mean and std the model was trained with")
+    if norm is not None and len(norm["mean"]) != len(norm["std"]):
+        raise ConfigError(
+            f"{key}.normalization: {len(norm['mean'])} means but {len(norm['std'])} stds"
+        )
+    if subset["mode"] == "ldam_drw":
+        try:
+            subset["imb_type"], subset["imb_factor"] = ldam_drw_parameters(
+                entry["imbalance"], subset["imb_factor"]
+            )
+        except ConfigError as error:
+            raise ConfigError(f"{key}.training_subset: {error}") from None
+    if subset["mode"] == "index_file" and not subset["path"]:
+        raise ConfigError(f"{key}.training_subset.path: mode index_file needs the file")
+    return sorted_settings(
+        {
+            "name": name,
+            "format": fmt,
+            "arch": arch,
+            "options": entry.get("options") or {},
+            "checkpoint": entry["checkpoint"],
+            "dataset": entry["dataset"],
+            "imbalance": entry["imbalance"],
+            "trained_with": entry.get("trained_with") or {},
+            "normalization": norm,
+            "input_size": entry.get("input_size"),
+            "channels": entry.get("channels"),
+            "training_subset": subset,
+        }
+    )
+
+
+def _for_seed(settings: dict, seed: int) -> dict:
+    """A model's settings for one seed: ``{seed}`` in its paths replaced, LDAM-DRW's
+    ``rand_number`` defaulting to the seed."""
+    out = json.loads(json.dumps(settings))
+    out["seed"] = seed
+    out["checkpoint"] = out["checkpoint"].replace("{seed}", str(seed))
+    subset = out["training_subset"]
+    if subset["path"]:
+        subset["path"] = subset["path"].replace("{seed}", str(seed))
+    if subset["mode"] == "ldam_drw" and subset["rand_number"] is None:
+        subset["rand_number"] = seed
+    return sorted_settings(out)

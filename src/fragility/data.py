@@ -133,6 +133,74 @@ def _torchvision_fetch(cls_name: str, *calls: dict) -> Callable[[Path], None]:
     return fetch
 
 
+@dataclass(frozen=True)
+class RawFiles:
+    """Where a loader's raw files are: all of ``files`` (each with one of ``suffixes``) in
+    one folder, a root itself or one of its ``subdirs``, and ``how`` to get them."""
+
+    files: tuple[str, ...]
+    how: str
+    subdirs: tuple[str, ...] = ("",)
+    suffixes: tuple[str, ...] = ("",)
+
+    def candidates(self, roots: list[Path]) -> list[Path]:
+        return [r / sub if sub else r for r in roots for sub in self.subdirs]
+
+    def locate(self, name, roots, download_dir=None, fetch=None) -> Path:
+        return _locate(
+            name, self.candidates(roots), list(self.files), self.how, download_dir, fetch,
+            self.suffixes,
+        )  # fmt: skip
+
+
+_CIFAR_HOW = (
+    "put torchvision's `{}` folder (the unpacked python version from "
+    "https://www.cs.toronto.edu/~kriz/cifar.html) under `root:`, or set `download: true`"
+)
+# digits is bundled with scikit-learn: it has no raw files
+RAW_FILES: dict[str, RawFiles] = {
+    "fashion_mnist": RawFiles(
+        (
+            "train-images-idx3-ubyte",
+            "train-labels-idx1-ubyte",
+            "t10k-images-idx3-ubyte",
+            "t10k-labels-idx1-ubyte",
+        ),
+        "install the Debian package (`apt-get install dataset-fashion-mnist`), or set "
+        "`root:` to a folder holding these files, or set `download: true`",
+        subdirs=("", "FashionMNIST/raw"),
+        suffixes=("", ".gz"),
+    ),
+    "cifar10": RawFiles(
+        (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta"),
+        _CIFAR_HOW.format("cifar-10-batches-py"),
+        subdirs=("cifar-10-batches-py", ""),
+    ),
+    "cifar100": RawFiles(
+        ("train", "test", "meta"),
+        _CIFAR_HOW.format("cifar-100-python"),
+        subdirs=("cifar-100-python", ""),
+    ),
+    "svhn": RawFiles(
+        ("train_32x32.mat", "test_32x32.mat"),
+        "put train_32x32.mat and test_32x32.mat (http://ufldl.stanford.edu/housenumbers/) "
+        "in `root:`, or set `download: true`",
+    ),
+    "celeba": RawFiles(
+        ("img_align_celeba", "list_attr_celeba.txt", "list_eval_partition.txt"),
+        "put torchvision's `celeba` folder (img_align_celeba/, list_attr_celeba.txt, "
+        "list_eval_partition.txt) under `root:`, or set `download: true` (Google Drive often "
+        "refuses automated downloads; then fetch the files by hand)",
+        subdirs=("celeba", ""),
+    ),
+    "image_folder": RawFiles(
+        ("train", "test"),
+        "arrange your images as root/train/<class>/*.png and root/test/<class>/*.png "
+        "(png, jpg, jpeg or bmp; the same class folders in both)",
+    ),
+}
+
+
 # --- format readers ------------------------------------------------------------------------
 
 
@@ -228,26 +296,8 @@ def _read_images(paths: list[Path], size: int, mode: str) -> np.ndarray:
 
 def _load_fashion_mnist(roots: list[Path], download_dir: Path | None) -> Canonical:
     """IDX files, gzipped or not, in root or torchvision's root/FashionMNIST/raw."""
-    stems = [
-        "train-images-idx3-ubyte",
-        "train-labels-idx1-ubyte",
-        "t10k-images-idx3-ubyte",
-        "t10k-labels-idx1-ubyte",
-    ]
-    how = (
-        "install the Debian package (`apt-get install dataset-fashion-mnist`), or set "
-        "`root:` to a folder holding these files, or set `download: true`"
-    )
-    candidates = [d for r in roots for d in (r, r / "FashionMNIST" / "raw")]
-    folder = _locate(
-        "fashion_mnist",
-        candidates,
-        stems,
-        how,
-        download_dir,
-        _torchvision_fetch("FashionMNIST"),
-        suffixes=("", ".gz"),
-    )
+    fetch = _torchvision_fetch("FashionMNIST")
+    folder = RAW_FILES["fashion_mnist"].locate("fashion_mnist", roots, download_dir, fetch)
 
     def idx(stem: str, ndim: int) -> np.ndarray:
         plain = folder / stem
@@ -263,34 +313,13 @@ def _load_fashion_mnist(roots: list[Path], download_dir: Path | None) -> Canonic
 
 
 def _load_cifar(name: str, roots: list[Path], download_dir: Path | None) -> Canonical:
-    folder_name, train, test, meta, label_key, names_key, tv = {
-        "cifar10": (
-            "cifar-10-batches-py",
-            [f"data_batch_{i}" for i in range(1, 6)],
-            "test_batch",
-            "batches.meta",
-            "labels",
-            "label_names",
-            "CIFAR10",
-        ),
-        "cifar100": (
-            "cifar-100-python",
-            ["train"],
-            "test",
-            "meta",
-            "fine_labels",
-            "fine_label_names",
-            "CIFAR100",
-        ),
+    label_key, names_key, tv = {
+        "cifar10": ("labels", "label_names", "CIFAR10"),
+        "cifar100": ("fine_labels", "fine_label_names", "CIFAR100"),
     }[name]
-    how = (
-        f"put torchvision's `{folder_name}` folder (the unpacked python version from "
-        f"https://www.cs.toronto.edu/~kriz/cifar.html) under `root:`, or set `download: true`"
-    )
-    candidates = [r / folder_name for r in roots] + roots
-    folder = _locate(
-        name, candidates, [*train, test, meta], how, download_dir, _torchvision_fetch(tv)
-    )
+    spec = RAW_FILES[name]
+    *train, test, meta = spec.files  # the training batches, the test batch, the class names
+    folder = spec.locate(name, roots, download_dir, _torchvision_fetch(tv))
     batches = [_cifar_batch(folder / f, label_key) for f in train]
     x_test, y_test = _cifar_batch(folder / test, label_key)
     classes = _names(_entry(_unpickle(folder / meta), names_key, folder / meta))
@@ -331,18 +360,8 @@ def _svhn_split(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def _load_svhn(roots: list[Path], download_dir: Path | None) -> Canonical:
     """train_32x32.mat and test_32x32.mat (the 'extra' split is not used)."""
-    how = (
-        "put train_32x32.mat and test_32x32.mat (http://ufldl.stanford.edu/housenumbers/) "
-        "in `root:`, or set `download: true`"
-    )
-    folder = _locate(
-        "svhn",
-        roots,
-        ["train_32x32.mat", "test_32x32.mat"],
-        how,
-        download_dir,
-        _torchvision_fetch("SVHN", {"split": "train"}, {"split": "test"}),
-    )
+    fetch = _torchvision_fetch("SVHN", {"split": "train"}, {"split": "test"})
+    folder = RAW_FILES["svhn"].locate("svhn", roots, download_dir, fetch)
     return Canonical(
         *_svhn_split(folder / "train_32x32.mat"),
         *_svhn_split(folder / "test_32x32.mat"),
@@ -364,20 +383,8 @@ def _read_table(path: Path, header_lines: int, width: int) -> list[list[str]]:
 def _load_celeba(roots: list[Path], download_dir: Path | None, image_size: int = 32) -> Canonical:
     """Black-haired women (0) vs men (1); partitions 0+1 are train, 2 is test."""
     _check_size(image_size)
-    files = ["img_align_celeba", "list_attr_celeba.txt", "list_eval_partition.txt"]
-    how = (
-        "put torchvision's `celeba` folder (img_align_celeba/, list_attr_celeba.txt, "
-        "list_eval_partition.txt) under `root:`, or set `download: true` (Google Drive often "
-        "refuses automated downloads; then fetch the files by hand)"
-    )
-    folder = _locate(
-        "celeba",
-        [r / "celeba" for r in roots] + roots,
-        files,
-        how,
-        download_dir,
-        _torchvision_fetch("CelebA", {"split": "all"}),
-    )
+    fetch = _torchvision_fetch("CelebA", {"split": "all"})
+    folder = RAW_FILES["celeba"].locate("celeba", roots, download_dir, fetch)
     attr_path = folder / "list_attr_celeba.txt"
     header = attr_path.read_text().splitlines()[1].split()
     if "Black_Hair" not in header or "Male" not in header:
@@ -427,16 +434,9 @@ def _load_image_folder(
 ) -> Canonical:
     """root/{train,test}/<class>/*.{png,jpg,jpeg,bmp}; center-cropped and resized to squares."""
     if not roots:
-        raise ConfigError(
-            "image_folder: set `root:` to a folder holding train/<class>/ and "
-            "test/<class>/ image folders"
-        )
+        raise ConfigError(_NO_IMAGE_FOLDER_ROOT)
     _check_size(image_size)
-    how = (
-        "arrange your images as root/train/<class>/*.png and root/test/<class>/*.png "
-        "(png, jpg, jpeg or bmp; the same class folders in both)"
-    )
-    root = _locate("image_folder", roots, ["train", "test"], how)
+    root = RAW_FILES["image_folder"].locate("image_folder", roots)
     dirs = {
         split: sorted(
             p for p in (root / split).iterdir() if p.is_dir() and not p.name.startswith(".")
@@ -466,6 +466,10 @@ def _load_image_folder(
     return Canonical(*arrays, classes=classes, name="image_folder")
 
 
+_NO_IMAGE_FOLDER_ROOT = (
+    "image_folder: set `root:` to a folder holding train/<class>/ and test/<class>/ image folders"
+)
+
 LOADERS: dict[str, Callable[..., Canonical]] = {
     "fashion_mnist": _load_fashion_mnist,
     "cifar10": _load_cifar10,
@@ -493,15 +497,35 @@ def load_raw(
         raise ConfigError(
             f"{name}: unknown option(s) {', '.join(unknown)}; valid: {', '.join(allowed) or 'none'}"
         )
-    if root is not None:
-        roots = [Path(root).expanduser()]
-    elif name in DEFAULT_ROOTS:
-        # also look where an earlier `download: true` without a root put the files
-        roots = list(dict.fromkeys([Path(DEFAULT_ROOTS[name]), DOWNLOAD_ROOT / name]))
-    else:
-        roots = []
+    roots = _roots(name, root)
     download_dir = (roots[0] if root is not None else DOWNLOAD_ROOT / name) if download else None
     return loader(roots, download_dir, **options)
+
+
+def _roots(name: str, root: str | os.PathLike | None) -> list[Path]:
+    """The folders a loader looks in: ``root``, else its default places."""
+    if root is not None:
+        return [Path(root).expanduser()]
+    if name in DEFAULT_ROOTS:
+        # also look where an earlier `download: true` without a root put the files
+        return list(dict.fromkeys([Path(DEFAULT_ROOTS[name]), DOWNLOAD_ROOT / name]))
+    return []
+
+
+def missing_raw_files(name: str, root: str | os.PathLike | None = None) -> str | None:
+    """Why loader ``name`` would not find its raw files under ``root`` (or its default
+    places) without downloading, or ``None`` when they are there. Looks only for the files'
+    names, reads nothing: cheap enough to run before every workflow."""
+    if name not in RAW_FILES:
+        return None
+    roots = _roots(name, root)
+    if not roots:
+        return _NO_IMAGE_FOLDER_ROOT
+    try:
+        RAW_FILES[name].locate(name, roots)
+    except DatasetNotFound as error:
+        return str(error)
+    return None
 
 
 def save_canonical(data: Canonical, path: str | os.PathLike) -> None:

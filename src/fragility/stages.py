@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import data
+from .gpus import device_record
 from .io import write_json, write_parquet
 from .provenance import code_version, environment
 from .splits import make_split, subset_indices
@@ -114,6 +115,7 @@ def train_run(
     write_parquet(pa.Table.from_pylist(result.history), history_path, metadata=meta)
     metrics = dict(
         result.metrics,
+        **device_record(result.metrics["device"]),  # which GPU (index, name, slot), if any
         classes=canonical.classes,
         run=run_info,
         config_hash=cfg.hash(),
@@ -145,19 +147,24 @@ def extract_run(
     from .training import load_model
 
     canonical = data.load_canonical(canonical_path)
-    split = pq.read_table(split_path)
     model, payload = load_model(model_path)
+    subsets = _embedding_subsets(canonical, pq.read_table(split_path))
+    write_embeddings(model, payload["normalization"], subsets, outputs, payload["metadata"], device)
+
+
+def _embedding_subsets(canonical: data.Canonical, split: pa.Table) -> dict[str, tuple]:
+    """``name -> (index, images, labels)`` of the subsets a model's embeddings cover:
+    ``train``, ``pool`` (the split's train and pool rows together), ``val`` and ``test``."""
     parts = {name: subset_indices(split, name) for name in ("train", "pool", "val", "test")}
     pool_index = np.concatenate([parts["train"][0], parts["pool"][0]])
     pool_labels = np.concatenate([parts["train"][1], parts["pool"][1]])
     order = np.argsort(pool_index, kind="stable")
-    subsets = {
+    return {
         "train": (parts["train"][0], canonical.x_train[parts["train"][0]], parts["train"][1]),
         "pool": (pool_index[order], canonical.x_train[pool_index[order]], pool_labels[order]),
         "val": (parts["val"][0], canonical.x_train[parts["val"][0]], parts["val"][1]),
         "test": (parts["test"][0], canonical.x_test[parts["test"][0]], parts["test"][1]),
     }
-    write_embeddings(model, payload["normalization"], subsets, outputs, payload["metadata"], device)
 
 
 def remedy_run(
@@ -236,3 +243,147 @@ def remedy_run(
         file=sys.stderr,
     )
     return metrics
+
+
+# -- models trained elsewhere (config ``models``, README "Analyse your own model") ----------
+
+
+def split_external(
+    canonical_path: str | Path,
+    out_path: str | Path,
+    *,
+    settings: dict,
+    index_path: str | Path | None = None,
+) -> pa.Table:
+    """The split of a model trained elsewhere (:func:`fragility.splits.external_split`),
+    its training subset by ``settings["mode"]``: ``study`` this study's own split
+    (:func:`make_split`), ``ldam_drw`` LDAM-DRW's sampling (``imb_type``, ``imb_factor``,
+    ``rand_number``), ``index_file`` the rows in ``index_path``, ``none`` unknown (an
+    empty ``train``). ``settings`` (:meth:`fragility.config.Study.external_split_settings`)
+    also holds ``seed``, ``n_test``, ``class_order`` and, for ``study`` and ``none``,
+    ``n_max`` (and ``n_val``)."""
+    from .splits import external_split, ldam_drw_indices, read_training_index
+
+    canonical = data.load_canonical(canonical_path)
+    y_train, y_test, mode = canonical.y_train, canonical.y_test, settings["mode"]
+    draw = {k: settings.get(k) for k in ("seed", "n_test", "class_order")}
+    if mode == "study":
+        rest = {k: settings[k] for k in ("n_val", "n_test", "class_order")}
+        table = make_split(
+            y_train, y_test, settings["imbalance"], settings["n_max"], settings["seed"], **rest
+        )
+    elif mode == "none":
+        table = external_split(y_train, y_test, None, n_max=settings["n_max"], **draw)
+    else:
+        rows = (
+            ldam_drw_indices(
+                y_train,
+                len(canonical.classes),
+                settings["imb_type"],
+                settings["imb_factor"],
+                settings["rand_number"],
+            )
+            if mode == "ldam_drw"
+            else read_training_index(str(index_path), len(y_train))
+        )
+        table = external_split(y_train, y_test, rows, n_max=len(y_train), **draw)
+    write_parquet(table, out_path, metadata={"dataset": canonical.name, **settings})
+    counts = np.bincount(subset_indices(table, "train")[1], minlength=len(canonical.classes))
+    print(f"training subset ({mode}): {counts.tolist()} images per class", file=sys.stderr)
+    return table
+
+
+def extract_external(
+    canonical_path: str | Path,
+    split_path: str | Path,
+    checkpoint_path: str | Path,
+    outputs: dict,
+    *,
+    model: dict,
+    run_info: dict,
+    device: str = "auto",
+) -> dict:
+    """Embeddings (SPEC §3) of a model trained elsewhere, with its ``metrics.json`` (test
+    metrics, ``source: external``, the checkpoint's sha256) and an empty
+    ``history.parquet`` (no training history comes with a checkpoint), each to its path in
+    ``outputs``. ``model``: its resolved config entry (``format``, ``arch``, ``options``,
+    ``normalization``, ``input_size``, ``channels``, ``training_subset``, ...); a checkpoint
+    that does not load whole, or images of another shape than the model takes, stop here
+    before anything is written."""
+    import time
+
+    from .config import config_hash
+    from .embeddings import read_embeddings, write_embeddings
+    from .external import file_sha256, load_external, preprocessing, probe
+    from .training import resolve_device
+
+    start = time.perf_counter()
+    canonical = data.load_canonical(canonical_path)
+    shape = canonical.x_train.shape[1:]
+    loaded = load_external(checkpoint_path, model["format"], model["arch"], model["options"])
+    normalization = preprocessing(loaded, model, shape)
+    probe(loaded.model, shape, model["name"])
+    checkpoint = {"path": str(checkpoint_path), "sha256": file_sha256(checkpoint_path)}
+    checkpoint.update(bytes=Path(checkpoint_path).stat().st_size, format=model["format"])
+    checkpoint.update(arch=loaded.arch, epoch=loaded.epoch)
+    resolved = str(resolve_device(device))
+    meta = dict(
+        run_info,
+        source="external",
+        epoch=loaded.epoch,
+        arch=loaded.arch,
+        format=model["format"],
+        checkpoint_sha256=checkpoint["sha256"],
+        config_hash=config_hash(model),
+        code_version=code_version(),
+        device=resolved,
+    )
+    subsets = _embedding_subsets(canonical, pq.read_table(split_path))
+    embedding_files = {k: outputs[k] for k in (*subsets, "classifier")}
+    write_embeddings(loaded.model, normalization, subsets, embedding_files, meta, device)
+    empty = pa.table({"epoch": pa.array([], pa.int64())})
+    write_parquet(empty, outputs["history"], metadata=dict(meta, history="none: trained elsewhere"))
+    test = read_embeddings(outputs["test"])
+    metrics = dict(
+        _external_metrics(test, subsets["train"][2], canonical.classes, model, loaded.epoch),
+        checkpoint=checkpoint,
+        normalization=normalization,
+        image_shape=list(shape),
+        wall_seconds=time.perf_counter() - start,  # this pipeline's time on it: the extraction
+        device=resolved,
+        **device_record(resolved),
+        run=run_info,
+        config_hash=meta["config_hash"],
+        environment=environment(),
+    )
+    write_json(metrics, outputs["metrics"])
+    print(f"{model['name']}: test BAC {metrics['bac']:.4f} ({checkpoint_path})", file=sys.stderr)
+    return metrics
+
+
+# what a model trained elsewhere cannot have without the images it was trained on
+TRAIN_SET_ANALYSES = ("rq2", "rq3", "rq4", "rq5", "rq6", "rq7", "bootstrap", "claims", "remedies")
+
+
+def _external_metrics(
+    test: dict, train_labels: np.ndarray, classes: list[str], model: dict, epoch: int | None
+) -> dict:
+    """The fields of a model trained elsewhere's ``metrics.json`` that come from its test
+    embeddings (``test``: :func:`fragility.embeddings.read_embeddings`), its training
+    subset's labels, its config entry and its checkpoint's epoch (None: not recorded)."""
+    from .metrics import summary
+
+    known = model["training_subset"]["mode"] != "none"
+    counts = np.bincount(train_labels, minlength=len(classes)).tolist() if known else None
+    return dict(
+        summary(test["label"], test["pred"], len(classes)),
+        source="external",
+        kept_epoch=epoch,
+        select="external",
+        epochs=model["trained_with"].get("epochs"),
+        classes=classes,
+        train_class_counts=counts,
+        training_subset=model["training_subset"],
+        analyses_not_run=[] if known else list(TRAIN_SET_ANALYSES),
+        model=model,
+    )
