@@ -62,7 +62,9 @@ COMPUTE_ONLY = "compute only (ceiling)"
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--dataset", default="fashion_mnist", choices=["fashion_mnist", "digits"])
+    p.add_argument(
+        "--dataset", default="fashion_mnist", choices=["fashion_mnist", "digits", "cifar10"]
+    )
     p.add_argument("--imbalance", default="exp100")
     p.add_argument("--n-max", type=int, default=1000)
     p.add_argument("--arch", default="resnet32")

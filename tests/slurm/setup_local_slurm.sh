@@ -22,7 +22,8 @@
 #   - no accounting (no slurmdbd): sacct fails, so Snakemake's slurm executor polls with squeue
 #     (slurm-status-command: squeue in profiles/slurm); MinJobAge=300 keeps finished jobs
 #     visible to squeue and `scontrol show job` for 5 minutes;
-#   - no cgroups (TaskPlugin=task/none, proctrack/linuxproc): nothing is enforced, jobs just run.
+#   - no cgroups (TaskPlugin=task/none, proctrack/linuxproc): nothing is enforced, jobs just run;
+#   - JobRequeue=0: a job is requeueable only if submitted with --requeue.
 # The config must live at the default location /etc/slurm/slurm.conf: the plugin's in-job helper
 # clears SLURM_CONF before its nested srun.
 set -euo pipefail
@@ -211,6 +212,9 @@ JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/none
 # Finished jobs stay visible to squeue and scontrol for 5 minutes.
 MinJobAge=300
+# Jobs are not requeueable unless sbatch says --requeue, as on many sites: the profile's
+# slurm-requeue is then what lets tests/slurm requeue a training (as a preemption does).
+JobRequeue=0
 SchedulerType=sched/backfill
 # Start a submitted job at once instead of batching submissions (about 3 s per job otherwise).
 SchedulerParameters=batch_sched_delay=0

@@ -1,15 +1,18 @@
 """The Snakemake profiles: profiles/default (local) and profiles/slurm (SLURM executor plugin).
 
-The unmarked tests need no cluster. The `slurm` test starts a one-node SLURM cluster with one
-(fake) GPU on this machine with tests/slurm/setup_local_slurm.sh (as root, or through
-password-less sudo; Debian/Ubuntu packages), runs smoke-preset targets through
-`--profile profiles/slurm`, compares them with a local run, stops the daemons it started, by
-pid, and removes the slurm.conf it wrote (a cluster the script started before is restarted
-fresh, then stopped as well). Where the cluster cannot be started it is skipped with the
-reason, except under CI (CI=true), where it fails, with the daemons' logs when they did not
-come up.
+The unmarked tests need no cluster: the profiles as Snakemake reads them, and a dry run under
+profiles/slurm (bench/cluster_jobs.py: Snakemake's own grouping of the planned jobs). The
+`slurm` tests start a one-node SLURM cluster with one (fake) GPU on this machine with
+tests/slurm/setup_local_slurm.sh (as root, or through password-less sudo; Debian/Ubuntu
+packages): smoke-preset targets run as the profile's group jobs and match a local run, and a
+training requeued mid-run (`scontrol requeue`, as a preemption does) resumes and ends with the
+weights of an uninterrupted run. Afterwards the daemons it started are stopped, by pid, and
+the slurm.conf it wrote is removed (a cluster the script started before is restarted fresh,
+then stopped as well). Where the cluster cannot be started they are skipped with the reason,
+except under CI (CI=true), where they fail, with the daemons' logs when they did not come up.
 """
 
+import contextlib
 import json
 import os
 import re
@@ -17,10 +20,12 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+import torch
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,6 +37,8 @@ GPU_RULES = ("train_model", "extract_embeddings")
 # How a cluster without GPUs drops the profile's GPU request (see profiles/slurm/config.yaml).
 NO_GPU = ["--set-resources", *(f"{rule}:gpu=0" for rule in GPU_RULES)]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+CLUSTER_JOBS = REPO / "bench" / "cluster_jobs.py"
+RUN_WILDCARDS = ("dataset", "imbalance", "loss", "seed")
 
 
 # --- no cluster needed -------------------------------------------------------------------------
@@ -51,6 +58,12 @@ def test_profiles_parse_and_the_slurm_one_uses_the_slurm_executor():
         assert slurm["set-resources"][rule] == {"gpu": 0, "gres": "gpu:1"}
     # profiles/default is loaded next to profiles/slurm and wins on shared keys (see its header)
     assert not set(default) & set(slurm)
+    assert slurm["retries"] == 2  # and the rules' resources grow with the attempt
+    assert slurm["slurm-requeue"] is True  # sbatch --requeue: preempted jobs come back
+    assert slurm["config"] == {"check_inputs": False}  # no shadow folders (see the profile)
+    assert {slurm["groups"][rule] for rule in GPU_RULES} == {
+        "gpu_{dataset}_{imbalance}_{loss}_{seed}"
+    }
 
 
 def _effective_args(*argv):
@@ -100,6 +113,59 @@ def test_slurm_profile_asks_slurm_for_one_gpu_and_the_command_line_drops_it(monk
         assert _sbatch_gpu_options(_resolved(args.set_resources[rule])) == ""
     # what happens without the gpu=0 entries: the rule's own gpu=1 becomes --gpus=1
     assert _sbatch_gpu_options({"gpu": 1}) == "--gpus=1"
+
+
+def _cluster_jobs(tmp_path, *args: str) -> dict:
+    """bench/cluster_jobs.py's reading of a dry run under profiles/slurm."""
+    out = tmp_path / "cluster_jobs.json"
+    done = subprocess.run(
+        [sys.executable, str(CLUSTER_JOBS), *args, "--json", str(out)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(out.read_text())
+
+
+def _run_of(wildcards: dict) -> tuple | None:
+    return tuple(wildcards[k] for k in RUN_WILDCARDS) if "seed" in wildcards else None
+
+
+def test_a_dry_run_puts_each_run_in_one_gpu_job_and_one_cpu_job(tmp_path):
+    plan = _cluster_jobs(tmp_path, "--base-config", "", "--configfile", str(SMOKE))
+    runs = {("digits", "balanced", "ce", "0"), ("digits", "exp10", "ce", "0")}
+    runs.add(("digits", "exp10", "ldam_drw", "0"))
+    # one data job, and per run one GPU and one CPU job; nothing submitted on its own
+    assert plan["groups_by_kind"] == {"cpu": 3, "data": 1, "gpu": 3}
+    assert plan["submissions"] == 7 and plan["ungrouped_submissions"] == 0
+    by_run = {}
+    for group in plan["groups"]:
+        kind, jobs = group["kind"], group["jobs"]
+        if kind == "data":
+            assert group["rules"] == {"make_split": 2, "prepare_dataset": 1}
+            assert "gres" not in group["resources"]
+            continue
+        (run,) = {_run_of(job["wildcards"]) for job in jobs}  # every job of one run
+        assert (kind, run) not in by_run
+        by_run[kind, run] = group
+        if kind == "gpu":  # training and extraction, one GPU for both, CPUs of one job
+            assert group["rules"] == {"extract_embeddings": 1, "train_model": 1}
+            assert group["resources"]["gres"] == "gpu:1"
+            assert group["resources"]["cpus_per_task"] == 2
+        else:
+            assert not {"train_model", "extract_embeddings"} & set(group["rules"])
+            assert "gres" not in group["resources"]
+    assert set(by_run) == {(kind, run) for kind in ("gpu", "cpu") for run in runs}
+    # the treated run's CPU job holds its remedies and their analyses; the balanced run has no RQ1
+    treated = by_run["cpu", ("digits", "exp10", "ce", "0")]["rules"]
+    assert treated["apply_remedy"] == 4 and treated["analyze_remedy_rq3"] == 4  # the preset's
+    assert treated["bootstrap_run"] == treated["retrain_classifier"] == 1
+    assert "retrain_classifier" not in by_run["cpu", ("digits", "balanced", "ce", "0")]["rules"]
+    # what stays on the login node reads several runs: cross-run tables, claims, figures, summary
+    local = set(plan["local_by_rule"])
+    assert {"claims", "summary", "cross_run_table1", "plot_cross_run_figure"} <= local
+    assert not local & {"plot_run_figure", "bootstrap_run", "retrain_classifier", "make_split"}
+    assert not any(rule.startswith(("analyze_", "apply_")) for rule in local)
+    assert plan["jobs"] == plan["local"] + sum(len(g["jobs"]) for g in plan["groups"])
 
 
 # --- a real cluster --------------------------------------------------------------------------
@@ -152,16 +218,24 @@ def local_slurm():
 
 SPLITS = ["results/digits/balanced/split_seed0.parquet", "results/digits/exp10/split_seed0.parquet"]
 RUN = "results/digits/exp10/ce/seed0"
-TARGETS = [*SPLITS, f"{RUN}/metrics.json"]
+# a data job (the .npz and both splits), the run's GPU job (training, extraction) and its CPU
+# job (here RQ3's tables)
+TARGETS = [*SPLITS, f"{RUN}/metrics.json", f"{RUN}/rq3/smallest_k.csv"]
+# the one-node test cluster has 2 CPUs; a group job asks for up to --cores of them
+CORES = ["--cores", "2"]
+FAST_POLL = [  # first status check after 5 s, not 40 s, so the short jobs are seen done soon
+    "--slurm-init-seconds-before-status-checks", "5", "--slurm-keep-successful-logs",
+]  # fmt: skip
 
 
-def _snakemake(workdir: Path, *options: str) -> subprocess.Popen:
+def _snakemake(workdir: Path, *options: str, configfile=SMOKE, targets=TARGETS) -> subprocess.Popen:
     """Snakemake on the smoke preset's TARGETS in workdir; its output goes to workdir/snakemake.out."""
     cmd = [
-        SNAKEMAKE, *TARGETS,  # targets first: --configfile takes every value up to the next option
+        SNAKEMAKE, *targets,  # targets first: --configfile takes every value up to the next option
         "--snakefile", str(SNAKEFILE),
         "--directory", str(workdir),
-        "--configfile", str(SMOKE),
+        "--configfile", str(configfile),
+        *CORES,
         *options,
     ]  # fmt: skip
     env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -186,9 +260,9 @@ def _finish(proc: subprocess.Popen, workdir: Path, timeout: float) -> str:
     return out
 
 
-def _planned_jobs(out: str) -> int:
-    """The 'total' of the 'Job stats' table Snakemake prints before running."""
-    return int(re.search(r"^total\s+(\d+)$", out, re.MULTILINE).group(1))
+def _submitted(out: str) -> dict[str, str]:
+    """SLURM job id -> its log: "Job <n> has been submitted with SLURM jobid <id> (log: ...)"."""
+    return dict(re.findall(r"submitted with SLURM jobid (\d+) \(log: (\S+?)\)\.", out))
 
 
 def _scontrol_job(jobid: str) -> str:
@@ -199,63 +273,176 @@ def _scontrol_job(jobid: str) -> str:
     return state.stdout
 
 
+def _memory_mb(job: str) -> int:
+    """The job's memory in MB, as `scontrol show job` writes it (MinMemoryNode=3584M, =3.50G)."""
+    value, unit = re.search(r"MinMemoryNode=([\d.]+)([MGT])", job).groups()
+    return round(float(value) * {"M": 1, "G": 1024, "T": 1024**2}[unit])
+
+
+def _weights(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+
+
+def _same_weights(a: Path, b: Path) -> bool:
+    ours, theirs = _weights(a), _weights(b)
+    return ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
+
+
+def _compare_results(a: Path, b: Path) -> subprocess.CompletedProcess:
+    compare = [sys.executable, str(REPO / "bench" / "compare_results.py"), str(a), str(b)]
+    return subprocess.run(compare, capture_output=True, text=True, timeout=300)
+
+
 @pytest.mark.slow
 @pytest.mark.slurm
-def test_smoke_targets_run_as_slurm_jobs_and_match_a_local_run(local_slurm, tmp_path):
+def test_smoke_targets_run_as_group_jobs_and_match_a_local_run(local_slurm, tmp_path):
     on_slurm, local = tmp_path / "slurm", tmp_path / "local"
     on_slurm.mkdir()
     local.mkdir()
+    # what Snakemake will submit, read from a dry run of the same targets
+    plan = _cluster_jobs(
+        tmp_path, *TARGETS, *CORES, "--base-config", "", "--configfile", str(SMOKE)
+    )
+    planned = {group["kind"]: group for group in plan["groups"]}
+    assert plan["submissions"] == len(planned) == 3, plan
     local_proc = _snakemake(local)  # plain local run (profiles/default), alongside the cluster one
-    slurm_proc = _snakemake(
-        on_slurm,
-        "--profile", str(SLURM_PROFILE.parent),
-        # first status check after 5 s instead of 40 s, so the ~10 s jobs are seen done quickly
-        # (the plugin then waits 10 s longer after each check that finds nothing finished)
-        "--slurm-init-seconds-before-status-checks", "5",
-        "--slurm-keep-successful-logs",
-    )  # fmt: skip
+    slurm_proc = _snakemake(on_slurm, "--profile", str(SLURM_PROFILE.parent), *FAST_POLL)
     out = _finish(slurm_proc, on_slurm, timeout=540)
     local_out = _finish(local_proc, local, timeout=300)
     assert "submitted with SLURM jobid" not in local_out  # the local executor
 
-    # every job went through sbatch: "Job <n> has been submitted with SLURM jobid <id> (log: ...)"
-    submitted = dict(re.findall(r"submitted with SLURM jobid (\d+) \(log: (\S+?)\)\.", out))
-    assert len(submitted) == _planned_jobs(out) == 4, out[-4000:]  # data, 2 splits, training
-    defaults = yaml.safe_load(SLURM_PROFILE.read_text())["default-resources"]
-    hours, minutes = divmod(defaults["runtime"], 60)
+    submitted = _submitted(out)
+    kinds = {}
     for jobid, slurm_log in submitted.items():
         slurm_log = Path(slurm_log)
         assert slurm_log.name == f"{jobid}.log"
         assert slurm_log.is_relative_to(on_slurm / ".snakemake" / "slurm_logs")
+        kind = re.match(r"group_(data|gpu|cpu)_", slurm_log.parent.name).group(1)
+        kinds[kind] = jobid
         log = slurm_log.read_text()
-        assert "Finished jobid" in log, log  # the job's own Snakemake finished its rule
+        assert "Finished jobid" in log, log  # the job's own Snakemake finished its rules
         job = _scontrol_job(jobid)
         assert "JobState=COMPLETED" in job and "ExitCode=0:0" in job, job
-        assert f"Partition={defaults['slurm_partition']}" in job
-        assert f"TimeLimit={hours:02d}:{minutes:02d}:00" in job
-        assert f"mem={defaults['mem_mb']}M" in job
-        # the cluster's task prolog prints, for each step, the GPUs SLURM gave it; step 0 is the
-        # srun in which the job's Snakemake runs the rule
-        step = re.search(rf"gpu-check step {jobid}\.0 CUDA_VISIBLE_DEVICES=(\S+)", log)
-        assert step, log
-        if "/rule_train_model/" in str(slurm_log):
+        assert "Partition=debug" in job and "Requeue=1" in job  # sbatch --requeue (profile)
+        # the group's request is what the rules' resource functions add up to
+        hours, minutes = divmod(planned[kind]["resources"]["runtime"], 60)
+        assert f"TimeLimit={hours:02d}:{minutes:02d}:00" in job, job
+        assert _memory_mb(job) == planned[kind]["resources"]["mem_mb"], job
+        assert f"CPUs/Task={planned[kind]['resources']['cpus_per_task']}" in job, job
+        for rule in planned[kind]["rules"]:  # each of the group's rules ran in this job
+            assert f"(Rule: {rule})" in log, (rule, log)
+        # the cluster's task prolog prints the GPUs SLURM gave each step: the batch step, and
+        # an srun step per rule that is not a localrule (the data and GPU jobs' rules; the
+        # analyses, localrules, run in the batch step itself)
+        steps = dict(re.findall(rf"gpu-check step {jobid}\.(\w+) CUDA_VISIBLE_DEVICES=(\S+)", log))
+        if kind == "gpu":
             assert "TresPerNode=gres:gpu:1" in job and "JOB_GRES=gpu:1" in job, job
-            assert "CPUs/Task=2" in job  # cpus_per_task: threads (train_model has 2)
-            assert step.group(1) == "0"  # the training step was handed the GPU
+            assert steps == {"batch": "0", "0": "0", "1": "0"}  # training, then extraction
         else:
             assert not re.search(r"gres[/:]gpu", job), job
-            assert step.group(1) == "unset"
-    assert sum("/rule_train_model/" in p for p in submitted.values()) == 1
+            assert set(steps.values()) == {"unset"} and "batch" in steps
+            assert len(steps) == 1 + (kind == "data") * sum(planned[kind]["rules"].values())
+    assert sorted(kinds) == ["cpu", "data", "gpu"] and len(submitted) == 3, out[-4000:]
 
     for path in ["data/digits.npz", *TARGETS, f"{RUN}/model.pt", f"{RUN}/history.parquet"]:
         assert (on_slurm / path).stat().st_size > 0, path
     assert "kept epoch" in (on_slurm / "results/logs/train/digits/exp10/ce/seed0.log").read_text()
+    # the same seed and config give the same outputs on the cluster as locally (CPU training,
+    # two threads on both): every split, metric, embedding and table, and the weights
+    same = _compare_results(on_slurm / "results", local / "results")
+    assert same.returncode == 0, same.stdout[-3000:]
+    assert "; 0 unmatched" in same.stdout
+    assert _same_weights(on_slurm / RUN / "model.pt", local / RUN / "model.pt")
 
-    # the same seed and config give the same outputs on the cluster as locally (CPU training)
-    for split in SPLITS:
-        ours, theirs = pq.read_table(on_slurm / split), pq.read_table(local / split)
-        assert ours.num_rows > 0
-        assert ours.to_pylist() == theirs.to_pylist(), split
+
+EPOCHS = 16  # a fraction of a second each: the requeue lands with epochs still to go
+
+
+@pytest.fixture(scope="module")
+def long_training(tmp_path_factory) -> Path:
+    """The smoke preset with its exp10 ce run alone, trained for EPOCHS epochs."""
+    config = yaml.safe_load(SMOKE.read_text())
+    config["runs"] = [{"dataset": "digits", "imbalance": ["exp10"], "loss": ["ce"], "seeds": [0]}]
+    config["training"]["epochs"] = EPOCHS
+    del config["remedies"]
+    path = tmp_path_factory.mktemp("config") / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _requeue_after_two_epochs(workdir: Path, proc: subprocess.Popen) -> str:
+    """Wait until the run's GPU job has finished two epochs (its resume state was replaced
+    twice), then requeue it as a preemption would; the job's SLURM id."""
+    resume, seen = workdir / RUN / ".resume.pt", set()
+    deadline = time.monotonic() + 300
+    while len(seen) < 2:
+        with contextlib.suppress(FileNotFoundError):
+            seen.add(resume.stat().st_ino)  # each epoch's state is a new file (os.replace)
+        if proc.poll() is not None or time.monotonic() > deadline:
+            pytest.fail("training ended before the requeue or never started:\n"
+                        + (workdir / "snakemake.out").read_text()[-3000:])  # fmt: skip
+        time.sleep(0.01)
+    out = (workdir / "snakemake.out").read_text()
+    (jobid,) = [j for j, log in _submitted(out).items() if "/group_gpu_" in log]
+    requeue = subprocess.run(["scontrol", "requeue", jobid], capture_output=True, text=True)
+    assert requeue.returncode == 0, requeue.stderr  # possible because sbatch got --requeue
+    # SLURM holds a requeued job back for about two minutes (Reason=BeginTime): start it now
+    deadline = time.monotonic() + 60
+    while "JobState=PENDING" not in _scontrol_job(jobid) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    subprocess.run(["scontrol", "update", f"JobId={jobid}", "StartTime=now"], check=True)
+    return jobid
+
+
+def _not_requeueable_without_the_profile() -> str:
+    """What `scontrol requeue` says to a job submitted without --requeue on this cluster
+    (JobRequeue=0, as on many sites)."""
+    jobid = subprocess.run(
+        ["sbatch", "--parsable", "--partition", "debug", "--time", "2", "--output", "/dev/null",
+         "--wrap", "sleep 60"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    try:
+        requeue = subprocess.run(["scontrol", "requeue", jobid], capture_output=True, text=True)
+        return requeue.stderr if requeue.returncode else "requeued"
+    finally:
+        subprocess.run(["scancel", jobid], check=False)
+
+
+@pytest.mark.slow
+@pytest.mark.slurm
+def test_a_training_requeued_mid_run_resumes_and_ends_as_an_uninterrupted_one(
+    local_slurm, long_training, tmp_path
+):
+    assert "disabled" in _not_requeueable_without_the_profile()
+    on_slurm, local = tmp_path / "slurm", tmp_path / "local"
+    on_slurm.mkdir()
+    local.mkdir()
+    targets = [f"{RUN}/metrics.json", f"{RUN}/embeddings/test.parquet"]  # the GPU group job
+    local_proc = _snakemake(local, configfile=long_training, targets=targets)
+    slurm_proc = _snakemake(
+        on_slurm, "--profile", str(SLURM_PROFILE.parent), *FAST_POLL,
+        configfile=long_training, targets=targets,
+    )  # fmt: skip
+    jobid = _requeue_after_two_epochs(on_slurm, slurm_proc)
+    out = _finish(slurm_proc, on_slurm, timeout=540)
+    _finish(local_proc, local, timeout=300)
+
+    job = _scontrol_job(jobid)
+    assert "Restarts=1" in job and "JobState=COMPLETED" in job, job  # the same job, run twice
+    assert list(_submitted(out)).count(jobid) == 1  # Snakemake waited for it, submitted no other
+    log = (on_slurm / "results/logs/train/digits/exp10/ce/seed0.log").read_text()
+    resumed = re.search(r"resuming from epoch (\d+)", log)  # the rerun's log
+    assert resumed and 2 <= int(resumed.group(1)) < EPOCHS, log
+    assert not (on_slurm / RUN / ".resume.pt").exists()  # removed when the training completed
+
+    history = {d: pq.read_table(d / RUN / "history.parquet").to_pydict() for d in (on_slurm, local)}
+    assert history[on_slurm]["epoch"] == list(range(1, EPOCHS + 1))  # continuous
+    for column in ("loss", "test_bac", "train_acc", "fe_grad_norm"):
+        assert history[on_slurm][column] == history[local][column], column
+    assert _same_weights(on_slurm / RUN / "model.pt", local / RUN / "model.pt")
     ours, theirs = (json.loads((d / RUN / "metrics.json").read_text()) for d in (on_slurm, local))
-    for key in ("bac", "per_class_accuracy", "kept_epoch", "classes", "config_hash"):
+    for key in ("bac", "per_class_accuracy", "kept_epoch", "config_hash"):
         assert ours[key] == theirs[key], key
+    test = {d: pq.read_table(d / RUN / "embeddings/test.parquet") for d in (on_slurm, local)}
+    assert test[on_slurm].equals(test[local])  # extraction, after the resumed training
