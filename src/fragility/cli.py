@@ -28,7 +28,8 @@ from pathlib import Path
 
 from .errors import FragilityError
 
-STAGE_MODULES = ("fragility.stages", "fragility.analysis.stages")
+# fragility.ldam_drw: the worked example's LDAM-DRW-format data and checkpoint (README)
+STAGE_MODULES = ("fragility.stages", "fragility.analysis.stages", "fragility.ldam_drw")
 
 
 def _json(text: str):

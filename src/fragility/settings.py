@@ -24,6 +24,8 @@ ARCHITECTURES: dict[str, tuple[int, int, int]] = {
     "resnet32": (5, 5, 5),
     "resnet56": (9, 9, 9),
 }
+# LDAM-DRW's CIFAR ResNets (its models/resnet_cifar.py), blocks per stage, for its checkpoints
+LDAM_DRW_ARCHS = {"resnet20": 3, "resnet32": 5, "resnet44": 7, "resnet56": 9, "resnet110": 18}
 SELECTIONS = ("test_bac", "val_bac", "last")
 # where Major Feature Weakening mixes features: after a residual stage, or FE itself
 MFW_LAYERS = ("stage1", "stage2", "fe")

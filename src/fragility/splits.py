@@ -85,24 +85,34 @@ def make_split(
             f"class_order {order} must list every class 0..{n_classes - 1} exactly once"
         )
     counts = class_counts(imbalance, n_max, n_classes)
-    rng = np.random.default_rng(seed)
     parts: dict[str, list[np.ndarray]] = {"train": [], "pool": [], "val": [], "test": []}
 
-    for position, cls in enumerate(order):
-        rows = np.flatnonzero(y_train == cls)
+    for position, (cls, shuffled, test_rows) in enumerate(
+        _class_draws(y_train, y_test, order, seed, n_test)
+    ):
         needed = n_max + n_val
-        if len(rows) < needed:
+        if len(shuffled) < needed:
             what = f"n_max={n_max}" + (f" + n_val={n_val}" if n_val else "")
             raise FragilityError(
-                f"class {cls} has {len(rows)} training images, fewer than {what} = {needed}; "
-                "lower n_max (or n_val)"
+                f"class {cls} has {len(shuffled)} training images, fewer than {what} = "
+                f"{needed}; lower n_max (or n_val)"
             )
-        shuffled = rng.permutation(rows)
         pool = shuffled[:n_max]
         parts["train"].append(pool[: counts[position]])
         parts["pool"].append(pool[counts[position] :])
         parts["val"].append(shuffled[n_max:needed])
+        parts["test"].append(test_rows)
+    return _split_table(parts, y_train, y_test)
 
+
+def _class_draws(y_train, y_test, order, seed: int, n_test: int | None):
+    """Per class in ``order``: ``(class, its training rows shuffled, its test rows)``, the
+    test rows all of them or ``n_test`` drawn. One generator seeded by ``seed`` makes every
+    draw, in this order; the test draw depends on the class sizes only, not on the
+    imbalance, so every split of one seed has the same test images."""
+    rng = np.random.default_rng(seed)
+    for cls in order:
+        shuffled = rng.permutation(np.flatnonzero(y_train == cls))
         test_rows = np.flatnonzero(y_test == cls)
         if n_test is not None:
             if len(test_rows) < n_test:
@@ -110,8 +120,12 @@ def make_split(
                     f"class {cls} has {len(test_rows)} test images, fewer than n_test={n_test}"
                 )
             test_rows = rng.permutation(test_rows)[:n_test]
-        parts["test"].append(test_rows)
+        yield cls, shuffled, test_rows
 
+
+def _split_table(parts: dict[str, list[np.ndarray]], y_train, y_test) -> pa.Table:
+    """The split table of row chunks per subset (``train``, ``pool``, ``val``, ``test``):
+    rows sorted within each subset, labels looked up in the canonical arrays."""
     index, subset = [], []
     for name, chunks in parts.items():
         rows = np.sort(np.concatenate(chunks)) if chunks else np.empty(0, np.int64)
@@ -138,3 +152,128 @@ def subset_indices(split: pa.Table, subset: str) -> tuple[np.ndarray, np.ndarray
         split.column("index").to_numpy()[mask],
         split.column("label").to_numpy()[mask],
     )
+
+
+# -- the training subset of a model trained elsewhere (config ``models``) ------------------
+
+# How an external model's training subset is known: not at all, our own seeded draw (a model
+# this pipeline trained elsewhere), LDAM-DRW's IMBALANCECIFAR10/100 sampling, or a file of
+# training-array rows.
+SPLIT_MODES = ("none", "study", "ldam_drw", "index_file")
+
+
+def ldam_drw_counts(n_train: int, n_classes: int, imb_type: str, imb_factor: float) -> list[int]:
+    """Training images per class of LDAM-DRW's ``IMBALANCECIFAR10/100``
+    (``get_img_num_per_cls``): ``img_max = n_train / n_classes`` and, for ``exp``,
+    ``int(img_max * imb_factor ** (i / (C - 1)))``; ``step`` keeps ``int(img_max)`` for the
+    first half and ``int(img_max * imb_factor)`` for the second; anything else is balanced.
+
+    >>> ldam_drw_counts(50000, 10, "exp", 0.01)
+    [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50]
+    """
+    img_max = n_train / n_classes
+    if imb_type == "exp":
+        return [int(img_max * imb_factor ** (i / (n_classes - 1.0))) for i in range(n_classes)]
+    if imb_type == "step":
+        half = n_classes // 2
+        return [int(img_max)] * half + [int(img_max * imb_factor)] * half
+    return [int(img_max)] * n_classes
+
+
+def ldam_drw_parameters(imbalance: str, imb_factor: float | None = None) -> tuple[str, float]:
+    """LDAM-DRW's ``(imb_type, imb_factor)`` for an imbalance spec: ``exp100`` -> ``("exp",
+    0.01)``; ``imb_factor`` given (its ``--imb_factor``) must agree with R to 1 %."""
+    imb = Imbalance.parse(imbalance)
+    if imb.kind == "balanced":
+        return "none", 1.0
+    factor = 1.0 / imb.ratio if imb_factor is None else float(imb_factor)
+    if not 0 < factor <= 1 or abs(1.0 / factor - imb.ratio) > 0.01 * imb.ratio:
+        raise ConfigError(
+            f"imb_factor {imb_factor} does not match imbalance {imbalance!r} (R = "
+            f"{imb.ratio:g}, so imb_factor = 1/R = {1.0 / imb.ratio:.6g})"
+        )
+    return imb.kind, factor
+
+
+def ldam_drw_indices(
+    y_train: np.ndarray, n_classes: int, imb_type: str, imb_factor: float, rand_number: int
+) -> np.ndarray:
+    """Rows of the training array that LDAM-DRW's ``IMBALANCECIFAR10/100`` keeps, in its
+    order: ``np.random.seed(rand_number)``, then per class in label order a
+    ``np.random.shuffle`` of the class's rows and the first ``n_i`` of them
+    (:func:`ldam_drw_counts`). The same stream from an explicit ``RandomState``.
+    ``y_train (N,)``: the labels in the order of CIFAR's ``data_batch_1..5`` (the canonical
+    array's)."""
+    y = np.asarray(y_train, dtype=np.int64)
+    counts = ldam_drw_counts(len(y), n_classes, imb_type, imb_factor)
+    rng = np.random.RandomState(rand_number)  # what np.random.seed seeds
+    kept = []
+    for cls, n in zip(np.unique(y), counts):
+        rows = np.where(y == cls)[0]
+        rng.shuffle(rows)
+        kept.append(rows[:n])
+    return np.concatenate(kept).astype(np.int64)
+
+
+def read_training_index(path: str, n_train: int) -> np.ndarray:
+    """Training-array rows from an index file: ``.npy`` (1-D integers) or Parquet (column
+    ``index``; a split file's ``train`` rows when it has a ``subset`` column)."""
+    import pyarrow.parquet as pq
+
+    try:
+        if str(path).endswith(".npy"):
+            rows = np.load(path, allow_pickle=False)
+        else:
+            table = pq.read_table(path)
+            if "subset" in table.column_names:
+                rows = subset_indices(table, "train")[0]
+            else:
+                rows = table.column("index").to_numpy()
+    except (OSError, ValueError, KeyError, pa.ArrowException) as exc:
+        raise FragilityError(
+            f"cannot read training indices from {path} ({type(exc).__name__}: {exc}); give a "
+            ".npy of integers or a Parquet file with an 'index' column"
+        ) from exc
+    if rows.ndim != 1 or not np.issubdtype(rows.dtype, np.integer):
+        raise FragilityError(f"{path}: expected 1-D integer rows, got {rows.dtype} {rows.shape}")
+    bad = rows[(rows < 0) | (rows >= n_train)]
+    if len(bad):
+        raise FragilityError(
+            f"{path}: row {int(bad[0])} lies outside the training array (0..{n_train - 1})"
+        )
+    if len(np.unique(rows)) != len(rows):
+        raise FragilityError(f"{path} lists some training rows twice")
+    return rows.astype(np.int64)
+
+
+def external_split(
+    y_train: np.ndarray,
+    y_test: np.ndarray,
+    train_rows: np.ndarray | None,
+    *,
+    seed: int,
+    n_max: int,
+    n_test: int | None = None,
+    class_order: list[int] | None = None,
+) -> pa.Table:
+    """The split of a model trained elsewhere on the images of ``train_rows`` (None:
+    unknown). ``train`` is that subset and ``pool`` every other training image, so that
+    train and pool together are the whole training array, LDAM-DRW's pool. With the subset
+    unknown, ``train`` is empty and ``pool`` the study's balanced pool of ``seed`` (``n_max``
+    per class). ``val`` is empty (the model may have seen any training image); ``test`` is
+    the study's test subset of ``seed``, the test images of the study's own runs."""
+    y_train = np.asarray(y_train, dtype=np.int64)
+    y_test = np.asarray(y_test, dtype=np.int64)
+    n_classes = int(max(y_train.max(), y_test.max())) + 1
+    order = list(range(n_classes)) if class_order is None else [int(c) for c in class_order]
+    draws = list(_class_draws(y_train, y_test, order, seed, n_test))
+    parts = {"train": [], "pool": [], "val": [], "test": [rows for _, _, rows in draws]}
+    if train_rows is None:
+        parts["pool"] = [shuffled[:n_max] for _, shuffled, _ in draws]
+    else:
+        train_rows = np.asarray(train_rows, dtype=np.int64)
+        in_train = np.zeros(len(y_train), dtype=bool)
+        in_train[train_rows] = True
+        parts["train"] = [train_rows]
+        parts["pool"] = [np.flatnonzero(~in_train)]
+    return _split_table(parts, y_train, y_test)

@@ -1,0 +1,13 @@
+from fragility.stages import split_external
+from fragility.workflow import run_logged
+
+sm = snakemake  # noqa: F821 (injected by Snakemake)
+run_logged(
+    sm.log[0],
+    lambda: split_external(
+        sm.input.data,
+        sm.output[0],
+        settings=dict(sm.params.settings),
+        index_path=sm.input.get("index"),
+    ),
+)
