@@ -38,6 +38,12 @@ RUN_LOG = "{dataset}/{imbalance}/{loss}/seed{seed}"  # a run's part of a log pat
 # reading an undeclared file fails (about 0.7 s more per job, hence off by default)
 SHADOW = "minimal" if config.get("check_inputs") else None
 
+# Torch's OpenMP threads spin between parallel regions by default, and a training beside the
+# single-thread analysis jobs (--cores 4 on 2 cores) then ran 2.8x slower than with them
+# asleep (bench/omp_wait.py); alone it costs 1.27x. Every job inherits this unless the
+# environment sets its own policy.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 # Local GPU jobs claim a device each (fragility.gpus): the folder of their lock files and the
 # config's `gpus:` reach the jobs' scripts through the environment, so that neither is a
 # rerun trigger; absolute, because a shadow job runs in a folder of its own.

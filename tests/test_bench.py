@@ -66,3 +66,14 @@ def test_the_gpu_check_rehearses_on_a_cpu(tmp_path):
     runs = report["parts"]["multi_gpu"]["result"]["runs"]
     assert len(runs) == 2 and {r["device"] for r in runs} == {"cpu"}
     assert all(r["gpu_slot"] in {"gpu0.0", "gpu0.1", "gpu1.0", "gpu1.1"} for r in runs)
+
+
+def test_the_omp_wait_bench_times_a_training_epoch():
+    """bench/omp_wait.py's timing function runs on this machine (no speed asserted)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("omp_wait", REPO / "bench" / "omp_wait.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.time_epochs(1) > 0
+    assert sum(bench.COUNTS) == 2478  # exp100 of n_max 1,000, as the default study's runs

@@ -1,0 +1,102 @@
+"""OpenMP's wait policy and a training that shares the CPU with other jobs.
+
+PyTorch's CPU kernels run on libgomp, whose threads spin (busy-wait) between parallel
+regions by default. A workflow runs analysis jobs beside its trainings (``--cores 4`` on two
+cores runs a 2-thread training and single-thread jobs together), and a spinning training
+then fights them for the cores. ``rules/common.smk`` sets ``OMP_WAIT_POLICY=PASSIVE`` for
+every job unless the environment says otherwise; this bench shows why: it times training
+epochs of resnet8 on exp100-sized 28 x 28 data (2,478 images, as the default study's exp100
+runs), alone and beside one busy single-thread process, under each policy, each case in a
+fresh process (the policy is read when the OpenMP runtime starts), and prints every case's
+seconds per epoch and its ratio against the default policy in the same situation.
+
+    python bench/omp_wait.py            # 3 timed epochs a case, after one warm-up epoch
+    python bench/omp_wait.py --epochs 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+
+POLICIES = {"spin (default)": {}, "PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE"}}
+COUNTS = (1000, 599, 359, 215, 129, 77, 46, 27, 16, 10)  # exp100 of n_max 1,000
+
+
+def time_epochs(epochs: int) -> float:
+    """Seconds per training epoch (after one warm-up epoch), in this process."""
+    import numpy as np
+    import torch
+
+    from fragility.training import Subset, TrainConfig, setup, train_epoch
+
+    torch.set_num_threads(2)
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(10), COUNTS)
+    x = rng.integers(0, 256, size=(len(y), 28, 28, 1), dtype=np.uint8)
+    data = Subset(x, y)
+    cfg = TrainConfig(arch="resnet8", epochs=40, augment=False, seed=0)
+    engine = setup(cfg, data, data, n_classes=10, device="cpu")
+    train_epoch(engine, 0)
+    start = time.perf_counter()
+    for epoch in range(1, epochs + 1):
+        train_epoch(engine, epoch)
+    return (time.perf_counter() - start) / epochs
+
+
+def busy(seconds: float) -> None:
+    """One single-thread process doing matrix products, as an analysis job does."""
+    import numpy as np
+
+    a = np.random.default_rng(0).random((400, 400))
+    end = time.time() + seconds
+    while time.time() < end:
+        a @ a
+
+
+def _case(policy: dict, beside_busy: bool, epochs: int) -> float:
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"} | policy
+    load = None
+    if beside_busy:
+        load = subprocess.Popen(
+            [sys.executable, __file__, "--busy"], env=dict(env, OPENBLAS_NUM_THREADS="1")
+        )
+        time.sleep(1.0)
+    try:
+        out = subprocess.run(
+            [sys.executable, __file__, "--time", str(epochs)],
+            env=env, capture_output=True, text=True, check=True,
+        )  # fmt: skip
+    finally:
+        if load is not None:
+            load.kill()
+            load.wait()
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--time", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--busy", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.busy:
+        busy(600)
+        return
+    if args.time:
+        print(time_epochs(args.time))
+        return
+    print(f"resnet8, 2,478 images of 28 x 28, 2 torch threads, {os.cpu_count()} CPUs")
+    for situation, beside in (("alone", False), ("beside 1 busy process", True)):
+        times = {name: _case(policy, beside, args.epochs) for name, policy in POLICIES.items()}
+        reference = times["spin (default)"]
+        for name, seconds in times.items():
+            print(f"{situation:22s} {name:15s} {seconds:6.2f} s/epoch  "
+                  f"ratio {seconds / reference:5.2f}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
