@@ -40,7 +40,7 @@ SHADOW = "minimal" if config.get("check_inputs") else None
 
 # Torch's OpenMP threads spin between parallel regions by default, and a training beside the
 # single-thread analysis jobs (--cores 4 on 2 cores) then ran 2.8x slower than with them
-# asleep (bench/omp_wait.py); alone it costs 1.27x. Every job inherits this unless the
+# asleep (bench/cpu_sharing.py); alone it costs 1.27x. Every job inherits this unless the
 # environment sets its own policy.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
@@ -58,6 +58,17 @@ def asks_scheduler_for_gpu(rule):
     raw = {name: getattr(value, "raw", value) for name, value in mapping.items()}
     return "gpu" in str(raw.get("gres") or "") or bool(raw.get("gpu"))
 
+
+# A local run on a machine without a GPU: trainings and extractions count no `gpu` (the flag
+# limits how many share a GPU, SPEC section 6) and use one torch thread each, so that --cores
+# runs several side by side, and their weights do not depend on --cores. Two 1-thread
+# trainings on 2 cores train 1.4x as fast as one 2-thread one (bench/cpu_sharing.py).
+CPU_ONLY = not asks_scheduler_for_gpu("train_model") and (
+    config["device"] == "cpu"
+    or (config["device"] == "auto" and not gpus.visible_devices(config.get("gpus")))
+)
+GPU_JOB = 0 if CPU_ONLY else 1  # the `gpu` resource of a training or extraction job
+MODEL_THREADS = 1 if CPU_ONLY else 2  # its threads (torch's, and Snakemake's count)
 
 # What each job asks a cluster for (mem_mb, runtime: fragility.resources), from its dataset,
 # model, epochs and device; more on a retry. Locally nothing reads these.

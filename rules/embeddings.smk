@@ -15,9 +15,9 @@ rule extract_embeddings:
         SHADOW
     conda:
         "../envs/fragility.yaml"
-    threads: 2
+    threads: MODEL_THREADS
     resources:
-        gpu=1,
+        gpu=GPU_JOB,
         **sized("embed"),
     script:
         "../workflow_scripts/extract_embeddings.py"

@@ -15,9 +15,9 @@ rule train_model:
         resume=LAYOUT.file("resume"),
     conda:
         "../envs/fragility.yaml"
-    threads: 2
+    threads: MODEL_THREADS
     resources:
-        gpu=1,
+        gpu=GPU_JOB,
         **sized("train"),
     script:
         "../workflow_scripts/train_model.py"

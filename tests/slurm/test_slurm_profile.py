@@ -223,6 +223,10 @@ RUN = "results/digits/exp10/ce/seed0"
 TARGETS = [*SPLITS, f"{RUN}/metrics.json", f"{RUN}/rq3/smallest_k.csv"]
 # the one-node test cluster has 2 CPUs; a group job asks for up to --cores of them
 CORES = ["--cores", "2"]
+# A local run on this GPU-less machine trains with one thread (rules/common.smk: CPU_ONLY), a
+# cluster job that asks for a GPU with two: the local run is told the cluster's threads, so
+# that the same seed and config give the same weights on both
+SAME_THREADS = ["--set-threads", "train_model=2", "extract_embeddings=2"]
 FAST_POLL = [  # first status check after 5 s, not 40 s, so the short jobs are seen done soon
     "--slurm-init-seconds-before-status-checks", "5", "--slurm-keep-successful-logs",
 ]  # fmt: skip
@@ -305,7 +309,7 @@ def test_smoke_targets_run_as_group_jobs_and_match_a_local_run(local_slurm, tmp_
     )
     planned = {group["kind"]: group for group in plan["groups"]}
     assert plan["submissions"] == len(planned) == 3, plan
-    local_proc = _snakemake(local)  # plain local run (profiles/default), alongside the cluster one
+    local_proc = _snakemake(local, *SAME_THREADS)  # a local run beside the cluster one
     slurm_proc = _snakemake(on_slurm, "--profile", str(SLURM_PROFILE.parent), *FAST_POLL)
     out = _finish(slurm_proc, on_slurm, timeout=540)
     local_out = _finish(local_proc, local, timeout=300)
@@ -419,7 +423,7 @@ def test_a_training_requeued_mid_run_resumes_and_ends_as_an_uninterrupted_one(
     on_slurm.mkdir()
     local.mkdir()
     targets = [f"{RUN}/metrics.json", f"{RUN}/embeddings/test.parquet"]  # the GPU group job
-    local_proc = _snakemake(local, configfile=long_training, targets=targets)
+    local_proc = _snakemake(local, *SAME_THREADS, configfile=long_training, targets=targets)
     slurm_proc = _snakemake(
         on_slurm, "--profile", str(SLURM_PROFILE.parent), *FAST_POLL,
         configfile=long_training, targets=targets,
