@@ -39,7 +39,7 @@ RUN_LOG = "{dataset}/{imbalance}/{loss}/seed{seed}"  # a run's part of a log pat
 SHADOW = "minimal" if config.get("check_inputs") else None
 
 # Torch's OpenMP threads spin between parallel regions by default, and a training beside the
-# single-thread analysis jobs (--cores 4 on 2 cores) then ran 2.8x slower than with them
+# single-thread analysis jobs (--cores 4 on 2 cores) then ran 2.7-2.8x slower than with them
 # asleep (bench/cpu_sharing.py); alone it costs 1.27x. Every job inherits this unless the
 # environment sets its own policy.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

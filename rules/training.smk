@@ -16,6 +16,9 @@ rule train_model:
     conda:
         "../envs/fragility.yaml"
     threads: MODEL_THREADS
+    # the longest trainings first (their estimated minutes): a study's balanced runs train on
+    # several times the images of an imbalanced one and, started last, would finish alone
+    priority: lambda wildcards: SIZES.of("train", wildcards).runtime
     resources:
         gpu=GPU_JOB,
         **sized("train"),

@@ -4,10 +4,11 @@ its models memorise their training sets, the paper's premise), and the presets t
 regime they were measured in keep it."""
 
 import copy
+import re
 
 import yaml
 from snakemake.utils import validate
-from snakemake_cli import REPO
+from snakemake_cli import REPO, run_snakemake
 
 from fragility.config import SCHEMA_PATH, Study, load_schema
 from fragility.settings import TrainConfig, selectable
@@ -54,3 +55,20 @@ def test_the_presets_measured_in_the_20_epoch_regime_keep_it():
             assert (s["epochs"], s["select_from"], s["epoch_test_per_class"]) == (20, 0, None)
     paper = _resolved("presets/paper.yaml")
     assert {(s["select_from"], s["epoch_test_per_class"]) for s in paper} == {(0, None)}
+
+
+def test_the_balanced_training_is_scheduled_first(tmp_path):
+    # the balanced run trains on 3.7x the images of an exp100 run: started last it would
+    # finish alone, so its priority (estimated minutes) is above every exp100 training's
+    planned = run_snakemake(tmp_path, REPO / "config.yaml", "-n", cores=4)
+    assert planned.returncode == 0, planned.stderr[-3000:]
+    found = re.findall(
+        r"rule train_model:.*?wildcards: dataset=\w+, imbalance=(\w+),.*?priority: (\d+)",
+        planned.stdout,
+        flags=re.S,
+    )
+    priority = {}
+    for imbalance, value in found:
+        priority.setdefault(imbalance, set()).add(int(value))
+    assert set(priority) == {"balanced", "exp100"}
+    assert min(priority["balanced"]) > max(priority["exp100"])
