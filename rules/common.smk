@@ -80,6 +80,18 @@ SIZES = JobSizes(
 )
 
 
+def training_priority(wildcards):
+    """A training's estimated minutes: the longest trainings start first (a study's balanced
+    runs train on several times the images of an imbalanced one and, started last, would
+    finish alone)."""
+    return SIZES.of("train", wildcards).runtime
+
+
+# Splits take seconds and gate the trainings: all of them first, so that the trainings start
+# in priority order instead of in the order their splits happen to finish.
+SPLITS_FIRST = 1 + max((SIZES.train(run).runtime for run in STUDY.runs), default=0)
+
+
 def sized(kind):
     """The resources of a job of this kind (fragility.resources.JobSizes.of)."""
     return {

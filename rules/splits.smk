@@ -11,6 +11,7 @@ rule make_split:
         SHADOW
     conda:
         "../envs/fragility.yaml"
+    priority: SPLITS_FIRST
     resources:
         **sized("split"),
     script:

@@ -16,9 +16,7 @@ rule train_model:
     conda:
         "../envs/fragility.yaml"
     threads: MODEL_THREADS
-    # the longest trainings first (their estimated minutes): a study's balanced runs train on
-    # several times the images of an imbalanced one and, started last, would finish alone
-    priority: lambda wildcards: SIZES.of("train", wildcards).runtime
+    priority: training_priority
     resources:
         gpu=GPU_JOB,
         **sized("train"),

@@ -57,18 +57,28 @@ def test_the_presets_measured_in_the_20_epoch_regime_keep_it():
     assert {(s["select_from"], s["epoch_test_per_class"]) for s in paper} == {(0, None)}
 
 
-def test_the_balanced_training_is_scheduled_first(tmp_path):
-    # the balanced run trains on 3.7x the images of an exp100 run: started last it would
-    # finish alone, so its priority (estimated minutes) is above every exp100 training's
-    planned = run_snakemake(tmp_path, REPO / "config.yaml", "-n", cores=4)
-    assert planned.returncode == 0, planned.stderr[-3000:]
+def _priorities(text: str, rule: str) -> dict[str, set[int]]:
+    """The planned jobs' priorities of ``rule`` in a dry run's output, by imbalance."""
     found = re.findall(
-        r"rule train_model:.*?wildcards: dataset=\w+, imbalance=(\w+),.*?priority: (\d+)",
-        planned.stdout,
+        rf"rule {rule}:.*?wildcards: dataset=\w+, imbalance=(\w+),.*?priority: (\d+)",
+        text,
         flags=re.S,
     )
     priority = {}
     for imbalance, value in found:
         priority.setdefault(imbalance, set()).add(int(value))
-    assert set(priority) == {"balanced", "exp100"}
-    assert min(priority["balanced"]) > max(priority["exp100"])
+    return priority
+
+
+def test_the_balanced_training_is_scheduled_first(tmp_path):
+    # the balanced run trains on 3.7x the images of an exp100 run: started last it would
+    # finish alone, so its priority (estimated minutes) is above every exp100 training's,
+    # and every split (seconds each) comes before any training
+    planned = run_snakemake(tmp_path, REPO / "config.yaml", "-n", cores=4)
+    assert planned.returncode == 0, planned.stderr[-3000:]
+    training = _priorities(planned.stdout, "train_model")
+    assert set(training) == {"balanced", "exp100"}
+    assert min(training["balanced"]) > max(training["exp100"])
+    splits = _priorities(planned.stdout, "make_split")
+    assert set(splits) == {"balanced", "exp100"}
+    assert min(min(v) for v in splits.values()) > max(training["balanced"])
