@@ -263,10 +263,10 @@ def plot_topk_coverage(tables: dict[str, pa.Table], out_path: Path, title: str) 
         row = tables["smallest_k"].to_pylist()[0]
         k = row["smallest_k_90"]
         if k is None:
-            legend_title = "bias-free logits: no K covers 90 % of all instances"
-        else:
+            legend_title = "bias-free logits:\nno K covers 90 % of all instances"
+        else:  # two lines: one is wider than the figure
             legend_title = (
-                f"bias-free logits: K = {k} of {row['n_features']} covers "
+                f"bias-free logits: K = {k} of {row['n_features']} covers\n"
                 f"{100 * row['coverage_k_90']:.1f} % (\u2265 90 %) of all instances"
             )
     fig.legend(
