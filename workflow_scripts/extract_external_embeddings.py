@@ -1,16 +1,12 @@
-import torch
-
-from fragility.gpus import claim_for_job
 from fragility.stages import extract_external
-from fragility.workflow import run_logged
+from fragility.workflow import run_device_job
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
-torch.set_num_threads(sm.threads)
-
-
-def stage():
-    claim_for_job(sm.params.device)  # a device of its own, before CUDA initialises
-    extract_external(
+run_device_job(
+    sm.log[0],
+    sm.threads,
+    sm.params.device,
+    lambda: extract_external(
         sm.input.data,
         sm.input.split,
         sm.input.checkpoint,
@@ -18,7 +14,5 @@ def stage():
         model=dict(sm.params.model),
         run_info=dict(sm.params.run_info),
         device=sm.params.device,
-    )
-
-
-run_logged(sm.log[0], stage)
+    ),
+)

@@ -50,6 +50,23 @@ def run_logged(log_path: str, stage: Callable[[], object]) -> None:
         log.close()
 
 
+def run_device_job(log_path: str, threads: int, device: str, stage: Callable[[], object]) -> None:
+    """A training or embedding job: ``threads`` torch threads and a GPU of its own, claimed
+    before ``stage`` can initialise CUDA (:func:`fragility.gpus.claim_for_job`), then
+    ``stage``, logged as :func:`run_logged` logs it."""
+    import torch
+
+    from .gpus import claim_for_job
+
+    torch.set_num_threads(threads)
+
+    def claimed_stage():
+        claim_for_job(device)  # inside the log: a job's log says which slot it took
+        return stage()
+
+    run_logged(log_path, claimed_stage)
+
+
 def ref_files(runs) -> list[str]:
     """Every file the run dicts of a cross-run rule name (its own and its remedied models'):
     what the rule declares as input."""
