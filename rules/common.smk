@@ -293,8 +293,10 @@ def get_checkpoint_stamp(wildcards):
     reruns its model even when its copy kept an older time (cp -p, rsync -a); a model.pt of
     this study is tracked as the output it is."""
     path = Path(STUDY.external_settings(run_of(wildcards))["checkpoint"])
-    inside = path.resolve().is_relative_to(Path(LAYOUT.results).resolve())
-    return None if inside else f"{path.stat().st_size}:{path.stat().st_mtime_ns}"
+    if path.resolve().is_relative_to(Path(LAYOUT.results).resolve()):
+        return None
+    stat = path.stat()
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
 
 
 # -- fragility curves (rules/curves.smk): runs that differ only in the imbalance ratio R ------
