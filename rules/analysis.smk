@@ -46,6 +46,7 @@ rule bootstrap_run:
         n_boot=config["analysis"]["bootstrap"],
         ks=config["analysis"]["ks"],
         k_fe=config["analysis"]["k_fe"],
+        partners=get_bootstrap_partners,
     shadow:
         SHADOW
     conda:
@@ -159,7 +160,7 @@ for name, spec in catalog.CROSS_RUN_TABLES.items():
 
 rule claims:
     input:
-        **{name: LAYOUT.table(f"{name}_by_seed") for name in catalog.CLAIM_TABLES},
+        premise=LAYOUT.table(f"{catalog.PREMISE_TABLE}_by_seed"),
         bootstraps=[LAYOUT.bootstrap("parquet", run.path) for run in imbalanced_runs()],
     output:
         csv=report(

@@ -204,12 +204,36 @@ def balanced_partner_of(run):
 
 
 def get_bootstrap_inputs(wildcards):
+    """A run's files; for an imbalanced run also Table 1's balanced model's test embeddings
+    and the files of its balanced partner (STUDY.claim_partner) that the claims read."""
     run = run_of(wildcards)
     files = LAYOUT.files(catalog.bootstrap_reads(run.imbalance != "balanced"), run.path)
-    partner = balanced_partner_of(run) if run.imbalance != "balanced" else None
+    if run.imbalance == "balanced":
+        return files
+    balanced = balanced_partner_of(run)
+    if balanced is not None:
+        files["balanced_test"] = LAYOUT.file("test", balanced.path)
+    partner = STUDY.claim_partner(run)[0]
     if partner is not None:
-        files["balanced_test"] = LAYOUT.file("test", partner.path)
+        for kind in ("train", "classifier", "metrics"):
+            files[f"partner_{kind}"] = LAYOUT.file(kind, partner.path)
     return files
+
+
+def get_bootstrap_partners(wildcards):
+    """Who Table 1's balanced model and the claims' balanced partner are, in words, or why a
+    run has none (the claims' n/a reasons)."""
+    run = run_of(wildcards)
+    if run.imbalance == "balanced":
+        return {}
+    balanced = balanced_partner_of(run)
+    partner, missing = STUDY.claim_partner(run)
+    name = lambda other: f"{other.loss} seed {other.seed}"
+    return {
+        "balanced_name": name(balanced) if balanced else "",
+        "partner_name": name(partner) if partner else "",
+        "partner_missing": missing,
+    }
 
 
 def get_summary_inputs(wildcards):

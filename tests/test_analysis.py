@@ -107,15 +107,18 @@ def test_majority_minority_ties():
 
 # ----------------------------------------------------------------------------- RQ3
 # C = 3, H = 4; class 2 has zero weights and bias -10, so it is never R (the prediction).
-# With the bias: LG0 = 2a + b - c, LG1 = c + 2d + .5. The paper's bias-free logits (sum of
-# ce, §3.1): LG0' = 2a + b - c, LG1' = c + 2d, LG2' = 0.
+# With the bias: LG0 = 2a + b - c, LG1 = c + 2d + .5, and R = argmax LG. The paper's
+# bias-free logits (sum of ce): LG0' = 2a + b - c, LG1' = c + 2d, LG2' = 0, and its R is their
+# argmax (the lower index on a tie).
 W3 = np.array([[2, 1, -1, 0], [0, 0, 1, 2], [0, 0, 0, 0]], dtype=np.float64)
 B3 = np.array([0.0, 0.5, -10.0])
 FE3 = np.array(
     [
         [3, 1, 0, 0],  # LG 7, .5 -> R0, CE0 sorted 6,1,0,0; 6 > .5 at K=1 | bias-free 6 > 0
         [1, 1, 1, 1],  # LG 2, 3.5 -> R1, CE1 sorted 2,1,0,0; 2+.5 > 2 at K=1 | 2 > 2 no, 3 > 2
-        [2, 0, 1, 1],  # LG 3, 3.5 -> R1; 2+.5 > 3 no, 3+.5 > 3 at K=2 | LG' 3, 3: never
+        # LG 3, 3.5 -> R1; 2+.5 > 3 no, 3+.5 > 3 at K=2 | LG' 3, 3: a tie, R' = 0 (the lower
+        # index), CE0 sorted 4,0,0,-1: 4 > 3 from K=1 until the full sum 3 ties it at K=4
+        [2, 0, 1, 1],
         [1, 2, 0, 1],  # LG 4, 2.5 -> R0, CE0 2,2,0,0; 2 > 2.5 no, 4 at K=2 | A' = 2: K=2
         [1, 3, 1, 1],  # LG 4, 3.5 -> R0, CE0 3,2,0,-1; 3 > 3.5 no, 5 at K=2 | A' = 3: K=2
     ],
@@ -123,7 +126,7 @@ FE3 = np.array(
 )
 COVERED_WITH_BIAS = [[True] * 4, [True] * 4, [False, True, True, True],
                      [False, True, True, True], [False, True, True, True]]  # fmt: skip
-COVERED_BIAS_FREE = [[True] * 4, [False, True, True, True], [False] * 4,
+COVERED_BIAS_FREE = [[True] * 4, [False, True, True, True], [True, True, True, False],
                      [False, True, True, True], [False, True, True, True]]  # fmt: skip
 
 
@@ -135,21 +138,23 @@ def test_rq3_instance_coverage_bias_free_and_with_bias():
     logits = _logits3(FE3)
     assert topk_coverage_matrix(FE3, W3, B3, logits, with_bias=True).tolist() == COVERED_WITH_BIAS
     # the paper's reading is the default: n1 needs K = 2 without its bias of +0.5, and n2,
-    # predicted 1 only by the bias (bias-free tie 3 vs 3), is covered at no K
+    # predicted 1 only by the bias, is class 0's without it (see FE3)
     assert topk_coverage_matrix(FE3, W3, B3, logits).tolist() == COVERED_BIAS_FREE
 
 
 def test_rq3_class_ratios_and_smallest_k():
     res = rq3_coverage(FE3, W3, B3, _logits3(FE3), ks=(1, 2))
-    # predicted class 0 = {n0, n3, n4}, class 1 = {n1, n2}
+    # with the bias class 0 = {n0, n3, n4}, class 1 = {n1, n2}; bias-free class 0 = {n0, n2,
+    # n3, n4}, class 1 = {n1}: the bias moves one instance
     np.testing.assert_allclose(res.class_ratio_with_bias[:2], [[1 / 3, 1.0], [0.5, 1.0]])
-    np.testing.assert_allclose(res.class_ratio[:2], [[1 / 3, 1.0], [0.0, 0.5]])
+    np.testing.assert_allclose(res.class_ratio[:2], [[2 / 4, 1.0], [0.0, 1.0]])
     assert np.isnan(res.class_ratio[2]).all()  # never predicted
-    assert res.n_per_class.tolist() == [2 + 1, 2, 0]
+    assert res.n_per_class.tolist() == [4, 1, 0] and res.n_per_class_with_bias.tolist() == [3, 2, 0]
+    assert res.n_changed == 1
     np.testing.assert_allclose(res.overall_by_k_with_bias, [0.4, 1, 1, 1])
-    np.testing.assert_allclose(res.overall_by_k, [0.2, 0.8, 0.8, 0.8])
-    assert res.smallest_k(0.94, with_bias=True) == 2 and res.smallest_k(0.94) is None
-    assert res.smallest_k(0.8) == 2 and res.coverage_at(2) == pytest.approx(0.8)
+    np.testing.assert_allclose(res.overall_by_k, [0.4, 1, 1, 0.8])
+    assert res.smallest_k(0.94, with_bias=True) == 2 and res.smallest_k(0.94) == 2
+    assert res.smallest_k(0.4) == 1 and res.coverage_at(2) == pytest.approx(1.0)
     cov = topk_coverage_matrix(FE3, W3, B3, _logits3(FE3), with_bias=True)
     assert smallest_k(cov, threshold=0.4) == 1
     assert smallest_k(cov, threshold=0.41) == 2
@@ -187,18 +192,18 @@ def test_rq3_normed():
     np.testing.assert_allclose(logits, [[6, 4]])
     assert topk_coverage_matrix(fe, W, b, logits, normed=True)[0].tolist() == [True] * 4
     # bias [-3, 0]: normed LG = [3, 4] -> R1, CE1 = [0, 0, 0, 4]: 4 > 3 at K=1 with the
-    # bias; bias-free LG0' = 6 > 4, so R1 is covered at no K
+    # bias; bias-free LG' = [6, 4] -> R0, CE0 = [0, 6, 0, 0]: 6 > 4 at K=1
     # (raw fe would give LG = [27, 20] and R0: the flag changes the reference class)
     b2 = np.array([-3.0, 0.0])
     logits2 = reconstruct_logits(fe, W, b2, normed=True)
     np.testing.assert_allclose(logits2, [[3, 4]])
     res = rq3_coverage(fe, W, b2, logits2, normed=True, ks=(1,))
-    assert res.n_per_class.tolist() == [0, 1] and res.class_ratio_with_bias[1, 0] == 1.0
-    assert res.class_ratio[1, 0] == 0.0
+    assert res.n_per_class_with_bias.tolist() == [0, 1] and res.class_ratio_with_bias[1, 0] == 1.0
+    assert res.n_per_class.tolist() == [1, 0] and res.class_ratio[0, 0] == 1.0
 
 
 def test_class_groups_are_the_largest_and_smallest_40_percent():
-    from fragility.analysis.rq2 import class_groups
+    from fragility.analysis.views import class_groups
 
     # 10 classes (exp): 0-3 and 6-9, as the paper contrasts them
     counts = [1000, 599, 359, 215, 129, 77, 46, 27, 16, 10]

@@ -1,15 +1,17 @@
-"""run_bootstrap's point estimates (row 0: every weight 1) are the claim differences of
-bootstrap.py's docstring computed by hand from the per-run tables rq_tables builds from the
-same embeddings, and its replicates are paired, seeded and finite where they should be."""
+"""run_bootstrap's point estimates (row 0: every weight 1) are the claim differences
+computed by hand from the per-run tables rq_tables builds from the same embeddings, a claim
+that cannot be measured is n/a with its reason, and the replicates are paired, seeded and
+finite where they should be."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from fragility.analysis.bootstrap import CLAIM_NAMES, HEADLINE, ModelView, run_bootstrap
+from fragility.analysis.bootstrap import HEADLINE, run_bootstrap
 from fragility.analysis.tables import RunInputs, rq_tables
-from fragility.catalog import FEW_FEATURES_COVERAGE, MIN_MINORITY_GAP
+from fragility.analysis.views import ModelView
+from fragility.catalog import CLAIMS, FEW_FEATURES_COVERAGE, MIN_MINORITY_GAP
 from fragility.embeddings import head_logits
 from fragility.metrics import balanced_accuracy, per_class_accuracy, summary
 
@@ -46,6 +48,10 @@ def _data(normed: bool):
     bias = np.array([0.3, 0.0, -0.2])
     train = _subset(rng, TRAIN_COUNTS, W, bias, normed, 0)
     test = _subset(rng, TEST_COUNTS, W, bias, normed, 1000)
+    # four majority test images that look like the minority: its false positives (Fig 10)
+    test["fe"][:4, 4:6] += 6.0
+    test["logits"] = head_logits(test["fe"], W, bias, normed)
+    test["pred"] = test["logits"].argmax(axis=1)
     return train, test, W, bias
 
 
@@ -67,11 +73,16 @@ def run(request):
     for subset in (train, test):
         assert set(subset["pred"].tolist()) == {0, 1, 2}
     assert (test["pred"] != test["label"]).sum() >= 5
+    assert ((test["pred"] == 2) & (test["label"] != 2)).sum() >= 3
     return inputs, view
 
 
 def _estimates(table) -> dict[str, float | None]:
     return dict(zip(table["statistic"].to_pylist(), table["estimate"].to_pylist()))
+
+
+def _reasons(table) -> dict[str, str | None]:
+    return dict(zip(table["statistic"].to_pylist(), table["reason"].to_pylist()))
 
 
 def _one(table, column):
@@ -86,8 +97,8 @@ def test_claim_estimates_equal_the_per_run_tables(run):
     boot = run_bootstrap(
         view, seed=3, n_boot=50, retrained_pred=retrained, ks=(K_SMALLEST, 7), k_fe=7
     )
-    est = _estimates(boot)
-    assert set(est) == {*HEADLINE, *CLAIM_NAMES, "bac_imbalanced", "bac_retrained",
+    est, reasons = _estimates(boot), _reasons(boot)
+    assert set(est) == {*HEADLINE, *CLAIMS, "bac_imbalanced", "bac_retrained",
                         "bac_retrained_gain"}  # fmt: skip
     ks = tuple(range(1, H + 1))
     rq2, rq3 = rq_tables("rq2", inputs), rq_tables("rq3", inputs, ks=ks)
@@ -126,27 +137,52 @@ def test_claim_estimates_equal_the_per_run_tables(run):
     )
     assert est["minority_smaller_k"] == pytest.approx(at_k[2] - at_k[0], abs=1e-12)
 
-    # Tables 3 and 4: log(others' mean / majority) - log 2
-    for claim, table in (("majority_ce_smaller", "table3"), ("majority_share_smaller", "table4")):
-        ratio = _one(rq4[table], "ratio_others_to_majority")
-        assert est[claim] == pytest.approx(np.log(ratio) - np.log(2), abs=1e-12), claim
+    # Table 3 (every class drawn down to the smallest's size) and Table 4 (the bias-free
+    # logit): log(others' mean / majority) - log 2
+    t3, t4 = _one_row(rq4["table3"]), _one_row(rq4["table4"])
+    assert est["majority_ce_smaller"] == pytest.approx(
+        np.log(t3["ratio_others_to_majority_matched"]) - np.log(2), abs=1e-12
+    )
+    assert t3["matched_size"] == min(TRAIN_COUNTS)
+    assert est["majority_share_smaller"] == pytest.approx(
+        np.log(t4["ratio_others_to_majority"]) - np.log(2), abs=1e-12
+    )
+    # the bias moves the shares; the claim reads the bias-free ones
+    assert t4["ratio_others_to_majority"] != pytest.approx(t4["ratio_others_to_majority_with_bias"])
+    # §5.4: the minority group (class 2 of 3) against the other classes, size-matched
+    assert est["minority_ce_larger"] == pytest.approx(
+        np.log(
+            t3["minority_group_largest_mean_ce_matched"]
+            / t3["other_classes_largest_mean_ce_matched"]
+        ),
+        abs=1e-12,
+    )
 
-    # RQ5: top-10 |W| sums (the weights alone: no replicates) and the ce-to-|W| scale
+    # RQ5: top-10 |W| sums (the weights alone: no replicates) and the ce-to-|W| scale, on a
+    # linear head; n/a with the reason on a cosine head, whatever its numbers
     w = _one_row(rq5["weight_sums"])
-    assert est["majority_weights_larger"] == pytest.approx(
-        w["majority_top_abs_w_sum"] - w["minority_top_abs_w_sum"], abs=1e-12
-    )
-    assert est["ce_far_above_weights"] == pytest.approx(
-        np.log(w["ratio_ce_to_w"]) - np.log(2), abs=1e-12
-    )
+    if not view.normed:
+        assert est["majority_weights_larger"] == pytest.approx(
+            w["majority_top_abs_w_sum"] - w["minority_top_abs_w_sum"], abs=1e-12
+        )
+        assert est["ce_far_above_weights"] == pytest.approx(
+            np.log(w["ratio_ce_to_w"]) - np.log(2), abs=1e-12
+        )
+    else:
+        for claim in ("majority_weights_larger", "ce_far_above_weights"):
+            assert est[claim] is None
+            assert reasons[claim].startswith("normed head: ")
+        assert "cosine" in reasons["ce_far_above_weights"]
 
-    # RQ6: Fig 8 group shares and Fig 9 members needed
+    # RQ6: Fig 8 group shares (classes drawn down to the smallest predicted class) and Fig 9
+    # members needed (the majority drawn down to the minority's predicted count)
     d = _one_row(rq6["diversity"])
     assert est["minority_features_frequent"] == pytest.approx(
-        d["top_member_share_minority_group"] - d["top_member_share_majority_group"], abs=1e-12
+        d["top_member_share_minority_group_matched"] - d["top_member_share_majority_group_matched"],
+        abs=1e-12,
     )
-    assert est["majority_needs_more_members"] == (
-        d["members_needed_majority"] - d["members_needed_minority"]
+    assert est["majority_needs_more_members"] == pytest.approx(
+        d["members_needed_majority_matched"] - d["members_needed_minority"], abs=1e-12
     )
 
     # RQ7: the size-matched FB difference and the identity overlaps
@@ -156,17 +192,25 @@ def test_claim_estimates_equal_the_per_run_tables(run):
     )
     for kind in ("ce", "fe"):
         assert est[f"identity_overlap_{kind}"] == pytest.approx(
-            gap[f"overlap_{kind}_tp"] - gap[f"overlap_{kind}_fp"], abs=1e-12
+            gap[f"overlap_{kind}_tp_matched"] - gap[f"overlap_{kind}_fp"], abs=1e-12
         )
+    assert est["fig10_direction"] == pytest.approx(
+        np.log(gap["fe_top_mean_tp_minority_group"] / gap["fe_top_mean_fp_minority_group"]),
+        abs=1e-12,
+    )
 
-    # bac_order without a balanced run: retrained - imbalanced test BAC
+    # without a balanced partner the balanced-vs-imbalanced claims are n/a, with the reason
+    for claim in ("fig3_trend", "fig45_magnitude", "fig6_shares"):
+        assert est[claim] is None and reasons[claim]
+
+    # bac_order without a balanced run: n/a (never its measurable half), the RQ1 BACs stand
     labels = view.test["label"]
     bac_imb = balanced_accuracy(labels, view.test["pred"], C)
     bac_ret = balanced_accuracy(labels, retrained, C)
     assert est["bac_imbalanced"] == pytest.approx(bac_imb, abs=1e-12)
     assert est["bac_retrained"] == pytest.approx(bac_ret, abs=1e-12)
     assert est["bac_retrained_gain"] == pytest.approx(bac_ret - bac_imb, abs=1e-12)
-    assert est["bac_order"] == pytest.approx(bac_ret - bac_imb, abs=1e-12)
+    assert est["bac_order"] is None and reasons["bac_order"] == "no balanced run of this dataset"
 
     # headline numbers: fragility.metrics on the test predictions
     want = summary(labels, view.test["pred"], C)
@@ -224,9 +268,9 @@ def test_bac_order_with_a_balanced_run(run):
 def test_bootstrap_table_columns_and_seeding(run):
     _, view = run
     a = run_bootstrap(view, seed=4, n_boot=30)
-    assert a["statistic"].to_pylist() == list(HEADLINE) + [
-        name for name in CLAIM_NAMES if name != "bac_order"
-    ]
+    # without RQ1's re-trained classifier bac_order is n/a; the imbalanced BAC stands beside it
+    claims = list(CLAIMS)
+    assert a["statistic"].to_pylist() == [*HEADLINE, claims[0], "bac_imbalanced", *claims[1:]]
     rows = {r["statistic"]: r for r in a.to_pylist()}
     assert rows["bac"]["n"] == 60 and rows["majority_ce_smaller"]["n"] == sum(TRAIN_COUNTS)
     assert rows["bac"]["interval"] == "bootstrap over test images"
@@ -234,9 +278,12 @@ def test_bootstrap_table_columns_and_seeding(run):
     assert all(r["n_boot"] == 30 and len(r["replicates"]) == 30 for r in rows.values())
     # the weight sums depend on no image: no replicates, no interval, said so
     fixed = rows.pop("majority_weights_larger")
-    assert fixed["ci_low"] is None and fixed["estimate"] is not None
+    assert fixed["ci_low"] is None and (fixed["estimate"] is not None) == (not view.normed)
     assert set(fixed["replicates"]) == {None} and fixed["interval"].startswith("none")
     for r in rows.values():
+        if r["estimate"] is None:  # n/a on this run: no replicate either
+            assert r["reason"] and set(r["replicates"]) == {None}
+            continue
         reps = np.array([np.nan if v is None else v for v in r["replicates"]])
         finite = reps[np.isfinite(reps)]
         assert r["ci_low"] == pytest.approx(np.quantile(finite, 0.025))
@@ -250,10 +297,3 @@ def test_bootstrap_table_columns_and_seeding(run):
     assert run_bootstrap(view, seed=4, n_boot=30, claims=False)["statistic"].to_pylist() == list(
         HEADLINE
     )
-
-
-def test_every_claim_has_its_bootstrap_statistic_under_the_same_name():
-    """measure_claims looks each claim up by name in the runs' bootstrap tables."""
-    from fragility.analysis.claims import CLAIMS
-
-    assert tuple(c.name for c in CLAIMS) == CLAIM_NAMES

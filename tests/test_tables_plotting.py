@@ -309,6 +309,7 @@ def test_rq3_topk_coverage(tiny):
     assert _row(t["smallest_k"]) == {
         "n_features": 4,
         "n_instances": 7,
+        "n_changed_by_bias": 0,  # no instance changes class without the bias
         "few_features_bound": pytest.approx(0.8),
         **{f"smallest_k_{p}{v}": 2 for p in (94, 90) for v in ("", "_with_bias")},
         **{f"coverage_k_{p}{v}": 1.0 for p in (94, 90) for v in ("", "_with_bias")},
@@ -341,17 +342,24 @@ def test_rq4_tables(tiny):
     assert t3["minority_largest_mean_ce"] == pytest.approx(4.0)
     assert t3["others_mean_largest_mean_ce"] == pytest.approx(4.4)  # (4.8 + 4) / 2
     assert t3["ratio_others_to_majority"] == pytest.approx(4.4 / 3.5)
-    # logit shares of the top-2 ce: class 0 logits 5, 4, 2, 6 -> largest shares .8 .5 1 1;
-    # class 1 logits 5, 4.1 (bias -1) -> 6/5, 3.6/4.1; class 2: 4/4.25
-    share1 = {r["class"]: r["share"] for r in t["topk_logit_share"].to_pylist() if r["rank"] == 1}
-    assert share1 == pytest.approx({0: 0.825, 1: (1.2 + 3.6 / 4.1) / 2, 2: 4 / 4.25})
+    # logit shares of the top-2 ce, of the paper's bias-free logit: class 0 logits 5, 4, 2, 6
+    # (bias 0) -> largest shares .8 .5 1 1; class 1 bias-free logits 6, 5.1 -> 6/6, 3.6/5.1;
+    # class 2: 4/4.25. With class 1's bias of -1 its logits are 5 and 4.1: 6/5, 3.6/4.1
+    rank1 = [r for r in t["topk_logit_share"].to_pylist() if r["rank"] == 1]
+    free = (1.0 + 3.6 / 5.1) / 2
+    biased = (1.2 + 3.6 / 4.1) / 2
+    assert {r["class"]: r["share"] for r in rank1} == pytest.approx(
+        {0: 0.825, 1: free, 2: 4 / 4.25}
+    )
+    assert rank1[1]["share_with_bias"] == pytest.approx(biased)
     t4 = _row(t["table4"])
-    others = ((1.2 + 3.6 / 4.1) / 2 + 4 / 4.25) / 2
+    others, others_with_bias = (free + 4 / 4.25) / 2, (biased + 4 / 4.25) / 2
     assert t4["k"] == 2
     assert t4["majority_largest_share"] == pytest.approx(0.825)
     assert t4["minority_largest_share"] == pytest.approx(4 / 4.25)
     assert t4["others_mean_largest_share"] == pytest.approx(others)
     assert t4["ratio_others_to_majority"] == pytest.approx(others / 0.825)
+    assert t4["ratio_others_to_majority_with_bias"] == pytest.approx(others_with_bias / 0.825)
 
 
 # ---------------------------------------------------------------------------------- RQ5
@@ -422,14 +430,18 @@ def test_rq7_tables(tiny):
     # is the full FB(FP) (class 2 has no FP)
     assert gap["frobenius_train_vs_tp_matched"] == pytest.approx(math.sqrt(2.64125))
     assert gap["frobenius_train_vs_fp_matched"] == pytest.approx(math.sqrt(2.64125))
-    assert (gap["n_classes_matched"], gap["n_draws"]) == (2, catalog.N_CONTROL_DRAWS)
+    assert (gap["n_classes_matched"], gap["n_draws"]) == (2, catalog.N_MATCHED_DRAWS)
     # FE identities (top-2 frequency): train {0,1,3,2} {2,1,3} {3,0}; TP {0,1} {2,0} {3,0};
-    # FP {0,1} {2,3} -> overlaps 2,1,2 and 2,2 of n_top = 4
-    assert gap["overlap_fe_tp"] == pytest.approx(5 / 3 / 4)
-    assert gap["overlap_fe_fp"] == pytest.approx(0.5)
-    # CE identities: train {0,1} {2,0,3} {3,0}; TP {0,1} {2,0} {3,0}; FP {0,1} {2,3}
-    assert gap["overlap_ce_tp"] == pytest.approx(0.5)
-    assert gap["overlap_ce_fp"] == pytest.approx(0.5)
+    # FP {0,1} {2,3}. Over the classes with TP and FP (0 and 1), each divided by the smaller
+    # set: TP 2/2 and 1/2, FP 2/2 and 2/2; with one FP a class, the matched TP are all of them
+    assert gap["overlap_fe_tp"] == pytest.approx(0.75)
+    assert gap["overlap_fe_tp_matched"] == pytest.approx(0.75)
+    assert gap["overlap_fe_fp"] == pytest.approx(1.0)
+    # CE identities: train {0,1} {2,0,3} {3,0}; TP {0,1} {2,0} {3,0}; FP {0,1} {2,3}: all 2/2
+    assert gap["overlap_ce_tp"] == pytest.approx(1.0)
+    assert gap["overlap_ce_fp"] == pytest.approx(1.0)
+    # Fig 10's direction reads the minority group (class 2), which has no false positive
+    assert gap["fe_top_mean_fp_minority_group"] is None and gap["n_classes_direction"] == 0
     ov = t["top_feature_overlap"]
     assert _col(ov, "n_tp") == [1, 1, 2] and _col(ov, "n_fp") == [1, 1, 0]
     assert _col(ov, "overlap_fe_tp") == [2, 1, 2]

@@ -13,5 +13,6 @@ run_logged(
         n_boot=sm.params.n_boot,
         ks=sm.params.ks,
         k_fe=sm.params.k_fe,
+        **sm.params.partners,
     ),
 )

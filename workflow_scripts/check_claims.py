@@ -2,11 +2,15 @@ from fragility.analysis.stages import check_claims
 from fragility.workflow import run_logged
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
-by_seed = {name: path for name, path in sm.input.items() if name != "bootstraps"}
 bootstraps = {tuple(run): path for run, path in zip(sm.params.runs, sm.input.bootstraps)}
 run_logged(
     sm.log[0],
     lambda: check_claims(
-        by_seed, bootstraps, sm.output.csv, sm.output.parquet, sm.output.txt, dict(sm.params.losses)
+        sm.input.premise,
+        bootstraps,
+        sm.output.csv,
+        sm.output.parquet,
+        sm.output.txt,
+        dict(sm.params.losses),
     ),
 )

@@ -367,6 +367,36 @@ class Study:
             return 0
         return self.split_settings(run.dataset)["n_val"]
 
+    def claim_partner(self, run: Run) -> tuple[Run | None, str]:
+        """The balanced run the balanced-vs-imbalanced claims compare ``run`` with, or None
+        and why there is none: a balanced run of the same dataset and loss, trained with the
+        same settings but the seed (so the same head, architecture and epochs); the same
+        seed when it exists, else the lowest (a study's one balanced reference)."""
+        if run.imbalance == "balanced":
+            return None, "a balanced run is its own reference"
+        if run in self.external:
+            return None, f"model {run.loss!r} was trained elsewhere: it has no balanced partner"
+        balanced = [r for r in self.trained_runs if r.imbalance == "balanced"]
+        same = sorted(
+            (r for r in balanced if (r.dataset, r.loss) == (run.dataset, run.loss)),
+            key=lambda r: (r.seed != run.seed, r.seed),
+        )
+        if not same:
+            losses = sorted({r.loss for r in balanced if r.dataset == run.dataset})
+            return None, (
+                f"no balanced {run.dataset} run with loss {run.loss} (balanced runs: "
+                f"{', '.join(losses) or 'none'}); another loss's head is not comparable"
+            )
+        ours = {k: v for k, v in self.train_settings(run).items() if k != "seed"}
+        for partner in same:
+            theirs = {k: v for k, v in self.train_settings(partner).items() if k != "seed"}
+            if theirs == ours:
+                return partner, ""
+        differ = sorted(k for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k))
+        return None, (
+            f"the balanced {run.loss} run {same[0].path} was trained with other {', '.join(differ)}"
+        )
+
     # -- models trained elsewhere (config ``models``) ----------------------------------------
 
     def is_external(self, run: Run) -> bool:

@@ -15,7 +15,7 @@ from fragility.analysis.embeddings import (
     top_n_per_row,
 )
 from fragility.analysis.rq1 import evaluate_linear, retrain_classifier, retrained_bac, table1
-from fragility.analysis.rq2 import majority_minority, per_class_train_test_accuracy, table2
+from fragility.analysis.rq2 import per_class_train_test_accuracy, table2
 from fragility.analysis.rq3 import (
     CoverageResult,
     class_topk_coverage,
@@ -47,6 +47,7 @@ from fragility.analysis.rq7 import (
     top_identities,
 )
 from fragility.analysis.tables import TABLES, RunInputs, rq_tables
+from fragility.analysis.views import majority_minority
 
 __all__ = [
     "TABLES",

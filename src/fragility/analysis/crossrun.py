@@ -26,8 +26,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from fragility.analysis.rq1 import table1 as table1_row
-from fragility.analysis.rq2 import majority_minority
-from fragility.analysis.uncertainty import t_interval
+from fragility.analysis.uncertainty import combine_seeds, t_interval, verdict
+from fragility.analysis.views import majority_minority
 from fragility.catalog import CROSS_RUN_TABLES, MODEL_FILES, REMEDY, RUN_TABLES, model_file
 from fragility.errors import FragilityError
 
@@ -501,9 +501,6 @@ def remedies_table(
     ``verdict`` (better / worse / no detectable difference than the untreated model, by
     the paired BAC gain's interval: t over seeds from three seeds on, else the bootstrap of
     the seeds' mean paired gain) and ``verdict_interval``."""
-    from fragility.analysis.claims import combine_seeds
-    from fragility.analysis.uncertainty import verdict
-
     by_seed, gains = remedies_by_seed(runs, remedies, n_boot)
     summary = over_seeds(by_seed, REMEDY_KEYS)
     members: dict[tuple, list[int]] = {}

@@ -4,36 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from fragility.analysis.uncertainty import confusion_metrics, weighted_confusion
+from fragility.analysis.views import ClaimInputs, Measured, majority_minority, point
+from fragility.catalog import MIN_MINORITY_GAP
 from fragility.metrics import per_class_accuracy
-
-
-def majority_minority(n_per_class: np.ndarray) -> tuple[int, int]:
-    """``(majority, minority)`` class indices from the training class sizes (C,).
-
-    Majority = the largest class (first on ties), minority = the smallest class (*last* on
-    ties), so a balanced run gives class 0 vs class C-1 as in the paper's Fig 2.
-    """
-    n = np.asarray(n_per_class)
-    majority = int(np.argmax(n))
-    minority = int(len(n) - 1 - np.argmin(n[::-1]))
-    return majority, minority
-
-
-GROUP_SHARE = 0.40  # the paper contrasts classes 0-3 with 6-9 of CIFAR-10's ten
-
-
-def class_groups(n_per_class: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(majority group, minority group)``: class indices of the largest and the smallest
-    40 % of the classes by training count, at least one class each (SPEC §4).
-
-    Classes are ranked by count, largest first, ties in class order (as
-    :func:`majority_minority`): on ten classes of an exp or step split that is 0-3 and 6-9,
-    on two classes one each. Both groups are returned in class order.
-    """
-    n = np.asarray(n_per_class)
-    size = max(1, int(np.floor(GROUP_SHARE * len(n) + 1e-9)))
-    ranked = np.argsort(-n, kind="stable")
-    return np.sort(ranked[:size]), np.sort(ranked[len(n) - size :])
 
 
 def per_class_train_test_accuracy(
@@ -81,3 +55,28 @@ def table2(
         "train_minority": [float(train_acc[minority])],
         "test_minority": [float(test_acc[minority])],
     }
+
+
+def minority_overfits(data: ClaimInputs) -> Measured:
+    """Table 2's claim: the minority's train-test gap is above the majority's and at least
+    :data:`~fragility.catalog.MIN_MINORITY_GAP` (both conditions, as the smaller of the two
+    differences). Train accuracy is the run's own, held fixed; test accuracy is resampled."""
+    view = data.view
+    maj, mino = view.roles
+    c = view.n_classes
+    train = confusion_metrics(
+        weighted_confusion(np.ones((1, len(view.train["label"]))), view.train["label"],
+                           view.train["pred"], c), maj, mino,
+    )  # fmt: skip
+    test = confusion_metrics(
+        weighted_confusion(data.test_w, view.test["label"], view.test["pred"], c), maj, mino
+    )
+    gap_min = train["minority_acc"][0] - test["minority_acc"]
+    gap_maj = train["majority_acc"][0] - test["majority_acc"]
+    parts = {
+        "train_acc_minority": point(train["minority_acc"]),
+        "test_acc_minority": point(test["minority_acc"]),
+        "train_acc_majority": point(train["majority_acc"]),
+        "test_acc_majority": point(test["majority_acc"]),
+    }
+    return Measured(np.minimum(gap_min - gap_maj, gap_min - MIN_MINORITY_GAP), parts)

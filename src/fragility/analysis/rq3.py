@@ -1,16 +1,18 @@
 """RQ3 — how many classification embeddings does a prediction rest on? (Fig 3)
 
-Instance top-K: for instance n with reference class ``R`` (its prediction, the argmax of the
-model's logits), sort ``CE[n, R, :]`` descending; n is *covered at K* when the sum of its top
-K ce exceeds the strongest adversary's logit. Two readings of "logit":
+Instance top-K: for instance n with reference class ``R`` (its prediction), sort
+``CE[n, R, :]`` descending; n is *covered at K* when the sum of its top K ce exceeds the
+strongest adversary's logit. Two readings:
 
-- **bias-free** (the paper's, §3.1: ``LG = Σ_h CE``): ``Σ top-K CE[n, R] > max_{c≠R} Σ_h
-  CE[n, c, h]``. The claims use this one.
-- **with bias** (the head's real decision): ``Σ top-K CE[n, R] + b_R > max_{c≠R} logit[n, c]``.
+- **bias-free** (the paper's: ``LG = Σ_h CE``, prediction ``argmax LG``): R is the argmax of
+  the bias-free logits and n is covered when ``Σ top-K CE[n, R] > max_{c≠R} Σ_h CE[n, c, h]``.
+  The claims use this one.
+- **with bias** (the head's real decision): R is the argmax of the model's logits and n is
+  covered when ``Σ top-K CE[n, R] + b_R > max_{c≠R} logit[n, c]``.
 
-Every K in 1..H is evaluated; a tie is never covered. With the bias K = H covers every
-instance whose logit beats the others (the full sum is the logit); bias-free, an instance that
-the bias decided is covered at no K.
+Class coverage groups instances by their R in the same reading. Every K in 1..H is
+evaluated; a tie is never covered; at K = H every instance is covered in either reading
+(the full sum is its reference logit), unless it ties.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from fragility.analysis.embeddings import own_class_ce, prepare_fe
+from fragility.analysis.uncertainty import weighted_class_means
+from fragility.analysis.views import ClaimInputs, Measured, ModelView, group_mean, point
+from fragility.catalog import FEW_FEATURES_COVERAGE, FEW_FEATURES_SHARE
 
 THRESHOLDS = (0.94, 0.90)  # the paper's "over 94 %" (CE, K = 7) and "over 90 %" (focal)
 
@@ -29,6 +34,16 @@ def _adversary(scores: np.ndarray, ref: np.ndarray) -> np.ndarray:
     masked = np.array(scores, dtype=np.float64)
     masked[np.arange(len(ref)), ref] = -np.inf
     return masked.max(axis=1)
+
+
+def reference_classes(
+    fe: np.ndarray, W: np.ndarray, logits: np.ndarray, normed: bool = False, with_bias=False
+) -> np.ndarray:
+    """Every instance's reference class R (N,): the argmax of the bias-free logit (the
+    paper's prediction), or ``with_bias`` of the model's own logits."""
+    if with_bias:
+        return np.argmax(np.asarray(logits, dtype=np.float64), axis=1)
+    return np.argmax(prepare_fe(fe, normed) @ np.asarray(W, dtype=np.float64).T, axis=1)
 
 
 def topk_coverage_matrix(
@@ -44,7 +59,7 @@ def topk_coverage_matrix(
     logits = np.asarray(logits, dtype=np.float64)
     if logits.ndim != 2 or logits.shape[1] < 2:
         raise ValueError("logits must be (N, C) with C >= 2")
-    ref = np.argmax(logits, axis=1)
+    ref = reference_classes(fe, W, logits, normed, with_bias)
     ce = own_class_ce(fe, W, ref, normed)
     partial = np.cumsum(-np.sort(-ce, axis=1), axis=1)
     if with_bias:
@@ -84,28 +99,20 @@ def smallest_k_of(overall_by_k: np.ndarray, threshold: float) -> int | None:
     return int(hit[0]) + 1 if hit.size else None
 
 
-def group_mean(per_class: np.ndarray, group: np.ndarray) -> np.ndarray:
-    """Mean over the classes of ``group`` of ``per_class (..., C)``, classes that are NaN
-    (never predicted) left out; NaN when none is measured."""
-    part = np.asarray(per_class, dtype=np.float64)[..., np.asarray(group, dtype=np.int64)]
-    counted = np.isfinite(part).sum(axis=-1)
-    total = np.where(np.isfinite(part), part, 0.0).sum(axis=-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(counted > 0, total / counted, np.nan)
-
-
 @dataclass
 class CoverageResult:
     """RQ3 output, each array bias-free and ``*_with_bias``: ``class_ratio`` (C, len(ks)),
     ``overall_by_k`` (H,) coverage of all instances for K = 1..H; ``n_per_class`` (C,)
-    predicted counts."""
+    predicted counts; ``n_changed`` instances whose predicted class the bias changes."""
 
     ks: tuple[int, ...]
     class_ratio: np.ndarray
     class_ratio_with_bias: np.ndarray
     n_per_class: np.ndarray
+    n_per_class_with_bias: np.ndarray
     overall_by_k: np.ndarray
     overall_by_k_with_bias: np.ndarray
+    n_changed: int
 
     def smallest_k(self, threshold: float, with_bias: bool = False) -> int | None:
         """Smallest K covering ``threshold`` of all instances (None: no K does)."""
@@ -125,19 +132,93 @@ def rq3_coverage(
     normed: bool = False,
     ks: tuple[int, ...] = (2, 3, 5, 7),
 ) -> CoverageResult:
-    """All RQ3 figures for one embedding set; classes are the argmax of ``logits``."""
+    """All RQ3 figures for one embedding set, in both readings."""
     logits = np.asarray(logits)
     n_classes, width = logits.shape[1], np.asarray(fe).shape[1]
     if any(k < 1 or k > width for k in ks):
         raise ValueError(f"every K must lie in 1..{width}, got {ks}")
-    preds = np.argmax(logits, axis=1)
+    free_pred = reference_classes(fe, W, logits, normed)
+    pred = reference_classes(fe, W, logits, normed, with_bias=True)
     free = topk_coverage_matrix(fe, W, bias, logits, normed)
     biased = topk_coverage_matrix(fe, W, bias, logits, normed, with_bias=True)
     return CoverageResult(
         ks=tuple(ks),
-        class_ratio=class_topk_coverage(free, preds, n_classes, ks),
-        class_ratio_with_bias=class_topk_coverage(biased, preds, n_classes, ks),
-        n_per_class=np.bincount(preds, minlength=n_classes),
+        class_ratio=class_topk_coverage(free, free_pred, n_classes, ks),
+        class_ratio_with_bias=class_topk_coverage(biased, pred, n_classes, ks),
+        n_per_class=np.bincount(free_pred, minlength=n_classes),
+        n_per_class_with_bias=np.bincount(pred, minlength=n_classes),
         overall_by_k=free.mean(axis=0),
         overall_by_k_with_bias=biased.mean(axis=0),
+        n_changed=int(np.sum(free_pred != pred)),
     )
+
+
+# -- the claims of RQ3 (each measured per run by the bootstrap; see fragility.catalog.CLAIMS) --
+
+
+def _covered(view: ModelView) -> np.ndarray:
+    tr = view.train
+    return topk_coverage_matrix(tr["fe"], view.W, view.bias, tr["logits"], view.normed)
+
+
+def few_features_decide(data: ClaimInputs) -> Measured:
+    """H/5 − the smallest K whose bias-free coverage of all training instances reaches 90 %,
+    per replicate; a replicate where no K does counts K = H + 1."""
+    view, w = data.view, data.train_w
+    coverage = (w @ _covered(view).astype(np.float64)) / w.sum(axis=1, keepdims=True)  # (B, H)
+    reached = coverage >= FEW_FEATURES_COVERAGE
+    k = np.where(reached.any(axis=1), reached.argmax(axis=1) + 1, view.width + 1)
+    bound = FEW_FEATURES_SHARE * view.width
+    found = bool(reached[0].any())
+    parts = {
+        "k": int(k[0]) if found else None,
+        "coverage": float(coverage[0, k[0] - 1]) if found else None,
+        "width": view.width,
+        "bound": bound,
+    }
+    return Measured(bound - k, parts)
+
+
+def group_trend(view: ModelView, weights: np.ndarray, k: int, groups) -> tuple[np.ndarray, ...]:
+    """``(minority − majority, minority, majority)`` group mean class coverage ``(B,)`` at
+    ``k``, classes by the paper's prediction, ``groups`` = (majority, minority) classes."""
+    covered = _covered(view)[:, [k - 1]].astype(np.float64)
+    ratio = weighted_class_means(weights, covered, view.paper_pred(), view.n_classes)[:, :, 0]
+    majority, minority = groups
+    low, high = group_mean(ratio, minority), group_mean(ratio, majority)
+    return low - high, low, high
+
+
+def _classes(group) -> str:
+    return ",".join(str(int(c)) for c in group)
+
+
+def minority_smaller_k(data: ClaimInputs) -> Measured:
+    """Mean class coverage at the smallest configured K over the minority group minus the
+    majority group's (classes never predicted in a replicate left out)."""
+    view, k = data.view, min(data.ks)
+    trend, minority, majority = group_trend(view, data.train_w, k, view.groups)
+    changed = int(np.sum(view.paper_pred() != np.argmax(view.train["logits"], axis=1)))
+    parts = {
+        "k": k,
+        "minority": point(minority),
+        "majority": point(majority),
+        "minority_group": _classes(view.groups[1]),
+        "majority_group": _classes(view.groups[0]),
+        "changed": changed,
+        "n": len(view.train["label"]),
+    }
+    return Measured(trend, parts)
+
+
+def fig3_trend(data: ClaimInputs) -> Measured:
+    """The same trend on the imbalanced model minus on its balanced partner, both with the
+    imbalanced split's groups; each model's training images resampled on their own."""
+    view, k = data.view, min(data.ks)
+    if data.partner is None:
+        return Measured.not_measurable(data.partner_missing)
+    trend = group_trend(view, data.train_w, k, view.groups)[0]
+    partner = group_trend(data.partner, data.partner_train_w, k, view.groups)[0]
+    parts = {"k": k, "trend": point(trend), "partner_trend": point(partner)}
+    parts["partner"] = data.partner_name
+    return Measured(trend - partner, parts)

@@ -1,6 +1,12 @@
 """RQ4 — diversity of classification embeddings (Figs 4-6, Tables 3-4).
 
 Class means use the *true* class: ``mean_ce[c] = mean over {n: y_n = c} of CE[n, c, :]``.
+A logit share divides one ce by the instance's own logit; the paper's logit is bias-free
+(``Σ_h CE``), the head's own adds the class's bias (``_with_bias`` in the tables).
+
+The largest class-mean ce of a class grows as the class shrinks (the largest of 64 noisy
+means), so wherever classes of different sizes are compared by it, every class is drawn down
+to the smallest one's size (:func:`fragility.analysis.views.matched_class_stat`).
 """
 
 from __future__ import annotations
@@ -8,6 +14,18 @@ from __future__ import annotations
 import numpy as np
 
 from fragility.analysis.embeddings import class_means, own_class_ce, safe_ratio, top_n_per_row
+from fragility.analysis.uncertainty import weighted_class_means
+from fragility.analysis.views import (
+    ClaimInputs,
+    Measured,
+    ModelView,
+    group_mean,
+    largest_entry,
+    log_ratio,
+    matched_class_stat,
+    point,
+)
+from fragility.catalog import MIN_RATIO
 
 
 def class_mean_own_ce(
@@ -97,3 +115,177 @@ def table4(shares: np.ndarray, majority: int = 0) -> dict[str, float]:
     mean of the other classes' largest shares, and ``ratio = others_mean / majority``."""
     largest = np.array([np.nan if np.all(np.isnan(r)) else np.nanmax(r) for r in shares])
     return _majority_vs_others(largest, majority)
+
+
+# -- the claims of RQ4 (each measured per run by the bootstrap; see fragility.catalog.CLAIMS) --
+
+
+def _own_ce(view: ModelView) -> np.ndarray:
+    tr = view.train
+    return own_class_ce(tr["fe"], view.W, tr["label"], view.normed)
+
+
+def _labels(view: ModelView) -> np.ndarray:
+    return np.asarray(view.train["label"], dtype=np.int64)
+
+
+def _smallest_class(view: ModelView) -> dict[int, int]:
+    """Every class with training images, drawn down to the smallest one's count."""
+    counts = np.bincount(_labels(view), minlength=view.n_classes)
+    size = int(counts[counts > 0].min())
+    return {int(c): size for c in np.flatnonzero(counts)}
+
+
+def largest_mean_ce(view: ModelView, weights: np.ndarray, sizes=None) -> np.ndarray:
+    """Each class's largest class-mean ce ``(B, C)`` on the training images, under each
+    replicate ``weights (B, N)``; with ``sizes`` (class -> count), the mean over size-matched
+    draws."""
+    ce, labels = _own_ce(view), _labels(view)
+    if sizes is None:
+        return largest_entry(weighted_class_means(weights, ce, labels, view.n_classes))
+    return matched_class_stat(weights, ce, labels, view.n_classes, sizes, largest_entry)
+
+
+def others_to_majority(largest: np.ndarray, majority: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(mean of the other classes', the majority's)`` ``(B,)`` from ``largest (B, C)``."""
+    others = np.delete(largest, majority, axis=1)
+    counted = np.isfinite(others).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(counted > 0, np.nansum(others, axis=1) / counted, np.nan)
+    return mean, largest[:, majority]
+
+
+def majority_ce_smaller(data: ClaimInputs) -> Measured:
+    """Table 3: log(others' mean / the majority's largest class-mean ce) − log 2, every
+    class drawn down to the smallest class's size (all images in the detail)."""
+    view = data.view
+    majority = view.roles[0]
+    sizes = _smallest_class(view)
+    others, major = others_to_majority(largest_mean_ce(view, data.train_w, sizes), majority)
+    others_all, major_all = others_to_majority(largest_mean_ce(view, data.train_w[:1]), majority)
+    parts = {
+        "majority": point(major),
+        "others": point(others),
+        "ratio": point(others / major),
+        "size": next(iter(sizes.values())),
+        "majority_all": point(major_all),
+        "others_all": point(others_all),
+        "ratio_all": point(others_all / major_all),
+    }
+    return Measured(log_ratio(others, major) - np.log(MIN_RATIO), parts)
+
+
+def largest_share(view: ModelView, weights: np.ndarray, with_bias: bool = False, k: int = 7):
+    """Each class's largest class-mean single-ce share of its own logit ``(B, C)`` (instances
+    whose logit is positive), bias-free unless ``with_bias``."""
+    tr = view.train
+    bias = view.bias if with_bias else np.zeros(view.n_classes)
+    shares, usable = instance_logit_shares(tr["fe"], view.W, bias, tr["label"], view.n_classes,
+                                           view.normed, k=k)  # fmt: skip
+    classes = np.where(usable, tr["label"], -1)
+    return largest_entry(weighted_class_means(weights, shares, classes, view.n_classes))
+
+
+def majority_share_smaller(data: ClaimInputs) -> Measured:
+    """Table 4 on the paper's bias-free logit: log(others' mean / the majority's largest
+    single-ce share) − log 2 (the head's own logit, with its bias, in the detail)."""
+    view = data.view
+    majority = view.roles[0]
+    others, major = others_to_majority(largest_share(view, data.train_w, k=data.k_fe), majority)
+    biased = others_to_majority(largest_share(view, data.train_w[:1], True, data.k_fe), majority)
+    parts = {
+        "majority": point(major),
+        "others": point(others),
+        "ratio": point(others / major),
+        "ratio_with_bias": point(biased[0] / biased[1]),
+    }
+    return Measured(log_ratio(others, major) - np.log(MIN_RATIO), parts)
+
+
+def _range(per_class: np.ndarray) -> str:
+    values = per_class[np.isfinite(per_class)]
+    return f"{values.min():.2f}-{values.max():.2f}" if values.size else "none"
+
+
+def _share_of_logit(means: np.ndarray) -> np.ndarray:
+    """A class's largest class-mean ce as a share of its class-mean bias-free logit."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return largest_entry(means) / means.sum(axis=-1)
+
+
+def fig45_magnitude(data: ClaimInputs) -> Measured:
+    """Figs 4/5: log(mean over classes of each class's largest class-mean ce, imbalanced /
+    balanced partner), the partner's classes drawn down to the imbalanced counts. Beside it
+    (extra ``fig45_magnitude_logit_normalised``) the same with each largest ce as a share of
+    its class's logit, which takes out a difference in the two models' overall scale."""
+    view, partner = data.view, data.partner
+    if partner is None:
+        return Measured.not_measurable(data.partner_missing)
+    counts = np.bincount(_labels(view), minlength=view.n_classes)
+    sizes = {int(c): int(counts[c]) for c in np.flatnonzero(counts)}
+    own = largest_mean_ce(view, data.train_w)
+    other = largest_mean_ce(partner, data.partner_train_w, sizes)
+    mean = np.nanmean(own, axis=1)
+    partner_mean = np.nanmean(other, axis=1)
+    ce, labels = _own_ce(view), _labels(view)
+    own_share = _share_of_logit(weighted_class_means(data.train_w, ce, labels, view.n_classes))
+    other_share = matched_class_stat(data.partner_train_w, _own_ce(partner), _labels(partner),
+                                     partner.n_classes, sizes, _share_of_logit)  # fmt: skip
+    normalised = log_ratio(np.nanmean(own_share, axis=1), np.nanmean(other_share, axis=1))
+    parts = {
+        "imbalanced": point(mean),
+        "balanced": point(partner_mean),
+        "imbalanced_range": _range(own[0]),
+        "balanced_range": _range(other[0]),
+        "logit_normalised": point(normalised),
+        "partner": data.partner_name,
+    }
+    extra = {"fig45_magnitude_logit_normalised": normalised}
+    return Measured(log_ratio(mean, partner_mean), parts, extra)
+
+
+def top_share(view: ModelView, weights: np.ndarray) -> np.ndarray:
+    """Each class's class-mean top-1 share of the bias-free logit ``(B, C)``: for every
+    instance with a positive logit, its largest ce over its logit."""
+    tr = view.train
+    shares, usable = instance_logit_shares(tr["fe"], view.W, np.zeros(view.n_classes),
+                                           tr["label"], view.n_classes, view.normed, k=1)  # fmt: skip
+    classes = np.where(usable, tr["label"], -1)
+    return weighted_class_means(weights, shares, classes, view.n_classes)[:, :, 0]
+
+
+def fig6_shares(data: ClaimInputs) -> Measured:
+    """Fig 6: log(mean over classes of the class-mean top-1 share of the bias-free logit,
+    imbalanced / balanced partner)."""
+    if data.partner is None:
+        return Measured.not_measurable(data.partner_missing)
+    own = top_share(data.view, data.train_w)
+    other = top_share(data.partner, data.partner_train_w)
+    mean, partner_mean = np.nanmean(own, axis=1), np.nanmean(other, axis=1)
+    parts = {
+        "imbalanced": point(mean),
+        "balanced": point(partner_mean),
+        "above_35": int(np.sum(own[0] > 0.35)),
+        "balanced_above_26": int(np.sum(other[0] > 0.26)),
+        "partner": data.partner_name,
+    }
+    return Measured(log_ratio(mean, partner_mean), parts)
+
+
+def minority_ce_larger(data: ClaimInputs) -> Measured:
+    """§5.4: log(minority group's mean largest class-mean ce / the other classes'), every
+    class drawn down to the smallest class's size (all images in the detail)."""
+    view = data.view
+    minority = view.groups[1]
+    others = np.setdiff1d(np.arange(view.n_classes), minority)
+    matched = largest_mean_ce(view, data.train_w, _smallest_class(view))
+    plain = largest_mean_ce(view, data.train_w[:1])
+    low, rest = group_mean(matched, minority), group_mean(matched, others)
+    parts = {
+        "minority": point(low),
+        "others": point(rest),
+        "minority_all": point(group_mean(plain, minority)),
+        "others_all": point(group_mean(plain, others)),
+        "minority_group": ",".join(str(int(c)) for c in minority),
+    }
+    return Measured(log_ratio(low, rest), parts)

@@ -3,7 +3,12 @@
 Instance top-K FE = the indices of an instance's K largest fe. A class's *members* are fe
 indices ordered by how many of the class's instances have them in their top-K set (higher
 count first, lower index on ties). ``classes`` assigns instances to classes: pass the
-predictions (SPEC: instance measures use the predicted class) or the labels.
+predictions (instance measures group by the predicted class: the paper's, the argmax of the
+bias-free logit) or the labels.
+
+How many members a class needs, and how often its most frequent member occurs, both move
+with the class's number of instances; the claims compare classes of different sizes only
+after drawing the larger ones down to the smaller one's size.
 """
 
 from __future__ import annotations
@@ -11,6 +16,17 @@ from __future__ import annotations
 import numpy as np
 
 from fragility.analysis.embeddings import class_means, top_n_per_row
+from fragility.analysis.uncertainty import weighted_class_means
+from fragility.analysis.views import (
+    ClaimInputs,
+    Measured,
+    group_mean,
+    largest_entry,
+    matched_class_stat,
+    matched_draws,
+    mean_over_draws,
+    point,
+)
 
 
 def instance_topk_fe(fe: np.ndarray, k: int = 7) -> np.ndarray:
@@ -86,3 +102,82 @@ def top_class_mean_fe(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Fig 10a: the ``n`` largest class-mean fe per (true) class, ``(values, idx)`` (C, n)."""
     return top_n_per_row(class_means(fe, labels, n_classes)[0], n)
+
+
+# -- the claims of RQ6 (each measured per run by the bootstrap; see fragility.catalog.CLAIMS) --
+
+
+def members_needed(weights: np.ndarray, topk: np.ndarray, in_class: np.ndarray) -> np.ndarray:
+    """Fig 9 under each replicate ``weights (B, N)`` for the instances ``in_class (N,)``:
+    members taken in the replicate's frequency order (lower index on ties) until every
+    instance with weight holds one in its top-K set ``topk (N, K)``; NaN when none has weight."""
+    rows = np.flatnonzero(in_class)
+    weights = np.atleast_2d(weights)
+    out = np.full(weights.shape[0], np.nan)
+    if len(rows) == 0:
+        return out
+    width = int(topk.max()) + 1
+    w = weights[:, rows]
+    counts = w @ topk_indicator(topk[rows], width)  # (B, H): weighted member counts
+    order = np.argsort(-counts, axis=1, kind="stable")
+    rank = np.empty_like(order)
+    np.put_along_axis(rank, order, np.arange(width)[None, :], axis=1)
+    best = np.take_along_axis(rank[:, None, :], topk[rows][None], axis=2).min(axis=2) + 1
+    drawn = w > 0
+    needed = np.where(drawn, best, 0).max(axis=1).astype(np.float64)
+    return np.where(drawn.any(axis=1), needed, np.nan)
+
+
+def minority_features_frequent(data: ClaimInputs) -> Measured:
+    """Fig 8: the share of a class's instances holding its most frequent top-K feature,
+    minority-group mean minus majority-group mean, classes by the paper's prediction, every
+    class of the two groups drawn down to the smallest one's predicted count."""
+    view = data.view
+    preds = view.paper_pred()
+    majority, minority = view.groups
+    counts = np.bincount(preds, minlength=view.n_classes)
+    compared = [int(c) for c in np.union1d(majority, minority) if counts[c] > 0]
+    if not compared:
+        return Measured.not_measurable("no class of either group is predicted")
+    size = int(counts[compared].min())
+    indicator = topk_indicator(instance_topk_fe(view.train["fe"], data.k_fe), view.width)
+    sizes = dict.fromkeys(compared, size)
+    matched = matched_class_stat(data.train_w, indicator, preds, view.n_classes, sizes,
+                                 largest_entry)  # fmt: skip
+    plain = largest_entry(weighted_class_means(data.train_w[:1], indicator, preds, view.n_classes))
+    low, high = group_mean(matched, minority), group_mean(matched, majority)
+    parts = {
+        "k": data.k_fe,
+        "minority": point(low),
+        "majority": point(high),
+        "size": size,
+        "minority_all": point(group_mean(plain, minority)),
+        "majority_all": point(group_mean(plain, majority)),
+    }
+    return Measured(low - high, parts)
+
+
+def majority_needs_more_members(data: ClaimInputs) -> Measured:
+    """Fig 9: members the majority class needs minus the minority class's, classes by the
+    paper's prediction, the majority drawn down to the minority's predicted count (mean
+    over the draws)."""
+    view = data.view
+    maj, mino = view.roles
+    preds = view.paper_pred()
+    n_minority = int(np.sum(preds == mino))
+    if n_minority == 0:
+        return Measured.not_measurable("the minority class is never predicted")
+    topk = instance_topk_fe(view.train["fe"], data.k_fe)
+    minority = members_needed(data.train_w, topk, preds == mino)
+    draws = matched_draws(preds, {maj: n_minority})
+    majority = mean_over_draws(
+        np.vstack([members_needed(data.train_w, topk, sub & (preds == maj)) for sub in draws])
+    )
+    parts = {
+        "majority": point(majority),
+        "minority": point(minority),
+        "size": n_minority,
+        "majority_n": int(np.sum(preds == maj)),
+        "majority_all": point(members_needed(data.train_w[:1], topk, preds == maj)),
+    }
+    return Measured(majority - minority, parts)

@@ -15,8 +15,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from fragility.analysis.embeddings import class_means, own_class_ce, top_n_per_row
-from fragility.analysis.rq6 import instance_topk_fe, member_counts, member_order
+from fragility.analysis.rq6 import instance_topk_fe, member_counts, member_order, topk_indicator
 from fragility.analysis.uncertainty import weighted_class_means
+from fragility.analysis.views import (
+    N_MATCHED_DRAWS,
+    N_TOP,
+    ClaimInputs,
+    Measured,
+    ModelView,
+    log_ratio,
+    mean_over_draws,
+    point,
+)
 
 
 def frobenius_gap(
@@ -258,3 +268,148 @@ def rq7_generalization(
         rows_matched=int(control[1].sum()),
         draws=draws,
     )
+
+
+# -- the claims of RQ7 (each measured per run by the bootstrap; see fragility.catalog.CLAIMS) --
+# True and false positives are the model's own test decisions, bias included: RQ7 contrasts
+# the predictions the model makes, right and wrong.
+
+
+def _train_top(view: ModelView) -> tuple[np.ndarray, np.ndarray]:
+    """The training FE class means at each class's ten largest, and those features' indices."""
+    tr = view.train
+    mu_train = class_means(tr["fe"], tr["label"], view.n_classes)[0]
+    top = top_n_per_row(mu_train, N_TOP)[1]
+    return np.take_along_axis(mu_train, np.maximum(top, 0), axis=1), top
+
+
+def tp_closer_than_fp(data: ClaimInputs) -> Measured:
+    """FB(FP) − FB(size-matched TP control): the training means fixed, the test images
+    resampled, the control's subsets fixed (:func:`control_subsets`, the per-run table's own
+    draws)."""
+    view = data.view
+    te = view.test
+    ref, top = _train_top(view)
+    tp = te["pred"] == te["label"]
+    control = control_subsets(te["pred"], tp, view.n_classes, N_MATCHED_DRAWS)
+    x_top = at_class_top(te["fe"], te["pred"], top)
+    fb_fp, fb_tp = matched_gap(data.test_w, x_top, te["pred"], tp, ref, control)
+    mu_tp = class_means(te["fe"], te["pred"], view.n_classes, mask=tp)[0]
+    mu_train = class_means(view.train["fe"], view.train["label"], view.n_classes)[0]
+    parts = {
+        "fb_fp": point(fb_fp),
+        "fb_tp": point(fb_tp),
+        "fb_tp_all": frobenius_gap(mu_train, mu_tp, top)[0],
+    }
+    return Measured(fb_fp - fb_tp, parts)
+
+
+def top_members(shares: np.ndarray, n_top: int = N_TOP) -> np.ndarray:
+    """``(..., C, n_top)`` most frequent members per class from the member shares ``(..., C,
+    H)``, lower index on ties, -1 where no instance holds one (as :func:`top_identities`)."""
+    filled = np.nan_to_num(shares, nan=0.0)
+    order = np.argsort(-filled, axis=-1, kind="stable")[..., :n_top]
+    return np.where(np.take_along_axis(filled, order, axis=-1) > 0, order, -1)
+
+
+def set_overlap(train_top: np.ndarray, other_top: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """Mean over ``classes (C,) bool`` of |A ∩ B| / min(|A|, |B|), A a class's top set in
+    ``train_top (C, n)`` and B its set in ``other_top (B, C, n)`` (-1 = no member), classes
+    with an empty set on either side left out: ``(B,)``, NaN where no class is left."""
+    if other_top.ndim == 2:
+        other_top = other_top[None]
+    c = train_top.shape[0]
+    member = np.zeros((c, int(max(train_top.max(), other_top.max(), 0)) + 1), dtype=bool)
+    rows, cols = np.nonzero(train_top >= 0)
+    member[rows, train_top[rows, cols]] = True
+    valid = other_top >= 0
+    shared = (member[np.arange(c)[None, :, None], np.maximum(other_top, 0)] & valid).sum(axis=2)
+    smaller = np.minimum((train_top >= 0).sum(axis=1)[None, :], valid.sum(axis=2))
+    ok = (smaller > 0) & np.asarray(classes, dtype=bool)[None, :]
+    counted = ok.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.where(ok, shared / np.maximum(smaller, 1), 0.0).sum(axis=1)
+        return np.where(counted > 0, share / counted, np.nan)
+
+
+def identity_overlaps(data: ClaimInputs, kind: str) -> dict[str, np.ndarray]:
+    """``tp`` (TP drawn per class to the class's FP count, mean over draws), ``tp_all`` and
+    ``fp``: the overlap ``(B,)`` of each group's class top-10 ``kind`` (``"ce"`` or ``"fe"``)
+    identities with the training set's, over the classes that have both TP and FP."""
+    view = data.view
+    tr, te, c, h = view.train, view.test, view.n_classes, view.width
+    if kind == "ce":
+        x_train = own_class_ce(tr["fe"], view.W, tr["label"], view.normed)
+        x_test = own_class_ce(te["fe"], view.W, te["pred"], view.normed)
+    else:
+        x_train, x_test = tr["fe"], te["fe"]
+    ones = np.ones((1, len(tr["label"])))
+    train_ind = topk_indicator(instance_topk_fe(x_train, data.k_fe), h)
+    train_top = top_members(weighted_class_means(ones, train_ind, tr["label"], c))[0]
+    test_ind = topk_indicator(instance_topk_fe(x_test, data.k_fe), h)
+    tp = te["pred"] == te["label"]
+    draws, rows = control_subsets(te["pred"], tp, c, N_MATCHED_DRAWS)
+
+    def overlap(weights: np.ndarray, members: np.ndarray) -> np.ndarray:
+        shares = weighted_class_means(weights, test_ind, np.where(members, te["pred"], -1), c)
+        return set_overlap(train_top, top_members(shares), rows)
+
+    matched = mean_over_draws(np.vstack([overlap(data.test_w, draw) for draw in draws]))
+    return {
+        "tp": matched,
+        "tp_all": overlap(data.test_w[:1], tp),
+        "fp": overlap(data.test_w, ~tp),
+    }
+
+
+def _identity_claim(data: ClaimInputs, kind: str) -> Measured:
+    overlaps = identity_overlaps(data, kind)
+    parts = {name: point(values) for name, values in overlaps.items()}
+    return Measured(overlaps["tp"] - overlaps["fp"], parts)
+
+
+def identity_overlap_ce(data: ClaimInputs) -> Measured:
+    """overlap(train, TP) − overlap(train, FP) of the class top-10 CE identities, TP drawn
+    per class down to the FP count; each overlap divides by the smaller set."""
+    return _identity_claim(data, "ce")
+
+
+def identity_overlap_fe(data: ClaimInputs) -> Measured:
+    """The same for the FE identities."""
+    return _identity_claim(data, "fe")
+
+
+def fig10_direction(data: ClaimInputs) -> Measured:
+    """Fig 10 read as a direction: log(TP / FP) of the minority group's mean fe at each
+    class's ten largest training-mean features, over the group's classes with both TP and FP
+    (both test images, so the training-set choice of features favours neither side)."""
+    view = data.view
+    te = view.test
+    ref, top = _train_top(view)
+    tp = te["pred"] == te["label"]
+    x_top = at_class_top(te["fe"], te["pred"], top)
+    c = view.n_classes
+    tp_means = weighted_class_means(data.test_w, x_top, np.where(tp, te["pred"], -1), c)
+    fp_means = weighted_class_means(data.test_w, x_top, np.where(tp, -1, te["pred"]), c)
+    minority = np.zeros(c, dtype=bool)
+    minority[view.groups[1]] = True
+    both = minority[None, :] & np.isfinite(tp_means).all(2) & np.isfinite(fp_means).all(2)
+    count = both.sum(axis=1)
+    if count[0] == 0:
+        return Measured.not_measurable("no class of the minority group has both TP and FP")
+
+    def group(means: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            total = np.where(both[:, :, None], means, 0.0).sum(axis=(1, 2))
+            return np.where(count > 0, total / (count * means.shape[2]), np.nan)
+
+    tp_mean, fp_mean = group(tp_means), group(fp_means)
+    train = float(ref[both[0]].mean())
+    parts = {
+        "tp": point(tp_mean),
+        "fp": point(fp_mean),
+        "train": train,
+        "train_over_fp": point(log_ratio(train, fp_mean)),
+        "classes": int(count[0]),
+    }
+    return Measured(log_ratio(tp_mean, fp_mean), parts)

@@ -61,6 +61,30 @@ def retrain_run(files: dict, outputs: list, *, seed: int, epochs: int) -> None:
     print(f"test BAC {bac_model:.4f} -> {bac:.4f} with a re-trained classifier", file=sys.stderr)
 
 
+def _model_view(files: dict, prefix: str = ""):
+    """A :class:`~fragility.analysis.views.ModelView` of the model whose ``{prefix}train``,
+    ``{prefix}test`` (optional), ``{prefix}classifier`` and ``{prefix}metrics`` files are
+    given."""
+    import json
+
+    import numpy as np
+
+    from ..embeddings import read_classifier, read_embeddings
+    from .views import ModelView
+
+    classifier = read_classifier(files[f"{prefix}classifier"])
+    metrics = json.loads(Path(files[f"{prefix}metrics"]).read_text())
+    test = files.get(f"{prefix}test")
+    return ModelView(
+        train=read_embeddings(files[f"{prefix}train"]),
+        test=read_embeddings(test) if test else {},
+        W=np.asarray(classifier["weight"], dtype=np.float64),
+        bias=np.asarray(classifier["bias"], dtype=np.float64),
+        normed=bool(classifier["normed"]),
+        counts=np.asarray(metrics["train_class_counts"]),
+    )
+
+
 def bootstrap_run(
     files: dict,
     out_csv: str | Path,
@@ -71,42 +95,39 @@ def bootstrap_run(
     n_boot: int,
     ks,
     k_fe: int,
+    balanced_name: str = "",
+    partner_name: str = "",
+    partner_missing: str = "",
     confidence: float = 0.95,
 ) -> None:
     """``bootstrap.{csv,parquet}`` of one model: its headline numbers and (``claims``) each
     claim's difference with a stratified bootstrap interval. ``files``: ``train``, ``test``,
     ``classifier`` embeddings and ``metrics`` (metrics.json); with ``claims`` also
-    ``retrained_predictions`` (RQ1's re-trained classifier), and ``balanced_test`` (the
-    balanced model's test embeddings) when the run has a balanced partner."""
-    import json
-
-    import numpy as np
-
-    from ..embeddings import read_classifier, read_embeddings
+    ``retrained_predictions`` (RQ1's re-trained classifier), ``balanced_test`` (Table 1's
+    balanced model's test embeddings, named ``balanced_name``) when there is one, and the
+    balanced partner's ``partner_train``, ``partner_classifier`` and ``partner_metrics``
+    (named ``partner_name``; ``partner_missing`` says why there is none)."""
+    from ..embeddings import read_embeddings
     from ..errors import FragilityError
     from ..io import write_table
-    from .bootstrap import ModelView, run_bootstrap
+    from .bootstrap import run_bootstrap
 
-    classifier = read_classifier(files["classifier"])
-    metrics = json.loads(Path(files["metrics"]).read_text())
-    view = ModelView(
-        train=read_embeddings(files["train"]),
-        test=read_embeddings(files["test"]),
-        W=np.asarray(classifier["weight"], dtype=np.float64),
-        bias=np.asarray(classifier["bias"], dtype=np.float64),
-        normed=bool(classifier["normed"]),
-        counts=np.asarray(metrics["train_class_counts"]),
-    )
+    view = _model_view(files)
     retrained = files.get("retrained_predictions")
     if claims and retrained is None:
         raise FragilityError("the claims' bootstrap needs RQ1's retrained_predictions file")
     balanced = files.get("balanced_test")
+    partner = _model_view(files, "partner_") if "partner_train" in files else None
     table = run_bootstrap(
         view,
         seed=seed,
         n_boot=n_boot,
         retrained_pred=None if retrained is None else _aligned_preds(retrained, view.test),
         balanced_test=None if balanced is None else read_embeddings(balanced),
+        balanced_name=balanced_name,
+        partner=partner,
+        partner_name=partner_name,
+        partner_missing=partner_missing,
         ks=ks,
         k_fe=k_fe,
         claims=claims,
@@ -156,22 +177,22 @@ def cross_run_tables(name: str, runs: list[dict], outputs: list) -> None:
 
 
 def check_claims(
-    by_seed_paths: dict,
+    premise_path: str | Path,
     bootstrap_paths: dict,
     out_csv: str | Path,
     out_parquet: str | Path,
     out_txt: str | Path,
     losses: dict | None = None,
 ) -> None:
-    """``claims.{csv,parquet}`` and its plain-text summary from the ``*_by_seed`` cross-run
-    tables and each imbalanced run's ``bootstrap.parquet`` (keyed by (dataset, imbalance,
-    loss, seed)); ``losses``, the study's loss entries, say which paper model each run group
-    compares with."""
+    """``claims.{csv,parquet}`` and its plain-text summary from each imbalanced run's
+    ``bootstrap.parquet`` (keyed by (dataset, imbalance, loss, seed)) and ``table2_by_seed``
+    (``premise_path``: every seed's lowest class train accuracy); ``losses``, the study's loss
+    entries, say which paper model each run group compares with."""
     from ..io import write_table, write_text
     from .claims import claims_summary, measure_claims
 
     claims = measure_claims(
-        {k: pq.read_table(p) for k, p in by_seed_paths.items()},
+        pq.read_table(premise_path),
         {tuple(k): pq.read_table(p) for k, p in bootstrap_paths.items()},
         losses,
     )

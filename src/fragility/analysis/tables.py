@@ -11,7 +11,7 @@ Conventions shared by every table:
 - ``class`` (int) and ``class_name``; ``role`` = ``"majority"`` (largest training class,
   first on ties), ``"minority"`` (smallest, last on ties) or ``"other"``; ``class_group`` =
   ``"majority"`` / ``"minority"`` for the largest / smallest 40 % of the classes (the paper's
-  classes 0-3 and 6-9 of ten; :func:`fragility.analysis.rq2.class_groups`), else
+  classes 0-3 and 6-9 of ten; :func:`fragility.analysis.views.class_groups`), else
   ``"middle"``; ``n_train`` = the run's training images of that class (``metrics.json``
   ``train_class_counts``).
 - Accuracies, coverage ratios and shares are fractions in [0, 1], not percentages.
@@ -35,14 +35,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from fragility.analysis import rq4, rq6, rq7
 from fragility.analysis.dynamics import dynamics_table
-from fragility.analysis.rq2 import (
-    class_groups,
-    majority_minority,
-    per_class_train_test_accuracy,
-    table2,
-)
-from fragility.analysis.rq3 import THRESHOLDS, group_mean, rq3_coverage
+from fragility.analysis.rq2 import per_class_train_test_accuracy, table2
+from fragility.analysis.rq3 import THRESHOLDS, reference_classes, rq3_coverage
 from fragility.analysis.rq4 import (
     class_mean_own_ce,
     table3,
@@ -53,19 +49,21 @@ from fragility.analysis.rq4 import (
 from fragility.analysis.rq5 import largest_weight_vs_ce, top_abs_weights, weight_sums
 from fragility.analysis.rq6 import class_topk_members, members_to_cover, top_class_mean_fe
 from fragility.analysis.rq7 import rq7_generalization
-from fragility.catalog import (
-    FEW_FEATURES_SHARE,
-    N_CONTROL_DRAWS,
-    PREMISE_TRAIN_ACC,
-    RUN_TABLES,
-    model_file,
+from fragility.analysis.views import (
+    N_MATCHED_DRAWS,
+    N_TOP,
+    ClaimInputs,
+    ModelView,
+    class_groups,
+    group_mean,
+    majority_minority,
 )
+from fragility.catalog import FEW_FEATURES_SHARE, PREMISE_TRAIN_ACC, RUN_TABLES, model_file
 from fragility.embeddings import read_classifier, read_embeddings
 from fragility.errors import ConfigError, FragilityError
 
 TABLES: dict[str, tuple[str, ...]] = {rq: spec.tables for rq, spec in RUN_TABLES.items()}
 
-N_TOP = 10  # the paper's "ten largest" in Figs 4, 7, 8, 10 and RQ7
 SUBSETS = ("train", "test", "val")  # history columns {subset}_acc
 
 
@@ -189,8 +187,21 @@ class RunInputs:
     @property
     def groups(self) -> tuple[np.ndarray, np.ndarray]:
         """``(majority group, minority group)``: the largest and the smallest 40 % of the
-        classes (:func:`fragility.analysis.rq2.class_groups`)."""
+        classes (:func:`fragility.analysis.views.class_groups`)."""
         return class_groups(self.class_counts)
+
+    def view(self) -> ModelView:
+        """This model as the claims read it."""
+        W, bias, normed = _classifier(self)
+        return ModelView(self.train, self.test or {}, W, bias, normed, self.class_counts)
+
+    def observed(self, k_fe: int = 7, ks: Sequence[int] = (2, 3, 5, 7)) -> ClaimInputs:
+        """The claims' inputs with the data as observed (no bootstrap replicate): a per-run
+        table quotes the same numbers as the claim it shows."""
+        view = self.view()
+        n_test = len(view.test["label"]) if view.test else 0
+        return ClaimInputs(view, np.ones((1, len(view.train["label"]))), np.ones((1, n_test)),
+                           ks=tuple(ks), k_fe=k_fe)  # fmt: skip
 
     def group_names(self) -> list[str]:
         majority, minority = self.groups
@@ -427,10 +438,13 @@ def _rq3(inputs: RunInputs, *, ks: Sequence[int], **_) -> dict[str, pa.Table]:
     classes = np.repeat(np.arange(n_classes), n_k)
     cols = _class_columns(inputs, classes)
     cols["n_pred"] = _int_array(res.n_per_class[classes])
+    cols["n_pred_with_bias"] = _int_array(res.n_per_class_with_bias[classes])
     cols["k"] = _int_array(np.tile(np.asarray(res.ks), n_classes))
     cols["coverage_ratio"] = _float_array(res.class_ratio.ravel())
     cols["coverage_ratio_with_bias"] = _float_array(res.class_ratio_with_bias.ravel())
     row = _smallest_k_row(inputs, res)
+    # the paper's prediction ignores the bias: how many instances it moves to another class
+    row["n_changed_by_bias"] = res.n_changed
     smallest = _one_row(row, int_keys=tuple(k for k in row if k.startswith("smallest_k")))
     majority, minority = inputs.groups
     group_cols: dict[str, pa.Array] = {"k": _int_array(np.asarray(res.ks))}
@@ -457,28 +471,51 @@ def _rq4(inputs: RunInputs, *, k_fe: int, **_) -> dict[str, pa.Table]:
     vals, idx = top_class_mean_ce(mean_ce, N_TOP)
     t3 = table3(mean_ce, maj)
     largest_ce = _row_max(mean_ce)
+    observed = inputs.observed(k_fe)
+    matched = rq4.majority_ce_smaller(observed).parts
+    groups = rq4.minority_ce_larger(observed).parts
     row3 = _roles_row(inputs)
     row3.update(
         majority_largest_mean_ce=t3["majority"],
         minority_largest_mean_ce=float(largest_ce[mino]),
         others_mean_largest_mean_ce=t3["others_mean"],
         ratio_others_to_majority=t3["ratio"],
+        # every class drawn down to the smallest one's size (the claim's reading)
+        matched_size=matched["size"],
+        majority_largest_mean_ce_matched=matched["majority"],
+        others_mean_largest_mean_ce_matched=matched["others"],
+        ratio_others_to_majority_matched=matched["ratio"],
+        minority_group=groups["minority_group"],
+        minority_group_largest_mean_ce=groups["minority_all"],
+        other_classes_largest_mean_ce=groups["others_all"],
+        minority_group_largest_mean_ce_matched=groups["minority"],
+        other_classes_largest_mean_ce_matched=groups["others"],
     )
-    shares, n_used = topk_logit_share(tr["fe"], W, bias, tr["label"], n_classes, normed, k=k_fe)
-    t4 = table4(shares, maj)
-    largest_share = _row_max(shares)
+    # Fig 6 / Table 4 on the paper's bias-free logit, the head's own logit beside it
+    free = np.zeros(n_classes)
+    shares, n_used = topk_logit_share(tr["fe"], W, free, tr["label"], n_classes, normed, k=k_fe)
+    biased, n_biased = topk_logit_share(tr["fe"], W, bias, tr["label"], n_classes, normed, k=k_fe)
+    t4, t4_bias = table4(shares, maj), table4(biased, maj)
     row4 = _roles_row(inputs)
     row4.update(
         k=k_fe,
         majority_largest_share=t4["majority"],
-        minority_largest_share=float(largest_share[mino]),
+        minority_largest_share=float(_row_max(shares)[mino]),
         others_mean_largest_share=t4["others_mean"],
         ratio_others_to_majority=t4["ratio"],
+        majority_largest_share_with_bias=t4_bias["majority"],
+        minority_largest_share_with_bias=float(_row_max(biased)[mino]),
+        others_mean_largest_share_with_bias=t4_bias["others_mean"],
+        ratio_others_to_majority_with_bias=t4_bias["ratio"],
     )
+    share_table = _ranked_table(
+        inputs, shares, "share", per_class={"n_used": n_used, "n_used_with_bias": n_biased},
+        extra={"share_with_bias": biased},
+    )  # fmt: skip
     return {
         "class_mean_ce_top10": _ranked_table(inputs, vals, "mean_ce", idx),
         "table3": _one_row(row3),
-        "topk_logit_share": _ranked_table(inputs, shares, "share", per_class={"n_used": n_used}),
+        "topk_logit_share": share_table,
         "table4": _one_row(row4),
     }
 
@@ -514,37 +551,58 @@ def _rq5(inputs: RunInputs, **_) -> dict[str, pa.Table]:
 
 
 def _rq6(inputs: RunInputs, *, k_fe: int, **_) -> dict[str, pa.Table]:
+    W, _, normed = _classifier(inputs)
     tr, n_classes = inputs.train, inputs.n_classes
-    members, shares, n_class = class_topk_members(tr["fe"], tr["pred"], n_classes, k_fe, N_TOP)
+    # instance measures group by the paper's prediction (bias-free); the head's own beside it
+    preds = reference_classes(tr["fe"], W, tr["logits"], normed)
+    biased = reference_classes(tr["fe"], W, tr["logits"], normed, with_bias=True)
+    members, shares, n_class = class_topk_members(tr["fe"], preds, n_classes, k_fe, N_TOP)
     members = np.where(np.isnan(shares), -1, members)
-    needed = members_to_cover(tr["fe"], tr["pred"], n_classes, k_fe)
+    members_b, shares_b, n_class_b = class_topk_members(tr["fe"], biased, n_classes, k_fe, N_TOP)
+    members_b = np.where(np.isnan(shares_b), -1, members_b)
+    needed = members_to_cover(tr["fe"], preds, n_classes, k_fe)
+    needed_b = members_to_cover(tr["fe"], biased, n_classes, k_fe)
     cols = _class_columns(inputs, np.arange(n_classes))
     cols["n_pred"] = _int_array(n_class)
+    cols["n_pred_with_bias"] = _int_array(n_class_b)
     cols["k"] = _int_array(np.full(n_classes, k_fe))
     cols["members_needed"] = _int_array(needed, missing=lambda a: a < 0)
+    cols["members_needed_with_bias"] = _int_array(needed_b, missing=lambda a: a < 0)
     fe_vals, fe_idx = top_class_mean_fe(tr["fe"], tr["label"], n_classes, N_TOP)
-    topk = _ranked_table(inputs, shares, "share", members, per_class={"n_pred": n_class})
+    topk = _ranked_table(inputs, shares, "share", members, per_class={"n_pred": n_class},
+                         extra={"share_with_bias": shares_b})  # fmt: skip
     topk = topk.add_column(
         topk.schema.get_field_index("rank"), "k", _int_array(np.full(topk.num_rows, k_fe))
     )
-    majority, minority = inputs.groups
-    top_share = shares[:, 0] if shares.shape[1] else np.full(n_classes, np.nan)
+    topk = topk.append_column(
+        "feature_with_bias", _int_array(members_b.ravel(), missing=lambda a: a < 0)
+    )
+    observed = inputs.observed(k_fe)
+    frequent = rq6.minority_features_frequent(observed).parts
+    more = rq6.majority_needs_more_members(observed).parts
     row = _roles_row(inputs)
     row.update(_groups_row(inputs))
     row.update(
         k=k_fe,
-        top_member_share_majority_group=float(group_mean(top_share, majority)),
-        top_member_share_minority_group=float(group_mean(top_share, minority)),
+        top_member_share_majority_group=frequent.get("majority_all"),
+        top_member_share_minority_group=frequent.get("minority_all"),
+        # every class of the two groups drawn down to the smallest one's predicted count
+        matched_size=frequent.get("size"),
+        top_member_share_majority_group_matched=frequent.get("majority"),
+        top_member_share_minority_group_matched=frequent.get("minority"),
         members_needed_majority=int(needed[inputs.majority]),
         members_needed_minority=int(needed[inputs.minority]),
+        # the majority drawn down to the minority's predicted count
+        members_needed_majority_matched=more.get("majority"),
     )
     for key in ("members_needed_majority", "members_needed_minority"):
         row[key] = None if row[key] < 0 else row[key]
+    int_keys = ("members_needed_majority", "members_needed_minority", "matched_size")
     return {
         "class_topk_members": topk,
         "members_to_cover": pa.table(cols),
         "class_mean_fe_top10": _ranked_table(inputs, fe_vals, "mean_fe", fe_idx),
-        "diversity": _one_row(row, int_keys=("members_needed_majority", "members_needed_minority")),
+        "diversity": _one_row(row, int_keys=int_keys),
     }
 
 
@@ -566,7 +624,7 @@ def _rq7(inputs: RunInputs, *, k_fe: int, **_) -> dict[str, pa.Table]:
         n_top=N_TOP,
         identity="frequency",
         k=k_fe,
-        draws=N_CONTROL_DRAWS,
+        draws=N_MATCHED_DRAWS,
     )
     groups = (
         ("train", res.mu_train, res.n_train),
@@ -583,6 +641,9 @@ def _rq7(inputs: RunInputs, *, k_fe: int, **_) -> dict[str, pa.Table]:
         parts.append(t)
     n_top = int(res.top_idx.shape[1])
     summary = res.summary()
+    observed = inputs.observed(k_fe)
+    overlaps = {kind: rq7.identity_overlaps(observed, kind) for kind in ("fe", "ce")}
+    direction = rq7.fig10_direction(observed).parts
     gap = _one_row(
         {
             "n_top": n_top,
@@ -595,10 +656,22 @@ def _rq7(inputs: RunInputs, *, k_fe: int, **_) -> dict[str, pa.Table]:
             "frobenius_train_vs_fp_matched": summary["fb_fp_matched"],
             "n_classes_matched": summary["rows_matched"],
             "n_draws": summary["draws"],
-            "overlap_fe_tp": summary["overlap_fe_tp"],
-            "overlap_fe_fp": summary["overlap_fe_fp"],
-            "overlap_ce_tp": summary["overlap_ce_tp"],
-            "overlap_ce_fp": summary["overlap_ce_fp"],
+            # top-10 identity overlaps over the classes with TP and FP, each divided by the
+            # smaller set; TP all, and drawn per class down to the FP count
+            **{
+                f"overlap_{kind}_{group}": float(values[0])
+                for kind, groups in overlaps.items()
+                for group, values in (
+                    ("tp", groups["tp_all"]),
+                    ("tp_matched", groups["tp"]),
+                    ("fp", groups["fp"]),
+                )
+            },  # fmt: skip
+            # Fig 10 as a direction: the minority group's top-10 fe means
+            "fe_top_mean_train_minority_group": direction.get("train"),
+            "fe_top_mean_tp_minority_group": direction.get("tp"),
+            "fe_top_mean_fp_minority_group": direction.get("fp"),
+            "n_classes_direction": direction.get("classes", 0),
         }
     )
     cols = _class_columns(inputs, np.arange(n_classes))

@@ -136,6 +136,33 @@ def percentile_interval(
     return Interval(float(estimate), float(low), float(high), n, kind)
 
 
+def bootstrap_note(kind: str, n_seeds: int) -> str:
+    """The interval label of a verdict that rests on the bootstrap: what it leaves out."""
+    seeds = f"{n_seeds} seed{'s' if n_seeds != 1 else ''}"
+    if kind.startswith("none"):  # nothing to resample: only seeds give an interval
+        return f"{kind} ({seeds}; an interval needs {MIN_SEEDS_FOR_VERDICT} seeds)"
+    return f"{kind} ({seeds}; training randomness not included)"
+
+
+def combine_seeds(
+    estimates: list[float | None], replicates: list[np.ndarray], kind: str
+) -> Interval:
+    """The interval of a difference measured on several seeds of one group: a t-interval
+    over the seeds that measured it when there are at least
+    :data:`~fragility.analysis.uncertainty.MIN_SEEDS_FOR_VERDICT`, else the percentile
+    interval of the seeds' mean bootstrap replicate (replicate b of every seed averaged)."""
+    measured = [i for i, e in enumerate(estimates) if e is not None and np.isfinite(e)]
+    if len(measured) >= MIN_SEEDS_FOR_VERDICT:
+        return t_interval([estimates[i] for i in measured])
+    if not measured:
+        return Interval(None, None, None, 0, "none")
+    mean = float(np.mean([estimates[i] for i in measured]))
+    stacked = np.vstack([replicates[i] for i in measured])
+    return percentile_interval(
+        stacked.mean(axis=0), mean, len(measured), bootstrap_note(kind, len(measured))
+    )
+
+
 # -- verdicts --------------------------------------------------------------------------------
 
 
