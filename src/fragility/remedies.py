@@ -177,6 +177,45 @@ def _one_rank_nearer_fallback(
     return partner_of[np.searchsorted(unique, base)]
 
 
+def _eos_k(counts: np.ndarray, k: int | None) -> tuple[int, str]:
+    """EOS's k and where it came from: given, or :func:`scaled_k` with the paper's 10."""
+    if k is not None:
+        return int(k), "given"
+    present = counts[counts > 0]
+    smallest = int(present.min()) if present.size else 0
+    return scaled_k(counts, EOS_K_MAX), f"min({EOS_K_MAX}, smallest class {smallest} - 1)"
+
+
+def _eos_draws(fe, y, members, n_new, nbr, enemy, rng, variant, device) -> tuple:
+    """``(base, drawn_enemy, partner, n_bases, fallback)`` for ``n_new`` points of the class
+    of ``members``: (n_new,) row indices each, the number of bases and whether the class had
+    none (see :func:`eos_oversample`). ``nbr`` (N, k) is the k-NN, ``enemy`` its other-class
+    mask."""
+    bases = members[enemy[members].any(axis=1)]
+    if bases.size:
+        base = bases[rng.integers(0, bases.size, n_new)]
+        scores = rng.random((n_new, nbr.shape[1]))
+        scores[~enemy[base]] = -1.0  # argmax = uniform choice among the enemy neighbours
+        column = scores.argmax(axis=1)  # column j holds neighbour rank j + 1
+        drawn_enemy = nbr[base, column]
+        if variant == "authors":  # one rank nearer: column j - 1, or the base itself (rank 0)
+            partner = np.where(column > 0, nbr[base, np.maximum(column - 1, 0)], base)
+        else:
+            partner = drawn_enemy
+        return base, drawn_enemy, partner, int(bases.size), False
+    others = np.flatnonzero(y != y[members[0]])
+    if others.size == 0:
+        raise FragilityError("EOS needs at least two classes in the training FE")
+    nearest = others[knn(fe[members], 1, ref=fe[others], device=device)[:, 0]]
+    pick = rng.integers(0, members.size, n_new)
+    base, drawn_enemy = members[pick], nearest[pick]
+    if variant == "authors":
+        partner = _one_rank_nearer_fallback(fe, members, base, drawn_enemy)
+    else:
+        partner = drawn_enemy
+    return base, drawn_enemy, partner, int(members.size), True
+
+
 def eos_oversample(
     fe: np.ndarray,
     y: np.ndarray,
@@ -191,58 +230,35 @@ def eos_oversample(
     variant: str = "paper",
 ):
     """Expansive Over-Sampling (EOS; Dablain, Bellinger, Krawczyk and Chawla, "Efficient
-    Augmentation for Imbalanced Deep Learning", ICDE 2023), its phase 2 in FE space:
-    ``(fe_syn (S, H), y_syn (S,))``.
+    Augmentation for Imbalanced Deep Learning", 2023), phase 2: ``(fe_syn (S, H), y_syn (S,))``.
 
     The k nearest neighbours of every instance are found over *all* instances (itself
     excluded). For each class c with fewer than ``target_c`` instances (default: the majority
-    count, so the majority class gets nothing), the *bases* are the instances of c with at
-    least one other-class neighbour ("enemy") among their k-NN; ``target_c - count_c``
-    synthetic points ``base + r * (partner - base)`` are made, with the base drawn uniformly
-    (with replacement) among the bases, an enemy uniformly among that base's enemy
-    neighbours, and ``r ~ U(0, 1)``. ``target`` is None, one int for all classes, or a
-    per-class sequence.
+    count; ``target`` may be one int or a per-class sequence), the *bases* are the instances
+    of c with an other-class neighbour ("enemy") among their k-NN; ``target_c - count_c``
+    points ``base + r * (partner - base)`` are made, the base drawn uniformly (with
+    replacement) among the bases, an enemy uniformly among that base's enemy neighbours,
+    ``r ~ U(0, 1)``. The partner is the drawn enemy (``variant="paper"``, the paper's text) or
+    the neighbour one rank nearer than it (``"authors"``, see :func:`eos_authors_oversample`);
+    both variants draw the same random numbers, so with one seed they share bases, enemies
+    and r. ``k=None`` uses :func:`scaled_k` with the paper's 10: ``min(10, smallest class
+    count - 1)``, at least 1.
 
-    ``variant`` says which point is the partner:
+    Fallback: a class none of whose instances has an enemy among its k-NN uses *all* its
+    instances as bases, each with its nearest other-class instance as enemy (listed in
+    ``info["fallback_classes"]``); a class with no instance, in ``info["empty_classes"]``.
+    Seeded with ``numpy.random.default_rng(seed)``.
 
-    - ``"paper"`` (the EOS paper's text): the drawn enemy itself, so every point lies between
-      a base and an instance of another class.
-    - ``"authors"`` (the authors' published code): the neighbour one rank *nearer* than the
-      drawn enemy, counting the base itself as rank 0. An enemy at rank 1 (the nearest
-      neighbour) gives the base itself (the synthetic point is a copy); an enemy at rank j > 1
-      gives the rank j - 1 neighbour, often of the base's own class.
-
-    Both variants draw the same random numbers in the same order, so with one seed they
-    share bases, enemies and r and differ only in the partner.
-
-    ``k=None`` (default) uses :func:`scaled_k` with the paper's 10: ``min(10, smallest class
-    count - 1)``, at least 1; an int is used as given. ``info["k"]`` is the k used.
-
-    Fallback: a class none of whose instances has an enemy among its k-NN (it is far from
-    every other class) uses *all* its instances as bases, each with its single nearest
-    other-class instance as enemy (the k-NN grown until an enemy appears); with
-    ``variant="authors"`` the partner is again the neighbour one rank nearer than that enemy.
-    Such classes are listed in ``info["fallback_classes"]``. A class with no training instance
-    cannot be over-sampled and is listed in ``info["empty_classes"]``.
-
-    Seeded with ``numpy.random.default_rng(seed)``: the same inputs and seed give identical
-    points. ``return_info=True`` also returns a dict with ``variant``, ``k``, ``k_source``,
-    per-class ``synthetic`` and ``bases`` counts, ``partner_is_base`` and
-    ``partner_same_class`` (how many points interpolate towards the base itself / towards an
-    instance of the base's class: 0 for the paper's variant), and, per synthetic point,
-    ``base_index``, ``enemy_index`` (the drawn enemy), ``partner_index`` and ``r``.
+    ``return_info=True`` also returns a dict: ``variant``, ``k``, ``k_source``, per-class
+    ``synthetic`` and ``bases`` counts, ``partner_is_base`` and ``partner_same_class`` (points
+    interpolating towards the base itself / its own class: 0 for the paper's variant) and,
+    per point, ``base_index``, ``enemy_index``, ``partner_index`` and ``r``.
     """
     if variant not in EOS_VARIANTS:
         raise ConfigError(f"EOS variant must be one of {list(EOS_VARIANTS)}, got {variant!r}")
     fe, y, counts, n_classes = _labels(fe, y, n_classes)
     need = _needed(counts, target)
-    if k is None:
-        k = scaled_k(counts, EOS_K_MAX)
-        present = counts[counts > 0]
-        smallest = int(present.min()) if present.size else 0
-        k_source = f"min({EOS_K_MAX}, smallest class {smallest} - 1)"
-    else:
-        k, k_source = int(k), "given"
+    k, k_source = _eos_k(counts, k)
     rng = np.random.default_rng(seed)
     info = {
         "variant": variant,
@@ -256,9 +272,8 @@ def eos_oversample(
     parts_fe, parts_y = [], []
     sources = {"base": [], "partner": [], "enemy": [], "r": []}
     if need.sum() > 0:
-        nbr = knn(fe, k, chunk_size=chunk_size, device=device)  # (N, k), column j = rank j + 1
+        nbr = knn(fe, k, chunk_size=chunk_size, device=device)  # (N, k), nearest first
         enemy = y[nbr] != y[:, None]
-        has_enemy = enemy.any(axis=1)
     for c in np.flatnonzero(need):
         members = np.flatnonzero(y == c)
         n_new = int(need[c])
@@ -266,40 +281,16 @@ def eos_oversample(
             info["empty_classes"].append(int(c))
             info["synthetic"][c] = 0
             continue
-        bases = members[has_enemy[members]]
-        if bases.size:
-            base = bases[rng.integers(0, bases.size, n_new)]
-            scores = rng.random((n_new, nbr.shape[1]))
-            scores[~enemy[base]] = -1.0  # argmax = uniform choice among the enemy neighbours
-            column = scores.argmax(axis=1)
-            drawn_enemy = nbr[base, column]
-            if variant == "authors":
-                # one rank nearer: column j - 1, or the base itself (rank 0) for column 0
-                partner = np.where(column > 0, nbr[base, np.maximum(column - 1, 0)], base)
-            else:
-                partner = drawn_enemy
-            info["bases"][c] = int(bases.size)
-        else:
-            others = np.flatnonzero(y != c)
-            if others.size == 0:
-                raise FragilityError("EOS needs at least two classes in the training FE")
-            nearest = others[knn(fe[members], 1, ref=fe[others], device=device)[:, 0]]
-            pick = rng.integers(0, members.size, n_new)
-            base, drawn_enemy = members[pick], nearest[pick]
-            partner = (
-                _one_rank_nearer_fallback(fe, members, base, drawn_enemy)
-                if variant == "authors"
-                else drawn_enemy
-            )
-            info["bases"][c] = int(members.size)
-            info["fallback_classes"].append(int(c))
+        base, drawn_enemy, partner, n_bases, fallback = _eos_draws(
+            fe, y, members, n_new, nbr, enemy, rng, variant, device
+        )
+        info["bases"][c] = n_bases
+        info["fallback_classes"] += [int(c)] if fallback else []
         r = rng.random(n_new)
         parts_fe.append(_interpolate(fe, base, partner, r))
         parts_y.append(np.full(n_new, c))
-        sources["base"].append(base)
-        sources["partner"].append(partner)
-        sources["enemy"].append(drawn_enemy)
-        sources["r"].append(r)
+        for key, value in zip(sources, (base, partner, drawn_enemy, r)):
+            sources[key].append(value)
     fe_syn, y_syn, info = _finish(parts_fe, parts_y, fe.shape[1], info, sources)
     base_index, partner_index = info["base_index"], info["partner_index"]
     info["partner_is_base"] = int(np.sum(partner_index == base_index))
@@ -308,9 +299,18 @@ def eos_oversample(
 
 
 def eos_authors_oversample(fe: np.ndarray, y: np.ndarray, **kwargs):
-    """EOS as its authors' published code computes it: :func:`eos_oversample` with
-    ``variant="authors"`` (the partner is the neighbour one rank nearer than the drawn enemy,
-    the base itself when the enemy is the nearest neighbour). Same arguments and returns."""
+    """EOS as its authors' published code (``dd1github/EOS``, ``EOS.py``) computes it:
+    :func:`eos_oversample` with ``variant="authors"``; same arguments and returns.
+
+    Bases and enemies are drawn as in the paper's text, but the partner is the neighbour one
+    rank *nearer* than the drawn enemy, counting the base itself as rank 0 (their code reads
+    ``ind2[base, ni]`` with ``ni`` drawn over enemy ranks 1..k numbered from 0, while column
+    0 of ``ind2`` is the base). An enemy at rank 1 gives the base itself (a copy); an enemy
+    at rank j > 1 gives the rank j - 1 neighbour, often of the base's own class. In a class
+    with no base (the fallback) the partner is, likewise, the neighbour just before the
+    nearest other-class instance: the farthest same-class instance strictly nearer than it,
+    or the base itself.
+    """
     return eos_oversample(fe, y, variant="authors", **kwargs)
 
 
