@@ -73,12 +73,14 @@ def _enum(schema: dict, *path: str) -> set:
 
 def test_the_config_schema_enums_name_what_the_catalog_and_the_package_know():
     from fragility.data import LOADERS
+    from fragility.remedies import HEAD_SELECTIONS
     from fragility.settings import ARCHITECTURES, LOSSES, MFW_LAYERS, SELECTIONS
 
     schema = yaml.safe_load((REPO / "config/schema.yaml").read_text())
     (methods,) = [e for e in _values(schema, "enum") if "eos" in e]
     assert set(methods) == set(catalog.REMEDY_METHODS)
     assert set(schema["$defs"]["remedy_params"]) == set(catalog.REMEDY_METHODS)
+    assert schema["$defs"]["remedy_select"]["enum"] == list(HEAD_SELECTIONS)
     enums = {tuple(sorted(e)) for e in _values(schema, "enum")}
     for known in (LOSSES, SELECTIONS, ARCHITECTURES, MFW_LAYERS):
         assert tuple(sorted(known)) in enums, known

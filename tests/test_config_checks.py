@@ -49,7 +49,7 @@ def test_a_misspelt_remedy_parameter_names_the_key_and_the_valid_ones():
         config["remedies"]["methods"]["eos"]["kk"] = 5
 
     assert error_of(edit) == (
-        "remedies.methods.eos.kk: eos has no parameter 'kk'; valid: k, target, epochs, lr, "
+        "remedies.methods.eos.kk: eos has no parameter 'kk'; valid: k, target, select, epochs, lr, "
         "momentum, weight_decay, batch_size, schedule, device (and method, enabled)"
     )
 
@@ -66,7 +66,17 @@ def test_a_remedy_parameter_of_the_wrong_type_is_refused():
         config["remedies"]["methods"]["eos"]["k"] = "ten"
 
     assert error_of(edit) == (
-        "remedies.methods.eos.k: 'ten' is not of type 'integer'; "
+        "remedies.methods.eos.k: 'ten' is not of type 'integer', 'null'; "
+        "$defs.remedy_params.eos in config/schema.yaml says what it takes"
+    )
+
+
+def test_no_remedy_chooses_its_head_epoch_on_the_test_set():
+    def edit(config):
+        config["remedies"]["methods"]["eos"]["select"] = "test_bac"
+
+    assert error_of(edit) == (
+        "remedies.methods.eos.select: 'test_bac' is not one of ['val_bac', 'last']; "
         "$defs.remedy_params.eos in config/schema.yaml says what it takes"
     )
 

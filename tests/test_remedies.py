@@ -14,11 +14,14 @@ from fragility.remedies import (
     apply_remedy,
     choose_tau,
     class_balanced_indices,
+    eos_authors_oversample,
     eos_oversample,
     fit_linear_head,
+    fit_linear_head_on_val,
     knn,
     logit_adjust,
     random_oversample,
+    scaled_k,
     smote,
     tau_normalize,
 )
@@ -159,6 +162,121 @@ def test_eos_seeded_and_target(eos_toy):
     np.testing.assert_array_equal(np.bincount(y_t, minlength=3), [0, 2, 1])
     _, y_none = eos_oversample(fe, y, k=3, target=2, device="cpu")
     assert y_none.size == 0
+
+
+@pytest.fixture
+def two_variant_neighbourhood():
+    """2-D FE on the x-axis where the paper's and the authors' EOS provably differ (k = 3).
+
+    class 0 (8, majority): M0 = (0, 0) [0], M1 = (4.2, 0) [1], six far points (100, 10 i).
+    class 1 (2): B1 = (1, 0) [8], B2 = (2.2, 0) [9]; 8 - 2 = 6 synthetic points.
+    3-NN, nearest first (distances):
+      B1: M0 (1.0, enemy), B2 (1.2), M1 (3.2, enemy)   -> enemies at ranks 1 and 3
+      B2: B1 (1.2), M1 (2.0, enemy), M0 (2.2, enemy)   -> enemies at ranks 2 and 3
+    The authors' partner is the neighbour one rank nearer than the drawn enemy, rank 0 being
+    the base itself:
+      (B1, M0) -> B1 itself (a copy)      (B1, M1) -> B2 (rank 2, same class)
+      (B2, M1) -> B1 (rank 1, same class) (B2, M0) -> M1 (rank 2, another enemy)
+    """
+    far = np.stack([np.full(6, 100.0), 10.0 * np.arange(6)], axis=1)
+    xs = np.array([[0.0, 0.0], [4.2, 0.0]])
+    fe = np.concatenate([xs, far, [[1.0, 0.0], [2.2, 0.0]]]).astype(np.float32)
+    y = np.array([0] * 8 + [1] * 2)
+    authors_partner = {(8, 0): 8, (8, 1): 9, (9, 1): 8, (9, 0): 1}
+    return fe, y, authors_partner
+
+
+def test_eos_variants_differ_only_in_the_partner(two_variant_neighbourhood):
+    fe, y, authors_partner = two_variant_neighbourhood
+    assert brute_knn(fe, 3)[8].tolist() == [0, 9, 1] and brute_knn(fe, 3)[9].tolist() == [8, 1, 0]
+    paper = eos_oversample(fe, y, k=3, seed=0, return_info=True, device="cpu")
+    authors = eos_authors_oversample(fe, y, k=3, seed=0, return_info=True, device="cpu")
+    p_info, a_info = paper[2], authors[2]
+    assert p_info["variant"] == "paper" and a_info["variant"] == "authors"
+    # the same draws: bases, enemies and r
+    for key in ("base_index", "enemy_index", "r"):
+        np.testing.assert_array_equal(p_info[key], a_info[key])
+    pairs = list(zip(a_info["base_index"].tolist(), a_info["enemy_index"].tolist()))
+    assert set(pairs) == set(authors_partner)  # seed 0's six draws hit all four cases
+    # the paper's partner is the drawn enemy, the authors' the hand-derived neighbour
+    np.testing.assert_array_equal(p_info["partner_index"], p_info["enemy_index"])
+    assert a_info["partner_index"].tolist() == [authors_partner[p] for p in pairs]
+    for fe_syn, _, info in (paper, authors):
+        b, q = info["base_index"], info["partner_index"]
+        expected = fe[b].astype(float) + info["r"][:, None] * (fe[q] - fe[b]).astype(float)
+        np.testing.assert_allclose(fe_syn, expected, atol=1e-6)
+    # (B1, M0) draws are exact copies of B1 in the authors' variant, never in the paper's
+    copy = [p == (8, 0) for p in pairs]
+    np.testing.assert_array_equal(authors[0][copy], np.repeat(fe[[8]], sum(copy), axis=0))
+    assert not np.any(np.all(paper[0] == fe[8], axis=1))
+    assert a_info["partner_is_base"] == sum(copy) and p_info["partner_is_base"] == 0
+    same = sum(p in ((8, 0), (8, 1), (9, 1)) for p in pairs)
+    assert a_info["partner_same_class"] == same and p_info["partner_same_class"] == 0
+    np.testing.assert_array_equal(paper[1], authors[1])
+
+
+def test_eos_authors_fallback_takes_the_neighbour_before_the_nearest_enemy(eos_toy):
+    # class 2 of eos_toy, a 0.1-square at (-50, -50), has no enemy in any 3-NN; its nearest
+    # other-class instance is (0, 0) [0] at ~70.7 for every corner. The neighbour one rank
+    # nearer is the last corner before it: the diagonally opposite one (0.1414 away).
+    fe, y = eos_toy
+    _, _, info = eos_authors_oversample(fe, y, k=3, seed=0, return_info=True, device="cpu")
+    assert info["fallback_classes"] == [2]
+    opposite = {28: 31, 29: 30, 30: 29, 31: 28}
+    syn2 = info["base_index"] >= 28
+    assert syn2.sum() == 16
+    np.testing.assert_array_equal(info["enemy_index"][syn2], 0)
+    assert info["partner_index"][syn2].tolist() == [
+        opposite[b] for b in info["base_index"][syn2].tolist()
+    ]
+
+
+def test_eos_variants_are_seeded(eos_toy):
+    fe, y = eos_toy
+    for sample in (eos_oversample, eos_authors_oversample):
+        a = sample(fe, y, k=3, seed=5, device="cpu")
+        b = sample(fe, y, k=3, seed=5, device="cpu")
+        c = sample(fe, y, k=3, seed=6, device="cpu")
+        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_array_equal(a[1], b[1])
+        assert not np.array_equal(a[0], c[0])
+    with pytest.raises(ConfigError, match="variant"):
+        eos_oversample(fe, y, variant="code")
+
+
+def test_k_scales_to_the_smallest_class():
+    assert scaled_k([30, 6, 4], 10) == 3  # min(10, 4 - 1)
+    assert scaled_k([5000, 2997, 50], 10) == 10  # the paper's CIFAR-10: the cap
+    assert scaled_k([1000, 10], 10) == 9  # this study's exp100 (smallest class 10)
+    assert scaled_k([20, 1], 10) == 1  # at least 1
+    assert scaled_k([20, 2, 0], 10) == 1  # an empty class is not the smallest
+    assert scaled_k([20, 12, 0], 5) == 5
+    rng = np.random.default_rng(2)
+    counts = [30, 6, 4]
+    y = np.repeat(np.arange(3), counts)
+    fe = rng.normal(size=(len(y), 3)).astype(np.float32)
+    for sample in (eos_oversample, eos_authors_oversample):
+        fe_auto, y_auto, info = sample(fe, y, seed=1, return_info=True, device="cpu")
+        assert info["k"] == 3 and info["k_source"] == "min(10, smallest class 4 - 1)"
+        fe_3, y_3 = sample(fe, y, k=3, seed=1, device="cpu")
+        np.testing.assert_array_equal(fe_auto, fe_3)
+        np.testing.assert_array_equal(y_auto, y_3)
+        # an explicit k wins; at 10 every instance of the 4-image class has an enemy among
+        # its 10 neighbours (only 3 of its own exist), so all 4 are bases
+        _, _, info10 = sample(fe, y, k=10, seed=1, return_info=True, device="cpu")
+        assert info10["k"] == 10 and info10["k_source"] == "given" and info10["bases"][2] == 4
+    # SMOTE's neighbours are of the base's class: k is capped by each class on its own
+    _, _, info = smote(fe, y, k=5, seed=0, return_info=True, device="cpu")
+    assert info["k"] == 5 and info["k_per_class"] == [None, 5, 3]
+
+
+def test_eos_remedy_records_the_scaled_or_given_k(imbalanced_problem):
+    train, val, test, classifier = imbalanced_problem  # train counts 300 / 40 / 10
+    for name in ("eos", "eos_authors"):
+        res = apply_remedy(name, train, test, classifier, val=val)
+        assert res.info["k"] == 9 and res.info["params"]["k"] is None
+        res = apply_remedy(name, train, test, classifier, val=val, params={"k": 10})
+        assert res.info["k"] == 10 and res.info["k_source"] == "given"
 
 
 # -- SMOTE and ROS ------------------------------------------------------------------------------
@@ -398,7 +516,7 @@ def test_apply_remedy_improves_biased_head(imbalanced_problem):
 def test_apply_remedy_is_seeded_and_blind_to_test(imbalanced_problem):
     train, val, test, classifier = imbalanced_problem
     shuffled = {"fe": test["fe"][::-1].copy(), "label": np.zeros_like(test["label"])}
-    for name in ("eos", "tau_norm"):
+    for name in ("eos", "eos_authors", "ros", "smote", "tau_norm"):
         a = apply_remedy(name, train, test, classifier, val=val, seed=3)
         b = apply_remedy(name, train, shuffled, classifier, val=val, seed=3)
         np.testing.assert_array_equal(a.weight, b.weight)
@@ -435,3 +553,93 @@ def test_unknown_remedy_or_parameter():
         apply_remedy("nope", {}, {}, {"weight": np.zeros((2, 2))})
     with pytest.raises(ConfigError, match="no parameter"):
         apply_remedy("eos", {}, {}, {"weight": np.zeros((2, 2))}, params={"kk": 3})
+
+
+# -- the over-sampled heads' epoch, chosen on validation ------------------------------------
+
+
+def test_head_epoch_chosen_on_validation_not_the_last():
+    # train: class 0 at (1, 0), class 1 at (0, 1); the initial head predicts class 1 everywhere
+    # (bias +1). Validation: (1, 0) of class 0 and (0.6, 0.4) of class 1. Early on, the weights
+    # learn (1, 0) -> 0 while the bias still carries (0.6, 0.4) to class 1 (BAC 1); once the
+    # bias has evened out, (0.6, 0.4) falls on the class-0 side of x0 = x1 (BAC 0.5).
+    y = np.repeat([0, 1], 32)
+    fe = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)[y]
+    fe_val = np.array([[1.0, 0.0], [0.6, 0.4]], dtype=np.float32)
+    y_val = np.array([0, 1])
+    kw = dict(
+        lr=0.1,
+        momentum=0.0,
+        weight_decay=0.0,
+        batch_size=16,
+        schedule="constant",
+        init=(np.zeros((2, 2), np.float32), np.array([0.0, 1.0], np.float32)),
+        seed=0,
+    )
+    W, b, sel = fit_linear_head_on_val(fe, y, 2, fe_val, y_val, epochs=8, **kw)
+    # the recorded BACs are those of the heads trained for 1..8 epochs (a constant schedule
+    # makes the first e epochs of an 8-epoch run the same as an e-epoch run)
+    heads = [fit_linear_head(fe, y, 2, epochs=e, **kw) for e in range(1, 9)]
+    bacs = [balanced_accuracy(y_val, (fe_val @ w.T + c).argmax(1), 2) for w, c in heads]
+    assert sel["val_bac_per_epoch"] == bacs == [0.5, 0.5, 1.0, 1.0, 1.0, 0.5, 0.5, 0.5]
+    assert sel["epoch"] == 3 and sel["epoch_selection"] == "val_bac"  # the earliest best
+    np.testing.assert_array_equal(W, heads[2][0])
+    np.testing.assert_array_equal(b, heads[2][1])
+    assert not np.array_equal(W, heads[-1][0])  # the last epoch's head is not the one kept
+    with pytest.raises(ConfigError, match="epochs >= 1"):
+        fit_linear_head_on_val(fe, y, 2, fe_val, y_val, epochs=0, **kw)
+
+
+OVERSAMPLERS = {
+    "eos": eos_oversample,
+    "eos_authors": eos_authors_oversample,
+    "ros": random_oversample,
+    "smote": smote,
+}
+
+
+@pytest.mark.parametrize("name", list(OVERSAMPLERS))
+def test_oversampling_remedy_keeps_the_best_validation_epoch(imbalanced_problem, name):
+    train, val, test, classifier = imbalanced_problem
+    params = {"schedule": "constant", "lr": 0.5}  # constant: a shorter run is a prefix
+    res = apply_remedy(name, train, test, classifier, val=val, seed=2, params=params)
+    bacs = res.info["val_bac_per_epoch"]
+    assert len(bacs) == 10 and res.info["epoch_selection"] == "val_bac"
+    assert res.info["epoch"] == int(np.argmax(bacs)) + 1
+    assert res.info["epoch"] < 10  # on this problem the last epoch is not the best one
+    # the chosen epoch's recorded BAC is the kept head's own validation BAC
+    assert res.info["val_metrics"]["bac"] == bacs[res.info["epoch"] - 1]
+    # ... and the kept head is the one retrained for that many epochs on the same data
+    sample = OVERSAMPLERS[name]
+    k = {"k": 9} if name.startswith("eos") else {}
+    fe_syn, y_syn = sample(train["fe"], train["label"], seed=2, n_classes=3, **k)
+    W, b = fit_linear_head(
+        np.concatenate([train["fe"], fe_syn]),
+        np.concatenate([train["label"], y_syn]),
+        3,
+        epochs=res.info["epoch"],
+        lr=0.5,
+        schedule="constant",
+        seed=2,
+    )
+    np.testing.assert_array_equal(res.weight, W)
+    np.testing.assert_array_equal(res.bias, b)
+
+
+def test_oversampling_remedy_without_validation_keeps_the_last_epoch(imbalanced_problem):
+    train, val, test, classifier = imbalanced_problem
+    for name in OVERSAMPLERS:
+        no_val = apply_remedy(name, train, test, classifier, seed=1)
+        assert no_val.info["epoch_selection"] == "last (no validation split)"
+        assert no_val.info["epoch"] == 10 and "val_bac_per_epoch" not in no_val.info
+        empty = {"fe": val["fe"][:0], "label": val["label"][:0]}
+        assert apply_remedy(name, train, test, classifier, val=empty, seed=1).info[
+            "epoch_selection"
+        ] == ("last (no validation split)")
+        last = apply_remedy(
+            name, train, test, classifier, val=val, seed=1, params={"select": "last"}
+        )
+        assert last.info["epoch_selection"] == "last (select: last)"
+        np.testing.assert_array_equal(last.weight, no_val.weight)
+    with pytest.raises(ConfigError, match="select must be one of"):
+        apply_remedy("ros", train, test, classifier, val=val, params={"select": "test_bac"})

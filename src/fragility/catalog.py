@@ -965,4 +965,4 @@ def figures_for(rq: str) -> dict[str, Figure]:
 
 # Feature-space methods, applied to a trained run's embeddings ({run}/remedies/{name}/). Their
 # parameters are checked against config/schema.yaml's $defs.remedy_params.{method}.
-REMEDY_METHODS = ("eos", "ros", "smote", "crt", "tau_norm", "logit_adjust")
+REMEDY_METHODS = ("eos", "eos_authors", "ros", "smote", "crt", "tau_norm", "logit_adjust")

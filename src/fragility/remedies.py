@@ -10,9 +10,12 @@ analyses (CE decomposition ``sum_h CE + bias == logits``) like any other run.
 
 Remedies (registry :data:`REMEDIES`):
 
-- ``eos``, ``ros``, ``smote``: phase 2 over-samples the *training* FE to balance
-  (:func:`eos_oversample`, :func:`random_oversample`, :func:`smote`), phase 3 fits a fresh
-  linear head on original + synthetic FE (:func:`fit_linear_head`, CE + SGD as SPEC §5).
+- ``eos``, ``eos_authors``, ``ros``, ``smote``: phase 2 over-samples the *training* FE to
+  balance (:func:`eos_oversample` as the EOS paper's text describes it,
+  :func:`eos_authors_oversample` as its authors' code computes it, :func:`random_oversample`,
+  :func:`smote`), phase 3 fits a fresh linear head on original + synthetic FE with CE and SGD
+  and keeps the epoch whose head has the best validation BAC
+  (:func:`fit_linear_head_on_val`; the last epoch when the run has no validation split).
 - ``crt``: classifier re-training (Kang et al. 2020): a fresh head on the original FE with
   class-balanced minibatches.
 - ``tau_norm``: τ-normalisation of the trained classifier's weights (Kang et al. 2020), τ chosen
@@ -118,8 +121,7 @@ def _finish(parts_fe, parts_y, width: int, info: dict, sources: dict):
         else np.zeros((0, width), dtype=np.float32)
     )
     y_syn = np.concatenate(parts_y).astype(np.int64) if parts_y else np.zeros(0, dtype=np.int64)
-    for key in ("base", "partner", "r"):
-        vals = sources.get(key, [])
+    for key, vals in sources.items():  # base, partner, r (and EOS's enemy)
         info[f"{key}_index" if key != "r" else "r"] = (
             np.concatenate(vals) if vals else np.zeros(0, dtype=np.float64 if key == "r" else int)
         )
@@ -132,54 +134,146 @@ def _interpolate(fe: np.ndarray, base: np.ndarray, partner: np.ndarray, r: np.nd
     return b + r[:, None] * (fe[partner].astype(np.float64) - b)
 
 
+EOS_K_MAX = 10  # the EOS paper's k, set on CIFAR-10, whose smallest class has 50 images
+EOS_VARIANTS = ("paper", "authors")
+
+
+def scaled_k(counts, k_max: int) -> int:
+    """The default neighbour count ``min(k_max, smallest class count - 1)``, at least 1.
+
+    ``counts`` (C,) are the training counts per class; classes without an instance are left
+    out of "smallest". With k at least the smallest class's size, every one of its instances
+    has an other-class point among its k nearest neighbours, so EOS's enemy test would pick
+    all of them as bases: k must stay below the smallest class for the test to select.
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    present = counts[counts > 0]
+    smallest = int(present.min()) if present.size else 1
+    return max(1, min(int(k_max), smallest - 1))
+
+
+def _one_rank_nearer_fallback(
+    fe: np.ndarray, members: np.ndarray, base: np.ndarray, enemy: np.ndarray
+) -> np.ndarray:
+    """The authors' partner for a class with no enemy in any k-NN: the neighbour one rank
+    nearer than the base's nearest other-class instance ``enemy``. Every instance nearer than
+    the nearest enemy is of the base's class, so that partner is the farthest instance of
+    ``members`` strictly nearer to the base than the enemy (the base itself when none is).
+    ``base``/``enemy`` are (n,) row indices of ``fe``; returns (n,) row indices."""
+    unique, first = np.unique(base, return_index=True)
+    ref = fe[members].astype(np.float64)
+    partner_of = unique.copy()
+    # rows per chunk so that one (rows, members, H) difference array stays within the budget
+    rows = max(1, _KNN_BUDGET // max(members.size * fe.shape[1], 1))
+    for start in range(0, unique.size, rows):
+        b = unique[start : start + rows]
+        e = enemy[first[start : start + rows]]
+        q = fe[b].astype(np.float64)
+        dist = np.sqrt(((q[:, None, :] - ref[None, :, :]) ** 2).sum(axis=2))  # (rows, M)
+        to_enemy = np.sqrt(((q - fe[e].astype(np.float64)) ** 2).sum(axis=1))  # (rows,)
+        nearer = (dist < to_enemy[:, None]) & (members[None, :] != b[:, None])
+        pick = np.where(nearer, dist, -np.inf).argmax(axis=1)
+        partner_of[start : start + rows] = np.where(nearer.any(axis=1), members[pick], b)
+    return partner_of[np.searchsorted(unique, base)]
+
+
+def _eos_k(counts: np.ndarray, k: int | None) -> tuple[int, str]:
+    """EOS's k and where it came from: given, or :func:`scaled_k` with the paper's 10."""
+    if k is not None:
+        return int(k), "given"
+    present = counts[counts > 0]
+    smallest = int(present.min()) if present.size else 0
+    return scaled_k(counts, EOS_K_MAX), f"min({EOS_K_MAX}, smallest class {smallest} - 1)"
+
+
+def _eos_draws(fe, y, members, n_new, nbr, enemy, rng, variant, device) -> tuple:
+    """``(base, drawn_enemy, partner, n_bases, fallback)`` for ``n_new`` points of the class
+    of ``members``: (n_new,) row indices each, the number of bases and whether the class had
+    none (see :func:`eos_oversample`). ``nbr`` (N, k) is the k-NN, ``enemy`` its other-class
+    mask."""
+    bases = members[enemy[members].any(axis=1)]
+    if bases.size:
+        base = bases[rng.integers(0, bases.size, n_new)]
+        scores = rng.random((n_new, nbr.shape[1]))
+        scores[~enemy[base]] = -1.0  # argmax = uniform choice among the enemy neighbours
+        column = scores.argmax(axis=1)  # column j holds neighbour rank j + 1
+        drawn_enemy = nbr[base, column]
+        if variant == "authors":  # one rank nearer: column j - 1, or the base itself (rank 0)
+            partner = np.where(column > 0, nbr[base, np.maximum(column - 1, 0)], base)
+        else:
+            partner = drawn_enemy
+        return base, drawn_enemy, partner, int(bases.size), False
+    others = np.flatnonzero(y != y[members[0]])
+    if others.size == 0:
+        raise FragilityError("EOS needs at least two classes in the training FE")
+    nearest = others[knn(fe[members], 1, ref=fe[others], device=device)[:, 0]]
+    pick = rng.integers(0, members.size, n_new)
+    base, drawn_enemy = members[pick], nearest[pick]
+    if variant == "authors":
+        partner = _one_rank_nearer_fallback(fe, members, base, drawn_enemy)
+    else:
+        partner = drawn_enemy
+    return base, drawn_enemy, partner, int(members.size), True
+
+
 def eos_oversample(
     fe: np.ndarray,
     y: np.ndarray,
     *,
-    k: int = 10,
+    k: int | None = None,
     seed: int = 0,
     target=None,
     n_classes: int | None = None,
     chunk_size: int | None = None,
     device: str = "auto",
     return_info: bool = False,
+    variant: str = "paper",
 ):
-    """Expansive Over-Sampling (EOS, seed 003; SPEC §5 phase 2): ``(fe_syn, y_syn)``.
+    """Expansive Over-Sampling (EOS; Dablain, Bellinger, Krawczyk and Chawla, "Efficient
+    Augmentation for Imbalanced Deep Learning", 2023), phase 2: ``(fe_syn (S, H), y_syn (S,))``.
 
     The k nearest neighbours of every instance are found over *all* instances (itself
     excluded). For each class c with fewer than ``target_c`` instances (default: the majority
-    count, so the majority class gets nothing), the *bases* are the instances of c with at
-    least one other-class neighbour ("enemy") among their k-NN; ``target_c - count_c``
-    synthetic points ``base + r * (enemy - base)`` are made, with the base drawn uniformly
-    (with replacement) among the bases, the enemy uniformly among that base's enemy
-    neighbours, and ``r ~ U(0, 1)``. ``target`` is None, one int for all classes, or a
-    per-class sequence.
+    count; ``target`` may be one int or a per-class sequence), the *bases* are the instances
+    of c with an other-class neighbour ("enemy") among their k-NN; ``target_c - count_c``
+    points ``base + r * (partner - base)`` are made, the base drawn uniformly (with
+    replacement) among the bases, an enemy uniformly among that base's enemy neighbours,
+    ``r ~ U(0, 1)``. The partner is the drawn enemy (``variant="paper"``, the paper's text) or
+    the neighbour one rank nearer than it (``"authors"``, see :func:`eos_authors_oversample`);
+    both variants draw the same random numbers, so with one seed they share bases, enemies
+    and r. ``k=None`` uses :func:`scaled_k` with the paper's 10: ``min(10, smallest class
+    count - 1)``, at least 1.
 
-    Fallback: a class none of whose instances has an enemy among its k-NN (it is far from
-    every other class) uses *all* its instances as bases, each with its single nearest
-    other-class instance as enemy (the k-NN grown until an enemy appears). Such classes are
-    listed in ``info["fallback_classes"]``. A class with no training instance cannot be
-    over-sampled and is listed in ``info["empty_classes"]``.
+    Fallback: a class none of whose instances has an enemy among its k-NN uses *all* its
+    instances as bases, each with its nearest other-class instance as enemy (listed in
+    ``info["fallback_classes"]``); a class with no instance, in ``info["empty_classes"]``.
+    Seeded with ``numpy.random.default_rng(seed)``.
 
-    Seeded with ``numpy.random.default_rng(seed)``: the same inputs and seed give identical
-    points. ``return_info=True`` also returns a dict with per-class ``synthetic`` and
-    ``bases`` counts and, per synthetic point, ``base_index``, ``partner_index`` (the enemy)
-    and ``r``.
+    ``return_info=True`` also returns a dict: ``variant``, ``k``, ``k_source``, per-class
+    ``synthetic`` and ``bases`` counts, ``partner_is_base`` and ``partner_same_class`` (points
+    interpolating towards the base itself / its own class: 0 for the paper's variant) and,
+    per point, ``base_index``, ``enemy_index``, ``partner_index`` and ``r``.
     """
+    if variant not in EOS_VARIANTS:
+        raise ConfigError(f"EOS variant must be one of {list(EOS_VARIANTS)}, got {variant!r}")
     fe, y, counts, n_classes = _labels(fe, y, n_classes)
     need = _needed(counts, target)
+    k, k_source = _eos_k(counts, k)
     rng = np.random.default_rng(seed)
     info = {
+        "variant": variant,
+        "k": k,
+        "k_source": k_source,
         "synthetic": need.tolist(),
         "bases": [0] * n_classes,
         "fallback_classes": [],
         "empty_classes": [],
     }
-    parts_fe, parts_y, sources = [], [], {"base": [], "partner": [], "r": []}
+    parts_fe, parts_y = [], []
+    sources = {"base": [], "partner": [], "enemy": [], "r": []}
     if need.sum() > 0:
-        nbr = knn(fe, k, chunk_size=chunk_size, device=device)  # (N, k)
+        nbr = knn(fe, k, chunk_size=chunk_size, device=device)  # (N, k), nearest first
         enemy = y[nbr] != y[:, None]
-        has_enemy = enemy.any(axis=1)
     for c in np.flatnonzero(need):
         members = np.flatnonzero(y == c)
         n_new = int(need[c])
@@ -187,30 +281,37 @@ def eos_oversample(
             info["empty_classes"].append(int(c))
             info["synthetic"][c] = 0
             continue
-        bases = members[has_enemy[members]]
-        if bases.size:
-            base = bases[rng.integers(0, bases.size, n_new)]
-            scores = rng.random((n_new, nbr.shape[1]))
-            scores[~enemy[base]] = -1.0  # argmax = uniform choice among the enemy neighbours
-            partner = nbr[base, scores.argmax(axis=1)]
-            info["bases"][c] = int(bases.size)
-        else:
-            others = np.flatnonzero(y != c)
-            if others.size == 0:
-                raise FragilityError("EOS needs at least two classes in the training FE")
-            nearest = others[knn(fe[members], 1, ref=fe[others], device=device)[:, 0]]
-            pick = rng.integers(0, members.size, n_new)
-            base, partner = members[pick], nearest[pick]
-            info["bases"][c] = int(members.size)
-            info["fallback_classes"].append(int(c))
+        base, drawn_enemy, partner, n_bases, fallback = _eos_draws(
+            fe, y, members, n_new, nbr, enemy, rng, variant, device
+        )
+        info["bases"][c] = n_bases
+        info["fallback_classes"] += [int(c)] if fallback else []
         r = rng.random(n_new)
         parts_fe.append(_interpolate(fe, base, partner, r))
         parts_y.append(np.full(n_new, c))
-        sources["base"].append(base)
-        sources["partner"].append(partner)
-        sources["r"].append(r)
+        for key, value in zip(sources, (base, partner, drawn_enemy, r)):
+            sources[key].append(value)
     fe_syn, y_syn, info = _finish(parts_fe, parts_y, fe.shape[1], info, sources)
+    base_index, partner_index = info["base_index"], info["partner_index"]
+    info["partner_is_base"] = int(np.sum(partner_index == base_index))
+    info["partner_same_class"] = int(np.sum(y[partner_index] == y[base_index]))
     return (fe_syn, y_syn, info) if return_info else (fe_syn, y_syn)
+
+
+def eos_authors_oversample(fe: np.ndarray, y: np.ndarray, **kwargs):
+    """EOS as its authors' published code (``dd1github/EOS``, ``EOS.py``) computes it:
+    :func:`eos_oversample` with ``variant="authors"``; same arguments and returns.
+
+    Bases and enemies are drawn as in the paper's text, but the partner is the neighbour one
+    rank *nearer* than the drawn enemy, counting the base itself as rank 0 (their code reads
+    ``ind2[base, ni]`` with ``ni`` drawn over enemy ranks 1..k numbered from 0, while column
+    0 of ``ind2`` is the base). An enemy at rank 1 gives the base itself (a copy); an enemy
+    at rank j > 1 gives the rank j - 1 neighbour, often of the base's own class. In a class
+    with no base (the fallback) the partner is, likewise, the neighbour just before the
+    nearest other-class instance: the farthest same-class instance strictly nearer than it,
+    or the base itself.
+    """
+    return eos_oversample(fe, y, variant="authors", **kwargs)
 
 
 def random_oversample(
@@ -261,11 +362,22 @@ def smote(
     *same-class* neighbours, ``r ~ U(0, 1)``; until every class reaches ``target`` (default:
     the majority count). A class with fewer than k+1 instances uses all of its others as
     neighbours; a class with a single instance can only be copied (listed in
-    ``info["copied_classes"]``)."""
+    ``info["copied_classes"]``). ``k`` thus scales to each class by itself (its neighbours
+    are of its own class, unlike EOS's): ``info["k_per_class"]`` records ``min(k, count - 1)``
+    for every over-sampled class (None for the others)."""
     fe, y, counts, n_classes = _labels(fe, y, n_classes)
     need = _needed(counts, target)
     rng = np.random.default_rng(seed)
-    info = {"synthetic": need.tolist(), "copied_classes": [], "empty_classes": []}
+    info = {
+        "k": int(k),
+        "k_per_class": [
+            max(min(int(k), int(n) - 1), 0) if m > 0 and n > 0 else None
+            for n, m in zip(counts, need)
+        ],
+        "synthetic": need.tolist(),
+        "copied_classes": [],
+        "empty_classes": [],
+    }
     parts_fe, parts_y, sources = [], [], {"base": [], "partner": [], "r": []}
     for c in np.flatnonzero(need):
         members = np.flatnonzero(y == c)
@@ -352,6 +464,7 @@ def fit_linear_head(
     init: tuple[np.ndarray, np.ndarray] | None = None,
     schedule: str = "cosine",
     device: str = "cpu",
+    on_epoch_end: Callable | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Phase 3 (SPEC §5): train ``logits = fe @ W.T + bias`` with CE and SGD; ``(W, b)`` float32.
 
@@ -362,6 +475,9 @@ def fit_linear_head(
     (``"constant"``). Initialisation: ``init=(W, b)`` copies, else U(-1/sqrt(H), 1/sqrt(H)) like
     ``nn.Linear`` from a ``torch.Generator`` seeded with ``seed``, which also drives the
     sampling: the same seed gives the same head (on the same device).
+
+    ``on_epoch_end(epoch, weight, bias)``, if given, is called after each epoch (1-based) with
+    the current ``(C, H)`` and ``(C,)`` torch tensors; it must not modify them.
     """
     import torch
 
@@ -384,7 +500,7 @@ def fit_linear_head(
     buf_w, buf_b = torch.zeros_like(weight), torch.zeros_like(bias)
     step = 0
     with torch.no_grad():
-        for _ in range(epochs):
+        for epoch in range(epochs):
             if sampler == "uniform":
                 order = torch.randperm(n, generator=gen)
             else:
@@ -407,10 +523,58 @@ def fit_linear_head(
                 weight.add_(buf_w, alpha=-rates[step])
                 bias.add_(buf_b, alpha=-rates[step])
                 step += 1
+            if on_epoch_end is not None:
+                on_epoch_end(epoch + 1, weight, bias)
     return (
         weight.detach().cpu().numpy().astype(np.float32),
         bias.detach().cpu().numpy().astype(np.float32),
     )
+
+
+def fit_linear_head_on_val(
+    fe: np.ndarray,
+    y: np.ndarray,
+    n_classes: int,
+    fe_val: np.ndarray,
+    y_val: np.ndarray,
+    **head,
+) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Phase 3 with the epoch chosen on a validation split: ``(W (C, H), b (C,), selection)``.
+
+    Trains exactly as :func:`fit_linear_head` (``head`` takes its keywords; ``epochs`` at
+    least 1) and, after every epoch, scores the head on ``fe_val`` (M, H), ``y_val`` (M,) by
+    balanced accuracy (``argmax(fe_val @ W.T + b)``). The head of the epoch with the best
+    validation BAC is returned (ties: the earliest such epoch), so the test set plays no part
+    in the choice. With the cosine schedule that head is an intermediate state of the full
+    schedule, not a head trained with fewer epochs. ``selection`` holds ``epoch_selection``
+    ("val_bac"), ``epoch`` (1-based) and ``val_bac_per_epoch``.
+    """
+    epochs = int(head.get("epochs", 10))
+    if epochs < 1:
+        raise ConfigError(
+            f"choosing the head's epoch on validation needs epochs >= 1, got {epochs}"
+        )
+    fe_val = np.asarray(fe_val, dtype=np.float32)
+    y_val = np.asarray(y_val, dtype=np.int64)
+    val_bacs: list[float] = []
+    best: dict = {}
+
+    def keep_best(epoch: int, weight, bias) -> None:
+        W = weight.detach().cpu().numpy().astype(np.float32)
+        b = bias.detach().cpu().numpy().astype(np.float32)
+        # the same float32 evaluation as the remedy's final val/test metrics
+        bac = balanced_accuracy(y_val, head_logits(fe_val, W, b, False).argmax(axis=1), n_classes)
+        val_bacs.append(bac)
+        if not best or bac > best["bac"]:
+            best.update(bac=bac, epoch=epoch, weight=W, bias=b)
+
+    fit_linear_head(fe, y, n_classes, on_epoch_end=keep_best, **head)
+    selection = {
+        "epoch_selection": "val_bac",
+        "epoch": int(best["epoch"]),
+        "val_bac_per_epoch": [float(v) for v in val_bacs],
+    }
+    return best["weight"], best["bias"], selection
 
 
 # -- post-hoc: τ-normalisation and logit adjustment ---------------------------------------------
@@ -546,7 +710,17 @@ def _fresh_head(fe, y, n_classes, seed, params, sampler):
     return fit_linear_head(fe, y, n_classes, seed=seed, sampler=sampler, **head)
 
 
+_OVERSAMPLING_PARAMS = {"target": None, "select": "val_bac"}
+HEAD_SELECTIONS = ("val_bac", "last")
+
+
 def _oversampling_fit(sample: Callable, sampler_keys: tuple):
+    """Phase 2 (``sample``) then phase 3, the head's epoch chosen by ``params["select"]``:
+    ``"val_bac"`` keeps the epoch with the best validation BAC (:func:`fit_linear_head_on_val`)
+    and falls back to the last epoch, recorded as such, when the run has no validation split
+    (e.g. a model trained elsewhere, or a dataset whose majority uses every training image);
+    ``"last"`` always keeps the last epoch. The test set never takes part."""
+
     def fit(train, val, classifier, seed, params):
         n_classes = classifier["weight"].shape[0]
         fe, y = np.asarray(train["fe"], dtype=np.float32), np.asarray(train["label"])
@@ -554,16 +728,25 @@ def _oversampling_fit(sample: Callable, sampler_keys: tuple):
         fe_syn, y_syn, info = sample(
             fe, y, seed=seed, n_classes=n_classes, return_info=True, **kwargs
         )
-        W, b = _fresh_head(
-            np.concatenate([fe, fe_syn]),
-            np.concatenate([y, y_syn]),
-            n_classes,
-            seed,
-            params,
-            "uniform",
-        )
+        fe_all, y_all = np.concatenate([fe, fe_syn]), np.concatenate([y, y_syn])
+        select = params["select"]
+        if select not in HEAD_SELECTIONS:
+            raise ConfigError(
+                f"select must be one of {list(HEAD_SELECTIONS)} (the head's epoch), got {select!r}"
+            )
+        has_val = val is not None and len(val["label"]) > 0
+        if select == "val_bac" and has_val:
+            head = {k: params[k] for k in _HEAD_PARAMS}
+            W, b, selection = fit_linear_head_on_val(
+                fe_all, y_all, n_classes, val["fe"], val["label"], seed=seed, **head
+            )
+        else:
+            W, b = _fresh_head(fe_all, y_all, n_classes, seed, params, "uniform")
+            reason = "select: last" if select == "last" else "no validation split"
+            selection = {"epoch_selection": f"last ({reason})", "epoch": int(params["epochs"])}
         info = {k: v for k, v in info.items() if not isinstance(v, np.ndarray)}
         info["n_synthetic"] = int(len(y_syn))
+        info.update(selection)
         return W, b, False, info
 
     return fit
@@ -619,17 +802,24 @@ def _logit_adjust_fit(train, val, classifier, seed, params):
 REMEDIES: dict[str, Remedy] = {
     "eos": Remedy(
         _oversampling_fit(eos_oversample, ("k", "target")),
-        {"k": 10, "target": None, **_HEAD_PARAMS},
-        "EOS in FE space (bases with enemies in their k-NN) + fresh linear head",
+        {"k": None, **_OVERSAMPLING_PARAMS, **_HEAD_PARAMS},
+        "EOS in FE space as the paper describes it (base towards an enemy in its k-NN) "
+        "+ fresh linear head",
+    ),
+    "eos_authors": Remedy(
+        _oversampling_fit(eos_authors_oversample, ("k", "target")),
+        {"k": None, **_OVERSAMPLING_PARAMS, **_HEAD_PARAMS},
+        "EOS as the authors' code computes it (base towards the neighbour one rank nearer "
+        "than the drawn enemy) + fresh linear head",
     ),
     "ros": Remedy(
         _oversampling_fit(random_oversample, ("target",)),
-        {"target": None, **_HEAD_PARAMS},
+        {**_OVERSAMPLING_PARAMS, **_HEAD_PARAMS},
         "random over-sampling of FE + fresh linear head",
     ),
     "smote": Remedy(
         _oversampling_fit(smote, ("k", "target")),
-        {"k": 5, "target": None, **_HEAD_PARAMS},
+        {"k": 5, **_OVERSAMPLING_PARAMS, **_HEAD_PARAMS},
         "SMOTE in FE space + fresh linear head",
     ),
     "crt": Remedy(
@@ -678,9 +868,9 @@ def apply_remedy(
 
     ``train``/``test``/``val`` are :func:`fragility.embeddings.read_embeddings`-like dicts
     (``fe``, ``label``); ``classifier`` a :func:`~fragility.embeddings.read_classifier` dict.
-    The remedy sees only ``train``, ``classifier`` and (τ-norm) ``val``; ``test`` is evaluated
-    once the head is fixed. ``params`` override the remedy's defaults (``REMEDIES[name].params``;
-    unknown keys are an error). With ``val`` given, ``info["val_metrics"]`` reports it too.
+    The remedy sees only ``train``, ``classifier`` and ``val`` (τ-norm's τ, the over-sampling
+    heads' epoch); ``test`` is evaluated once the head is fixed. ``params`` override the
+    remedy's defaults (``REMEDIES[name].params``; unknown keys are an error). With ``val`` given, ``info["val_metrics"]`` reports it too.
     """
     params = _resolve_params(name, params)
     n_classes = int(np.asarray(classifier["weight"]).shape[0])
@@ -695,7 +885,7 @@ def apply_remedy(
     test_logits = head_logits(test["fe"], W, b, normed).astype(np.float32)
     train_logits = head_logits(train["fe"], W, b, normed).astype(np.float32)
     test_pred = test_logits.argmax(axis=1)
-    if val is not None:
+    if val is not None and len(val["label"]) > 0:
         val_pred = head_logits(val["fe"], W, b, normed).argmax(axis=1)
         info["val_metrics"] = summary(val["label"], val_pred, n_classes)
     if REMEDIES[name].posthoc and train.get("logits") is not None:
