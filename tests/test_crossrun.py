@@ -76,6 +76,23 @@ def test_over_seeds_gives_mean_and_sample_std_and_keeps_identities():
     assert ce["ok"] is False and focal["ok"] is True  # booleans: true in every seed
 
 
+def test_over_seeds_lists_an_identity_that_varies_between_seeds_instead_of_averaging_it():
+    # a seeded class order makes another class the majority in each seed
+    by_seed = pa.table(
+        {
+            "dataset": ["d"] * 4,
+            "imbalance": ["exp10", "exp10", "exp10", "balanced"],
+            "loss": ["ce"] * 4,
+            "seed": [0, 1, 2, 0],
+            "majority_class": [3, 5, 3, 0],
+            "bac": [0.5, 0.7, 0.9, 0.8],
+        }
+    )
+    exp10, balanced = over_seeds(by_seed).to_pylist()
+    assert exp10["majority_class"] == "3/5" and balanced["majority_class"] == "0"
+    assert "majority_class_mean" not in exp10 and exp10["bac_mean"] == pytest.approx(0.7)
+
+
 def test_balanced_partner_prefers_the_same_seed_and_loss_then_cross_entropy(tmp_path):
     bal_ce = _run(tmp_path, "balanced", "ce", 0, 0.9)
     bal_focal = _run(tmp_path, "balanced", "focal", 0, 0.8)

@@ -1,8 +1,17 @@
+import hashlib
+
 import numpy as np
 import pytest
 
 from fragility.errors import ConfigError, FragilityError
-from fragility.splits import Imbalance, class_counts, make_split, subset_indices
+from fragility.splits import (
+    Imbalance,
+    class_counts,
+    make_split,
+    resolve_class_order,
+    seeded_class_order,
+    subset_indices,
+)
 
 
 def test_cifar10_exp100_counts_are_the_papers():
@@ -76,6 +85,96 @@ def test_class_order_moves_the_majority():
     assert np.bincount(subset_indices(split, "train")[1]).tolist() == [4, 8, 18, 40]
     with pytest.raises(ConfigError, match="class_order"):
         make_split(y_train, y_test, "exp10", n_max=40, seed=0, class_order=[0, 1, 2])
+
+
+def _digest(split) -> str:
+    """A split table's rows, labels and subsets as one short hash."""
+    h = hashlib.sha256()
+    for column in ("index", "label"):
+        h.update(split.column(column).to_numpy().astype(np.int64).tobytes())
+    h.update("|".join(split.column("subset").to_pylist()).encode())
+    return h.hexdigest()[:16]
+
+
+# The digits splits of the smoke preset's settings (n_max 100, n_val 20, n_test 30), seeds
+# 0-4, as the code made them before the class order had modes (commit fdb2f8d).
+LABEL_ORDER_DIGESTS = {
+    "balanced": ["e0da8e3d981faa0d", "fae93ae196238e37", "b190e99874d69e67",
+                 "07131df69441a718", "0f781e8f0ca50d4e"],
+    "exp10": ["12ad4f6119777e23", "ca7e51ce2d57b3ab", "3cb82853ca8be03b",
+              "76e12e26187a3460", "2342783aa5e8ec29"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("imbalance", sorted(LABEL_ORDER_DIGESTS))
+def test_label_order_draws_the_same_splits_as_before(imbalance):
+    from fragility.data import load_raw
+
+    digits = load_raw("digits")
+    draw = {"n_val": 20, "n_test": 30}
+    for seed, digest in enumerate(LABEL_ORDER_DIGESTS[imbalance]):
+        split = make_split(digits.y_train, digits.y_test, imbalance, 100, seed, **draw)
+        assert _digest(split) == digest, seed
+        for order in ("label", list(range(10))):
+            again = make_split(digits.y_train, digits.y_test, imbalance, 100, seed, **draw,
+                               class_order=order)  # fmt: skip
+            assert again.equals(split)
+    counts = np.bincount(subset_indices(split, "train")[1]).tolist()
+    assert counts == class_counts(imbalance, 100, 10)  # 100, 77, 59, ..., 10 for exp10
+
+
+def test_the_seeded_order_is_the_seed_s_own_and_differs_between_seeds():
+    orders = [seeded_class_order(10, seed) for seed in range(5)]
+    assert orders == [seeded_class_order(10, seed) for seed in range(5)]
+    assert all(sorted(order) == list(range(10)) for order in orders)
+    # the draw of seed 0, pinned: a results folder's seeded splits stay reproducible
+    assert orders[0] == [3, 8, 9, 4, 6, 7, 2, 0, 1, 5]
+    assert len({order[-1] for order in orders}) > 1  # not always the same smallest class
+    assert len({order[0] for order in orders}) > 1
+    assert resolve_class_order("seeded", 10, 3) == (orders[3], "seeded")
+    assert resolve_class_order(None, 3, 3) == resolve_class_order("label", 3, 9) == (
+        [0, 1, 2], "label")  # fmt: skip
+    assert resolve_class_order([2, 0, 1], 3, 0) == ([2, 0, 1], "explicit")
+
+
+@pytest.mark.parametrize(
+    ("order", "message"),
+    [
+        ("random", "class_order 'random': use label or seeded or a list of the class indices"),
+        ([0, 0, 1, 2], "class_order [0, 0, 1, 2] must list every class 0..3 exactly once"),
+    ],
+)
+def test_an_invalid_class_order_is_one_line(order, message):
+    y_train, y_test = _labels()
+    with pytest.raises(ConfigError) as info:
+        make_split(y_train, y_test, "exp10", n_max=40, seed=0, class_order=order)
+    assert str(info.value) == message
+
+
+def test_a_class_order_changes_only_how_many_images_each_class_keeps():
+    # same seed, two orders: the same pool, validation and test images; every class trains
+    # on the first n of the same shuffled pool, n given by its position in the order
+    y_train, y_test = _labels()
+    draw = {"n_max": 40, "seed": 5, "n_val": 5, "n_test": 10}
+    label = make_split(y_train, y_test, "exp10", **draw)
+    seeded = make_split(y_train, y_test, "exp10", **draw, class_order="seeded")
+    order = seeded_class_order(4, 5)
+    assert order != [0, 1, 2, 3]
+    for subset in ("val", "test"):
+        assert np.array_equal(subset_indices(label, subset)[0], subset_indices(seeded, subset)[0])
+
+    def pool(split):
+        return np.sort(np.concatenate([subset_indices(split, s)[0] for s in ("train", "pool")]))
+
+    assert np.array_equal(pool(label), pool(seeded))
+    counts = class_counts("exp10", 40, 4)
+    for cls in range(4):
+        rows = {name: set(subset_indices(s, "train")[0][subset_indices(s, "train")[1] == cls])
+                for name, s in (("label", label), ("seeded", seeded))}  # fmt: skip
+        assert len(rows["label"]) == counts[cls]
+        assert len(rows["seeded"]) == counts[order.index(cls)]
+        small, large = sorted(rows.values(), key=len)
+        assert small <= large
 
 
 def test_n_max_larger_than_the_data_says_so():

@@ -9,7 +9,8 @@ reruns only the runs whose settings changed.
 parameters against its method's schema (``$defs.remedy_params`` of ``config/schema.yaml``),
 ``select: val_bac`` and a validation-chosen ``tau_norm`` against ``n_val``, ``class_order``
 and ``n_max``/``n_val``/``n_test`` against the sizes of the datasets known without reading
-them (:data:`KNOWN_SIZES`). Every error is one line naming the key and the fix.
+them (:data:`KNOWN_SIZES`), ``class_order`` against the splits already in the results root.
+Every error is one line naming the key and the fix.
 
 Models trained elsewhere (``models``) are runs too, one per entry and seed, named by the
 entry (its ``loss`` in paths): their settings are resolved here, their files checked before
@@ -29,7 +30,7 @@ from .catalog import Layout
 from .data import LOADERS, missing_raw_files
 from .errors import ConfigError
 from .settings import ARCHITECTURES, LDAM_DRW_ARCHS, LOSSES, TrainConfig
-from .splits import Imbalance, ldam_drw_parameters
+from .splits import Imbalance, check_recorded_class_orders, ldam_drw_parameters
 
 TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 # the workflow's schema, in the repository this package is installed from (editable)
@@ -153,13 +154,16 @@ class Study:
         split, key = self.split_settings(name), f"datasets.{name}.split"
         n_classes, n_train, n_test = KNOWN_SIZES.get(loader, (None, None, None))
         order = split["class_order"]
-        if order is not None:
+        if isinstance(order, list):
             n = len(order) if n_classes is None else n_classes
             if sorted(order) != list(range(n)):
                 raise ConfigError(
                     f"{key}.class_order {order} is not an order of the {n} classes of "
                     f"{loader}: list each of 0..{n - 1} exactly once"
                 )
+        # one class order per results root: never redraw or mix in another order's runs
+        results = self.config.get("results", "results")
+        check_recorded_class_orders(results, name, order, f"{key}.class_order")
         n_max, n_val = split["n_max"], split["n_val"]
         if n_train is not None and n_max + n_val > n_train:
             asked = f"n_max={n_max}" + (f" + n_val={n_val} = {n_max + n_val}" if n_val else "")
@@ -281,12 +285,14 @@ class Study:
 
     def split_settings(self, dataset: str) -> dict:
         split = dict(self.datasets[dataset].get("split", {}))
+        order = split.get("class_order")
         return sorted_settings(
             {
                 "n_max": split.get("n_max", 1000),
                 "n_val": split.get("n_val", 0),
                 "n_test": split.get("n_test"),
-                "class_order": split.get("class_order"),
+                # label order is None, as before the option had names: same params, no rerun
+                "class_order": None if order == "label" else order,
             }
         )
 

@@ -7,8 +7,10 @@ A split assigns rows of the canonical train/test arrays to subsets:
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -58,6 +60,45 @@ def class_counts(imbalance: str | Imbalance, n_max: int, n_classes: int) -> list
     return [n_max] * half + [int(n_max / imb.ratio)] * (n_classes - half)
 
 
+# How a split orders the classes by size: ``label`` keeps the labels' order (class 0 the
+# majority, the paper's), ``seeded`` draws a permutation from the run's seed; a config may also
+# give the order itself (a list, recorded as ``explicit``).
+CLASS_ORDER_MODES = ("label", "seeded")
+# The seeded order's own stream: a child of the seed's SeedSequence, so drawing the order
+# takes nothing from the stream that draws the images (``numpy.random.default_rng(seed)``).
+_ORDER_STREAM = 1
+
+
+def seeded_class_order(n_classes: int, seed: int) -> list[int]:
+    """The class at each imbalance position (position 0 = majority) that ``class_order:
+    seeded`` gives ``seed``: a permutation of ``0..n_classes-1`` from a generator of its own."""
+    sequence = np.random.SeedSequence(int(seed), spawn_key=(_ORDER_STREAM,))
+    return [int(c) for c in np.random.default_rng(sequence).permutation(n_classes)]
+
+
+def resolve_class_order(
+    class_order: str | list[int] | None, n_classes: int, seed: int
+) -> tuple[list[int], str]:
+    """``(order, mode)``: the class at each imbalance position and how it was chosen
+    (``label``, ``seeded`` or ``explicit``). ``class_order``: ``None`` or ``"label"``
+    (``0..C-1``), ``"seeded"`` (:func:`seeded_class_order`) or a list naming every class once."""
+    if class_order is None or class_order == "label":
+        return list(range(n_classes)), "label"
+    if class_order == "seeded":
+        return seeded_class_order(n_classes, seed), "seeded"
+    if isinstance(class_order, str):
+        raise ConfigError(
+            f"class_order {class_order!r}: use {' or '.join(CLASS_ORDER_MODES)} or a list of "
+            "the class indices"
+        )
+    order = [int(c) for c in class_order]
+    if sorted(order) != list(range(n_classes)):
+        raise ConfigError(
+            f"class_order {order} must list every class 0..{n_classes - 1} exactly once"
+        )
+    return order, "explicit"
+
+
 def make_split(
     y_train: np.ndarray,
     y_test: np.ndarray,
@@ -67,29 +108,28 @@ def make_split(
     *,
     n_val: int = 0,
     n_test: int | None = None,
-    class_order: list[int] | None = None,
+    class_order: str | list[int] | None = None,
 ) -> pa.Table:
     """Draw the split for one run.
 
     ``y_train``/``y_test``: labels of the canonical arrays, ``(N,)`` and ``(M,)``.
-    ``class_order[i]`` is the class at imbalance position ``i`` (default ``0..C-1``).
+    ``class_order`` (:func:`resolve_class_order`) puts a class at each imbalance position
+    (default: class ``i`` at position ``i``). It decides only how many of a class's pool
+    images are kept for training: which images form the pool, the validation and the test
+    set is drawn per class in label order, so that two orders of one seed keep the same
+    images and differ only in how many of them each class trains on.
     Returns a table with columns ``index``, ``label``, ``subset``, sorted by subset then index.
     The draw depends only on the labels, the arguments and ``seed``.
     """
     y_train = np.asarray(y_train, dtype=np.int64)
     y_test = np.asarray(y_test, dtype=np.int64)
     n_classes = int(max(y_train.max(), y_test.max())) + 1
-    order = list(range(n_classes)) if class_order is None else [int(c) for c in class_order]
-    if sorted(order) != list(range(n_classes)):
-        raise ConfigError(
-            f"class_order {order} must list every class 0..{n_classes - 1} exactly once"
-        )
-    counts = class_counts(imbalance, n_max, n_classes)
+    order, _ = resolve_class_order(class_order, n_classes, seed)
+    by_position = class_counts(imbalance, n_max, n_classes)
+    kept = {cls: by_position[position] for position, cls in enumerate(order)}
     parts: dict[str, list[np.ndarray]] = {"train": [], "pool": [], "val": [], "test": []}
 
-    for position, (cls, shuffled, test_rows) in enumerate(
-        _class_draws(y_train, y_test, order, seed, n_test)
-    ):
+    for cls, shuffled, test_rows in _class_draws(y_train, y_test, n_classes, seed, n_test):
         needed = n_max + n_val
         if len(shuffled) < needed:
             what = f"n_max={n_max}" + (f" + n_val={n_val}" if n_val else "")
@@ -98,20 +138,20 @@ def make_split(
                 f"{needed}; lower n_max (or n_val)"
             )
         pool = shuffled[:n_max]
-        parts["train"].append(pool[: counts[position]])
-        parts["pool"].append(pool[counts[position] :])
+        parts["train"].append(pool[: kept[cls]])
+        parts["pool"].append(pool[kept[cls] :])
         parts["val"].append(shuffled[n_max:needed])
         parts["test"].append(test_rows)
     return _split_table(parts, y_train, y_test)
 
 
-def _class_draws(y_train, y_test, order, seed: int, n_test: int | None):
-    """Per class in ``order``: ``(class, its training rows shuffled, its test rows)``, the
+def _class_draws(y_train, y_test, n_classes: int, seed: int, n_test: int | None):
+    """Per class in label order: ``(class, its training rows shuffled, its test rows)``, the
     test rows all of them or ``n_test`` drawn. One generator seeded by ``seed`` makes every
     draw, in this order; the test draw depends on the class sizes only, not on the
-    imbalance, so every split of one seed has the same test images."""
+    imbalance or the class order, so every split of one seed has the same test images."""
     rng = np.random.default_rng(seed)
-    for cls in order:
+    for cls in range(n_classes):
         shuffled = rng.permutation(np.flatnonzero(y_train == cls))
         test_rows = np.flatnonzero(y_test == cls)
         if n_test is not None:
@@ -121,6 +161,59 @@ def _class_draws(y_train, y_test, order, seed: int, n_test: int | None):
                 )
             test_rows = rng.permutation(test_rows)[:n_test]
         yield cls, shuffled, test_rows
+
+
+def class_order_metadata(order: list[int], mode: str) -> dict[str, str]:
+    """The split file's key-value record of its class order: ``class_order`` (a JSON list,
+    the class at each imbalance position) and ``class_order_mode``."""
+    return {"class_order": json.dumps(order), "class_order_mode": mode}
+
+
+def recorded_class_order(metadata: dict[str, str]) -> tuple[list[int] | None, str]:
+    """``(order, mode)`` recorded in a split file's key-value ``metadata``. A split written
+    before the mode was recorded holds ``class_order`` ``None`` (label order: ``(None,
+    "label")``, its length unknown) or its list (``explicit``)."""
+    text = metadata.get("class_order", "None")
+    order = None if text == "None" else [int(c) for c in json.loads(text)]
+    return order, metadata.get("class_order_mode", "label" if order is None else "explicit")
+
+
+def check_recorded_class_orders(results: str | Path, dataset: str, class_order, key: str) -> None:
+    """Refuse a class order other than the one the splits already under ``results`` were
+    drawn with (``{results}/{dataset}/*/split_seed*.parquet``): redrawing them would replace
+    the models, embeddings and tables of the other order, and keeping them would mix two
+    orders in one study. ``class_order`` is the config's setting (None = label order), ``key``
+    its name in the config, for the one-line message."""
+    from .io import read_parquet_metadata
+
+    setting = "label" if class_order is None else class_order
+    for path in sorted(Path(results).glob(f"{dataset}/*/split_seed*.parquet")):
+        try:
+            metadata = read_parquet_metadata(path)
+            found, mode = recorded_class_order(metadata)
+            seed = int(metadata["seed"])
+        except (OSError, KeyError, ValueError, pa.ArrowException):
+            continue  # not a split file this workflow wrote: its rule redraws or reports it
+        written_before_modes = "class_order_mode" not in metadata
+        if written_before_modes and found is not None and found != sorted(found):
+            raise ConfigError(  # that version drew the classes' images in the order's sequence
+                f"{path} was drawn in class order {found} by an earlier version, which chose "
+                "other images for it than this one; delete "
+                f"{Path(results) / dataset} to redraw every run of it"
+            )
+        if found is None:  # written before the order was recorded: label order
+            same = setting == "label" or (isinstance(setting, list) and setting == sorted(setting))
+        elif isinstance(setting, list):
+            same = found == setting
+        else:
+            same = found == resolve_class_order(setting, len(found), seed)[0]
+        if not same:
+            shown = "label order" if found is None else f"{mode} class order {found}"
+            raise ConfigError(
+                f"{key} is {setting}, but {path} was drawn in {shown}; give this study a "
+                f"results root of its own, or delete {Path(results) / dataset} to redraw "
+                "every run of it"
+            )
 
 
 def _split_table(parts: dict[str, list[np.ndarray]], y_train, y_test) -> pa.Table:
@@ -254,7 +347,6 @@ def external_split(
     seed: int,
     n_max: int,
     n_test: int | None = None,
-    class_order: list[int] | None = None,
 ) -> pa.Table:
     """The split of a model trained elsewhere on the images of ``train_rows`` (None:
     unknown). ``train`` is that subset and ``pool`` every other training image, so that
@@ -265,8 +357,7 @@ def external_split(
     y_train = np.asarray(y_train, dtype=np.int64)
     y_test = np.asarray(y_test, dtype=np.int64)
     n_classes = int(max(y_train.max(), y_test.max())) + 1
-    order = list(range(n_classes)) if class_order is None else [int(c) for c in class_order]
-    draws = list(_class_draws(y_train, y_test, order, seed, n_test))
+    draws = list(_class_draws(y_train, y_test, n_classes, seed, n_test))
     parts = {"train": [], "pool": [], "val": [], "test": [rows for _, _, rows in draws]}
     if train_rows is None:
         parts["pool"] = [shuffled[:n_max] for _, shuffled, _ in draws]

@@ -13,7 +13,13 @@ from . import data
 from .gpus import device_record
 from .io import write_json, write_parquet
 from .provenance import code_version, environment
-from .splits import make_split, subset_indices
+from .splits import (
+    class_order_metadata,
+    make_split,
+    recorded_class_order,
+    resolve_class_order,
+    subset_indices,
+)
 from .training import Subset, TrainConfig, channel_stats, save_model, train
 
 
@@ -37,9 +43,14 @@ def split_dataset(
     n_max: int,
     n_val: int = 0,
     n_test: int | None = None,
-    class_order: list[int] | None = None,
+    class_order: str | list[int] | None = None,
 ) -> pa.Table:
+    """Draw one run's split (:func:`fragility.splits.make_split`) and write it with its
+    settings and the class order it used (``class_order``, the class at each imbalance
+    position, and ``class_order_mode``) as key-value metadata."""
     canonical = data.load_canonical(canonical_path)
+    n_classes = int(max(canonical.y_train.max(), canonical.y_test.max())) + 1
+    order, mode = resolve_class_order(class_order, n_classes, seed)
     table = make_split(
         canonical.y_train,
         canonical.y_test,
@@ -48,7 +59,7 @@ def split_dataset(
         seed,
         n_val=n_val,
         n_test=n_test,
-        class_order=class_order,
+        class_order=order,
     )
     meta = {
         "dataset": canonical.name,
@@ -57,7 +68,7 @@ def split_dataset(
         "n_max": n_max,
         "n_val": n_val,
         "n_test": n_test,
-        "class_order": class_order,
+        **class_order_metadata(order, mode),
     }
     write_parquet(table, out_path, metadata=meta)
     return table
@@ -89,7 +100,8 @@ def train_run(
     """Train one run and write ``model.pt``, ``history.parquet`` and ``metrics.json``."""
     cfg = TrainConfig(**settings)
     canonical = data.load_canonical(canonical_path)
-    subsets = load_subsets(canonical, pq.read_table(split_path))
+    split = pq.read_table(split_path)
+    subsets = load_subsets(canonical, split)
     result = train(
         cfg,
         subsets["train"],
@@ -117,6 +129,7 @@ def train_run(
         result.metrics,
         **device_record(result.metrics["device"]),  # which GPU (index, name, slot), if any
         classes=canonical.classes,
+        **_class_order_record(split, len(canonical.classes)),
         run=run_info,
         config_hash=cfg.hash(),
         train_config=settings,
@@ -130,6 +143,17 @@ def train_run(
         file=sys.stderr,
     )
     return metrics
+
+
+def _class_order_record(split: pa.Table, n_classes: int) -> dict:
+    """The class order a split was drawn with, for ``metrics.json``: ``class_order`` (the
+    class at each imbalance position, position 0 the majority) and ``class_order_mode``."""
+    metadata = {k.decode(): v.decode() for k, v in (split.schema.metadata or {}).items()}
+    order, mode = recorded_class_order(metadata)
+    return {
+        "class_order": list(range(n_classes)) if order is None else order,
+        "class_order_mode": mode,
+    }
 
 
 def extract_run(
@@ -260,13 +284,13 @@ def split_external(
     (:func:`make_split`), ``ldam_drw`` LDAM-DRW's sampling (``imb_type``, ``imb_factor``,
     ``rand_number``), ``index_file`` the rows in ``index_path``, ``none`` unknown (an
     empty ``train``). ``settings`` (:meth:`fragility.config.Study.external_split_settings`)
-    also holds ``seed``, ``n_test``, ``class_order`` and, for ``study`` and ``none``,
-    ``n_max`` (and ``n_val``)."""
+    also holds ``seed``, ``n_test``, ``class_order`` (which only ``study``'s subset
+    follows) and, for ``study`` and ``none``, ``n_max`` (and ``n_val``)."""
     from .splits import external_split, ldam_drw_indices, read_training_index
 
     canonical = data.load_canonical(canonical_path)
     y_train, y_test, mode = canonical.y_train, canonical.y_test, settings["mode"]
-    draw = {k: settings.get(k) for k in ("seed", "n_test", "class_order")}
+    draw = {k: settings.get(k) for k in ("seed", "n_test")}
     if mode == "study":
         rest = {k: settings[k] for k in ("n_val", "n_test", "class_order")}
         table = make_split(
@@ -287,7 +311,12 @@ def split_external(
             else read_training_index(str(index_path), len(y_train))
         )
         table = external_split(y_train, y_test, rows, n_max=len(y_train), **draw)
-    write_parquet(table, out_path, metadata={"dataset": canonical.name, **settings})
+    metadata = {"dataset": canonical.name, **settings}
+    if mode == "study":  # the class order its subset was drawn in, as a run's split records it
+        n_classes = int(max(y_train.max(), y_test.max())) + 1
+        order = resolve_class_order(settings["class_order"], n_classes, settings["seed"])
+        metadata.update(class_order_metadata(*order))
+    write_parquet(table, out_path, metadata=metadata)
     counts = np.bincount(subset_indices(table, "train")[1], minlength=len(canonical.classes))
     print(f"training subset ({mode}): {counts.tolist()} images per class", file=sys.stderr)
     return table

@@ -186,6 +186,8 @@ def over_seeds(by_seed: pa.Table, keys: Sequence[str] = GROUP_KEYS) -> pa.Table:
             out[name] = [all(v is True for v in g) for g in per_group]
         elif _identity(name) and all(len(set(g)) == 1 for g in per_group):
             out[name] = [g[0] for g in per_group]
+        elif _identity(name):  # e.g. the majority class of seeded class orders: never a mean
+            out[name] = ["/".join(map(str, dict.fromkeys(g))) for g in per_group]
         elif _numeric(column.type):
             stats = {f"{name}_{s}": [] for s in ("mean", "std", "ci_low", "ci_high")}
             for rows, g in zip(groups.values(), per_group):
