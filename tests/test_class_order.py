@@ -15,8 +15,8 @@ from snakemake.utils import update_config, validate
 from snakemake_cli import REPO, SMOKE, run_snakemake
 
 from fragility import stages
-from fragility.analysis.rq2 import GROUP_SHARE
 from fragility.analysis.tables import RunInputs, rq_tables
+from fragility.analysis.views import GROUP_SHARE
 from fragility.catalog import EMBEDDINGS
 from fragility.config import SCHEMA_PATH, Study, load_schema
 from fragility.errors import ConfigError
