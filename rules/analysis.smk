@@ -192,12 +192,17 @@ rule claims:
 
 
 # The report's front page: the verdicts and headline tables in words (report/workflow.rst
-# includes it).
+# includes it), and every claim at a glance as a full-width report item.
 rule summary:
     input:
         unpack(get_summary_inputs),
     output:
-        LAYOUT.table("summary", "rst"),
+        rst=LAYOUT.table("summary", "rst"),
+        matrix=report(
+            LAYOUT.table("claims_matrix", "html"),
+            caption="../report/claims_matrix.rst",
+            category="Claims",
+        ),
     log:
         LAYOUT.log("tables", "summary"),
     shadow:

@@ -169,7 +169,8 @@ def get_all_targets():
     targets += [path for run in STUDY.test_only_runs for path in test_only_targets(run)]
     targets += [LAYOUT.table(name, "csv") for name in catalog.CROSS_RUN_TABLES]
     targets += [LAYOUT.table("claims", ext) for ext in ("csv", "txt")]
-    targets += [LAYOUT.table("summary", "rst"), LAYOUT.table("provenance", "csv")]
+    targets += [LAYOUT.table("summary", "rst"), LAYOUT.table("claims_matrix", "html")]
+    targets += [LAYOUT.table("provenance", "csv")]
     targets += [LAYOUT.figure(name) for name in catalog.CROSS_RUN_FIGURES]
     return targets + remedy_targets() + get_curve_targets()
 
@@ -228,10 +229,9 @@ def get_bootstrap_partners(wildcards):
         return {}
     balanced = balanced_partner_of(run)
     partner, missing = STUDY.claim_partner(run)
-    name = lambda other: f"{other.loss} seed {other.seed}"
     return {
-        "balanced_name": name(balanced) if balanced else "",
-        "partner_name": name(partner) if partner else "",
+        "balanced_name": f"{balanced.loss} seed {balanced.seed}" if balanced else "",
+        "partner_name": f"{partner.loss} seed {partner.seed}" if partner else "",
         "partner_missing": missing,
     }
 

@@ -150,6 +150,7 @@ def test_the_rules_make_exactly_what_the_catalog_declares(tmp_path):
             expected |= {layout.table(table, ext) for ext in ("csv", "parquet")}
     expected |= {layout.table("claims", ext) for ext in ("csv", "parquet", "txt")}
     expected |= {layout.table("summary", "rst"), layout.table("provenance", "csv")}
+    expected.add(layout.table("claims_matrix", "html"))
     expected |= {
         layout.figure(name) for name in [*catalog.CROSS_RUN_FIGURES, catalog.REMEDY_FIGURE]
     }

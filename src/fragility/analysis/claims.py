@@ -140,6 +140,7 @@ CLAIMS_SCHEMA = pa.schema(
         ("paper_value", pa.float64()),
         ("paper_model", pa.string()),
         ("paper_reported", pa.string()),
+        ("paper_comparable", pa.bool_()),
         ("size_compared_with", pa.string()),
         ("detail", pa.string()),
     ]
@@ -206,6 +207,7 @@ def _claim_row(name: str, key: tuple, measured: list, premise: dict, loss: str |
         "paper_value": None if paper is None else paper.value,
         "paper_model": model,
         "paper_reported": "" if paper is None else paper.reported,
+        "paper_comparable": spec.comparable(paper),
         "size_compared_with": model if final in (AS_LARGE, SMALLER) else None,
         "detail": "; ".join(_seed_detail(spec, seed, s) for seed, s in measured),
     }

@@ -203,14 +203,16 @@ def check_claims(
     print(text, file=sys.stderr)
 
 
-def write_summary(files: dict, out_rst: str | Path) -> None:
+def write_summary(files: dict, out_rst: str | Path, out_matrix: str | Path) -> None:
     """The report's front page (``summary.rst``) from ``claims`` and, when present,
-    ``table1`` and ``remedies`` (Parquet summary tables)."""
+    ``table1`` and ``remedies`` (Parquet summary tables), and the claims at a glance
+    (``claims_matrix.html``)."""
     from ..io import write_text
-    from .summary import front_page
+    from .summary import claims_matrix, front_page
 
     tables = {k: pq.read_table(p) for k, p in files.items()}
     write_text(front_page(tables["claims"], tables.get("table1"), tables.get("remedies")), out_rst)
+    write_text(claims_matrix(tables["claims"]), out_matrix)
 
 
 def plot_cross_run_figure(figure: str, table_path: str | Path, out_path: str | Path) -> None:
