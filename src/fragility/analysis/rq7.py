@@ -304,12 +304,18 @@ def tp_closer_than_fp(data: ClaimInputs) -> Measured:
     return Measured(fb_fp - fb_tp, parts)
 
 
-def top_members(shares: np.ndarray, n_top: int = N_TOP) -> np.ndarray:
-    """``(..., C, n_top)`` most frequent members per class from the member shares ``(..., C,
-    H)``, lower index on ties, -1 where no instance holds one (as :func:`top_identities`)."""
-    filled = np.nan_to_num(shares, nan=0.0)
-    order = np.argsort(-filled, axis=-1, kind="stable")[..., :n_top]
-    return np.where(np.take_along_axis(filled, order, axis=-1) > 0, order, -1)
+def top_members(counts: np.ndarray, n_top: int = N_TOP) -> np.ndarray:
+    """The set of the ``n_top`` most frequent members per class from member counts ``(...,
+    C, H)`` (integer-valued: the multiplicities of the instances holding each feature in their
+    top-K set), the lower index first on ties as :func:`top_identities`, -1 where no instance
+    holds one. Only the set matters to an overlap, so it comes unordered: an exact integer key
+    (count first, then the lower index) picks it without sorting all H features."""
+    counts = np.nan_to_num(np.asarray(counts, dtype=np.float64), nan=0.0)
+    h = counts.shape[-1]
+    n = min(n_top, h)
+    key = counts * h + (h - 1 - np.arange(h))  # exact: counts are whole numbers
+    top = np.argpartition(-key, n - 1, axis=-1)[..., :n]
+    return np.where(np.take_along_axis(counts, top, axis=-1) > 0, top, -1)
 
 
 def set_overlap(train_top: np.ndarray, other_top: np.ndarray, classes: np.ndarray) -> np.ndarray:
@@ -332,6 +338,17 @@ def set_overlap(train_top: np.ndarray, other_top: np.ndarray, classes: np.ndarra
         return np.where(counted > 0, share / counted, np.nan)
 
 
+def _group_counts(weights: np.ndarray, indicator: np.ndarray, members: np.ndarray, preds,
+                  classes) -> np.ndarray:  # fmt: skip
+    """Member counts ``(B, C, H)`` of each of ``classes`` over the instances ``members`` (N,)
+    predicted as it, under every replicate ``weights (B, N)`` (0 for the other classes)."""
+    out = np.zeros((weights.shape[0], len(classes), indicator.shape[1]))
+    for i, c in enumerate(classes):
+        rows = np.flatnonzero(members & (preds == c))
+        out[:, i] = weights[:, rows] @ indicator[rows]
+    return out
+
+
 def identity_overlaps(data: ClaimInputs, kind: str) -> dict[str, np.ndarray]:
     """``tp`` (TP drawn per class to the class's FP count, mean over draws), ``tp_all`` and
     ``fp``: the overlap ``(B,)`` of each group's class top-10 ``kind`` (``"ce"`` or ``"fe"``)
@@ -343,16 +360,21 @@ def identity_overlaps(data: ClaimInputs, kind: str) -> dict[str, np.ndarray]:
         x_test = own_class_ce(te["fe"], view.W, te["pred"], view.normed)
     else:
         x_train, x_test = tr["fe"], te["fe"]
-    ones = np.ones((1, len(tr["label"])))
-    train_ind = topk_indicator(instance_topk_fe(x_train, data.k_fe), h)
-    train_top = top_members(weighted_class_means(ones, train_ind, tr["label"], c))[0]
+    train_counts = member_counts(instance_topk_fe(x_train, data.k_fe), tr["label"], c, h)
     test_ind = topk_indicator(instance_topk_fe(x_test, data.k_fe), h)
-    tp = te["pred"] == te["label"]
-    draws, rows = control_subsets(te["pred"], tp, c, N_MATCHED_DRAWS)
+    preds = np.asarray(te["pred"], dtype=np.int64)
+    tp = preds == np.asarray(te["label"], dtype=np.int64)
+    draws, rows = control_subsets(preds, tp, c, N_MATCHED_DRAWS)
+    both = np.flatnonzero(rows)  # the classes with TP and FP: the only ones counted
+    if both.size == 0:
+        nothing = np.full(data.test_w.shape[0], np.nan)
+        return {"tp": nothing, "tp_all": nothing[:1], "fp": nothing}
+    train_top = top_members(train_counts[both])
+    every = np.ones(len(both), dtype=bool)
 
     def overlap(weights: np.ndarray, members: np.ndarray) -> np.ndarray:
-        shares = weighted_class_means(weights, test_ind, np.where(members, te["pred"], -1), c)
-        return set_overlap(train_top, top_members(shares), rows)
+        counts = _group_counts(weights, test_ind, members, preds, both)
+        return set_overlap(train_top, top_members(counts), every)
 
     matched = mean_over_draws(np.vstack([overlap(data.test_w, draw) for draw in draws]))
     return {

@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fragility.analysis.uncertainty import weighted_class_means
 from fragility.catalog import N_MATCHED_DRAWS
 from fragility.embeddings import prepare_fe
 
@@ -215,21 +214,29 @@ def matched_class_stat(
     draws: int = N_MATCHED_DRAWS,
 ) -> np.ndarray:
     """The mean over size-matched draws (:func:`matched_draws` with ``sizes``) of
-    ``stat(class means (B, C, H)) -> (B, C)``, the class means of ``x (N, H)`` taken over each
-    draw's instances under every replicate's multiplicities ``weights (B, N)``; NaN where no
-    draw measured a class."""
+    ``stat(class mean vectors (..., H)) -> (...)``, a class's mean of ``x (N, H)`` over each
+    draw's instances under every replicate's multiplicities ``weights (B, N)``: ``(B, C)``,
+    NaN for a class not in ``sizes`` or where no draw measured it. A class drawn at its full
+    size is the same in every draw and is computed once."""
     weights = np.atleast_2d(weights)
+    classes = np.asarray(classes, dtype=np.int64)
+    x = np.asarray(x, dtype=np.float64)
     subsets = matched_draws(classes, sizes, draws)
-    total = np.zeros((weights.shape[0], n_classes))
-    count = np.zeros((weights.shape[0], n_classes))
-    for subset in subsets:
-        rows = np.flatnonzero(subset)
-        value = stat(weighted_class_means(weights[:, rows], x[rows], classes[rows], n_classes))
-        ok = np.isfinite(value)
-        total += np.where(ok, value, 0.0)
-        count += ok
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count > 0, total / count, np.nan)
+    out = np.full((weights.shape[0], n_classes), np.nan)
+    for c in sizes:
+        pool = np.flatnonzero(classes == c)
+        if len(pool) == 0:
+            continue
+        masks = subsets[:, pool]
+        values = []
+        for mask in masks[:1] if masks.all() else masks:
+            rows = pool[mask]
+            w = weights[:, rows]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                means = (w @ x[rows]) / w.sum(axis=1, keepdims=True)
+            values.append(stat(means))
+        out[:, c] = mean_over_draws(np.vstack(values))
+    return out
 
 
 def mean_over_draws(values: np.ndarray) -> np.ndarray:
