@@ -297,6 +297,45 @@ def test_image_folder_errors(tmp_path):
         D.load_raw("image_folder", root=tmp_path, image_size=0)
 
 
+def _cut_jpeg(folder: Path) -> Path:
+    path = folder / "img2.jpg"
+    Image.new("RGB", (16, 16), (200, 10, 10)).save(path, "JPEG")
+    path.write_bytes(path.read_bytes()[:300])  # a copy cut short
+    return path
+
+
+def _damaged_png(content: bytes):
+    def damage(folder: Path) -> Path:
+        path = folder / "img1.png"
+        path.write_bytes(content if content else b"")
+        return path
+
+    return damage
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [_cut_jpeg, _damaged_png(b""), _damaged_png(b"\x89PNG\r\n\x1a\n" + b"\x00" * 30)],
+    ids=["jpeg cut short", "empty png", "png header only"],
+)
+def test_a_corrupt_image_is_one_error_naming_it(tmp_path, damage):
+    make_image_folder(tmp_path)
+    bad = damage(tmp_path / "train" / "cat")
+    with pytest.raises(FragilityError) as error:
+        D.load_raw("image_folder", root=tmp_path)
+    message = str(error.value)
+    assert message.startswith(f"cannot read image {bad}: ") and "\n" not in message
+
+
+def test_an_empty_class_folder_is_named(tmp_path):
+    make_image_folder(tmp_path)
+    for image in (tmp_path / "test" / "cat").glob("*.png"):
+        image.unlink()  # notes.txt stays: not an image
+    with pytest.raises(FragilityError) as error:
+        D.load_raw("image_folder", root=tmp_path)
+    assert str(error.value).startswith(f"image_folder: no images in {tmp_path / 'test' / 'cat'} (")
+
+
 # --- errors and dispatch -------------------------------------------------------------------
 
 
@@ -409,6 +448,33 @@ def test_load_canonical_missing_and_corrupt(tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
     with pytest.raises(FragilityError, match="bad.npz"):
         D.load_canonical(tmp_path / "bad.npz")
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.95], ids=["half", "last bytes missing"])
+def test_a_truncated_canonical_file_is_one_error_naming_it(tmp_path, keep):
+    path = tmp_path / "tiny.npz"
+    D.save_canonical(tiny_canonical(), path)
+    raw = path.read_bytes()
+    path.write_bytes(raw[: int(len(raw) * keep)])
+    with pytest.raises(FragilityError) as error:
+        D.load_canonical(path)
+    message = str(error.value)
+    assert message.startswith(f"{path} is not a readable canonical dataset file (truncated")
+    assert message.endswith("; delete it to have it built again") and "\n" not in message
+
+
+def test_labels_outside_the_class_range_name_the_file(tmp_path):
+    good = tiny_canonical()
+    path = tmp_path / "tiny.npz"
+    bad = Canonical.__new__(Canonical)  # skip the constructor's check, as a foreign writer
+    bad.__dict__.update(vars(good), y_test=np.array([2, 7], dtype=np.int64))
+    D.save_canonical(bad, path)
+    with pytest.raises(FragilityError) as error:
+        D.load_canonical(path)
+    assert str(error.value) == (
+        f"{path}: tiny: y_test has 1 labels outside the class range 0..2 (e.g. 7); delete it "
+        "to have it built again"
+    )
 
 
 def test_canonical_rejects_bad_arrays():
