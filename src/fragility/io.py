@@ -79,26 +79,26 @@ def _first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
+def _unreadable(path, kind: str, error: BaseException) -> FragilityError:
+    return FragilityError(
+        f"{path} is not a readable {kind} file (truncated or damaged?): {_first_line(error)}"
+    )
+
+
 def read_table(path: str | os.PathLike, columns: list[str] | None = None) -> pa.Table:
     """The Parquet file at ``path`` (only ``columns``, if given); a missing, truncated or
     damaged file is one :class:`FragilityError` naming it."""
     try:
         return pq.read_table(path, columns=columns)
     except (pa.ArrowException, OSError) as error:
-        raise FragilityError(
-            f"{path} is not a readable Parquet file (truncated or damaged?): "
-            f"{_first_line(error)}"
-        ) from None
+        raise _unreadable(path, "Parquet", error) from None
 
 
 def read_parquet_metadata(path: str | os.PathLike) -> dict[str, str]:
     try:
         meta = pq.read_schema(path).metadata or {}
     except (pa.ArrowException, OSError) as error:
-        raise FragilityError(
-            f"{path} is not a readable Parquet file (truncated or damaged?): "
-            f"{_first_line(error)}"
-        ) from None
+        raise _unreadable(path, "Parquet", error) from None
     return {k.decode(): v.decode() for k, v in meta.items()}
 
 
@@ -108,9 +108,7 @@ def read_json(path: str | os.PathLike):
     try:
         return json.loads(Path(path).read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise FragilityError(
-            f"{path} is not a readable JSON file (truncated or damaged?): {_first_line(error)}"
-        ) from None
+        raise _unreadable(path, "JSON", error) from None
 
 
 def write_text(text: str, path: str | os.PathLike) -> None:
