@@ -216,6 +216,31 @@ def test_cifar10_folder_as_root_and_bad_batch(tmp_path):
         D.load_raw("cifar10", root=folder)
 
 
+class _RunsACommand:
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_cifar_batch_that_would_run_code_is_refused(tmp_path):
+    make_cifar10(tmp_path)
+    folder = tmp_path / "cifar-10-batches-py"
+    marker = tmp_path / "MARKER"
+    batch = {"data": cifar_rows(4, 0), "labels": [0] * 4, "note": _RunsACommand(marker)}
+    dump(folder / "data_batch_2", batch)
+    with pytest.raises(FragilityError) as refused:
+        D.load_raw("cifar10", root=folder)
+    assert str(refused.value) == (
+        f"cannot read {folder / 'data_batch_2'}: UnpicklingError: it names posix.system; a "
+        "dataset batch holds only arrays, lists and strings"
+    )
+    assert not marker.exists()
+
+
 def test_cifar100(tmp_path):
     make_cifar100(tmp_path)
     d = D.load_raw("cifar100", root=tmp_path)
