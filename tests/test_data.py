@@ -229,6 +229,9 @@ class _RunsACommand:
 def test_a_cifar_batch_that_would_run_code_is_refused(tmp_path):
     make_cifar10(tmp_path)
     folder = tmp_path / "cifar-10-batches-py"
+    with open(folder / "data_batch_1", "wb") as f:  # protocol 2 writes bytes via _codecs.encode
+        pickle.dump({"data": cifar_rows(4, 1), "labels": [0, 1, 2, 0]}, f, protocol=2)
+    assert len(D.load_raw("cifar10", root=folder).y_train) == 20
     marker = tmp_path / "MARKER"
     batch = {"data": cifar_rows(4, 0), "labels": [0] * 4, "note": _RunsACommand(marker)}
     dump(folder / "data_batch_2", batch)

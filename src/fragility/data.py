@@ -7,6 +7,7 @@ torchvision is used only to download (``download=True``).
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import inspect
 import os
@@ -237,9 +238,11 @@ class _ArraysOnly(pickle.Unpickler):
         (module, name)
         for module in ("numpy.core.multiarray", "numpy._core.multiarray")
         for name in ("_reconstruct", "scalar")
-    } | {("numpy", "ndarray"), ("numpy", "dtype")}
+    } | {("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
 
     def find_class(self, module: str, name: str):
+        if (module, name) == ("_codecs", "encode"):  # how protocol 2 writes bytes in Python 3
+            return codecs.encode
         if (module, name) in self.ALLOWED:
             return getattr(np if module == "numpy" else _numpy_multiarray(), name)
         raise pickle.UnpicklingError(
