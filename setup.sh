@@ -20,7 +20,7 @@ fi
 PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 # torch first and on its own: it is the large download, and a failure here is clearer.
-.venv/bin/python -m pip install -q "torch>=2.1" "torchvision>=0.16" 2>&1 | grep -v "^WARNING: Location" || true
+.venv/bin/python -m pip install -q "torch>=2.6" "torchvision>=0.21" 2>&1 | grep -v "^WARNING: Location" || true
 .venv/bin/python -m pip install -q -e ".[dev,slurm]" 2>&1 | grep -v "^WARNING: Location" || true
 .venv/bin/python -c "import fragility, torch, torchvision, snakemake" \
   || { echo "setup: the virtualenv is incomplete (see pip's messages above)" >&2; exit 1; }

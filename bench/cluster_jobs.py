@@ -132,7 +132,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument(
         "--base-config",
         default=str(REPO / "config.yaml"),
-        help="loaded before the presets, as the Snakefile's `configfile:` does ('' for none)",
+        help="the study without --configfile, as the Snakefile reads config.yaml ('' for none)",
     )
     p.add_argument("--cores", type=int, help="Snakemake's --cores (default: the profiles')")
     p.add_argument("--json", help="write the counts (and every group job) to this file")
@@ -141,8 +141,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    # config.yaml first, as the Snakefile's `configfile:` loads it, then the presets over it
-    configfiles = [*([args.base_config] if args.base_config else []), *args.configfile]
+    # a preset is the whole study (it names any base it extends); config.yaml only without one
+    configfiles = args.configfile or ([args.base_config] if args.base_config else [])
     options = ["--cores", str(args.cores)] if args.cores else []
     with tempfile.TemporaryDirectory() as tmp:
         workflow = plan(configfiles, [*args.targets, *options], args.profile or None, Path(tmp))

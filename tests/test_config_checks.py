@@ -2,6 +2,7 @@
 line naming the key and the fix (fragility.config.Study)."""
 
 import copy
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ import yaml
 from snakemake.utils import validate
 from snakemake_cli import REPO, SMOKE, run_snakemake
 
-from fragility.config import KNOWN_SIZES, SCHEMA_PATH, Study, load_schema
+from fragility.config import KNOWN_SIZES, SCHEMA_PATH, Study, load_schema, study_config
 from fragility.errors import ConfigError
 from fragility.remedies import REMEDIES
 
@@ -33,12 +34,93 @@ def error_of(edit) -> str:
     return message
 
 
-def test_the_presets_pass():
+def test_the_presets_pass(tmp_path, monkeypatch):
     study()
-    for path in (REPO / "config.yaml", REPO / "presets" / "paper.yaml"):
-        config = yaml.safe_load(path.read_text())
+    monkeypatch.chdir(tmp_path)  # the external preset's checkpoint and data, as if made
+    Path("checkpoints/fmnist_ldam").mkdir(parents=True)
+    Path("checkpoints/fmnist_ldam/ckpt.pth.tar").touch()
+    Path("data").mkdir()
+    Path("data/fmnist_cifar.npz").touch()
+    for path in [REPO / "config.yaml", *sorted((REPO / "presets").glob("*.yaml"))]:
+        config, _ = study_config([path])
         validate(config, str(SCHEMA_PATH))
         Study(config)
+
+
+# -- a study is what its config file says ---------------------------------------------------------
+
+
+def _yaml(path, config: dict):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_a_config_file_is_the_whole_study_unless_it_names_a_base(tmp_path):
+    group = {"dataset": "digits", "imbalance": ["exp10"], "loss": ["ce"]}
+    base = _yaml(
+        tmp_path / "config.yaml",
+        {
+            "results": "results",
+            "training": {"epochs": 40, "lr": 0.1},
+            "runs": [group, {**group, "imbalance": ["balanced"]}],
+            "remedies": {"base": {"loss": ["ce"]}, "methods": {"crt": {"method": "crt"}}},
+        },
+    )
+    mine = _yaml(tmp_path / "mine.yaml", {"results": "mine", "models": {"m": {}}})
+    assert study_config([mine]) == ({"results": "mine", "models": {"m": {}}}, [mine])
+    assert study_config([], default=base) == (yaml.safe_load(base.read_text()), [base])
+
+    seeds = _yaml(
+        tmp_path / "presets/seeds.yaml",
+        {"extends": "../config.yaml", "training": {"epochs": 20}, "runs": [group]},
+    )
+    config, files = study_config([seeds])
+    assert files == [base, seeds]
+    assert config["training"] == {"epochs": 20, "lr": 0.1}  # dicts merged key by key
+    assert config["runs"] == [group]  # lists replaced whole
+    assert config["remedies"]["methods"] == {"crt": {"method": "crt"}} and "extends" not in config
+    more = _yaml(tmp_path / "more.yaml", {"extends": "presets/seeds.yaml", "results": "more"})
+    config, files = study_config([more], {"training": {"lr": 0.05}})  # --config comes last
+    assert files == [base, seeds, more] and config["results"] == "more"
+    assert config["training"] == {"epochs": 20, "lr": 0.05}
+
+
+@pytest.mark.parametrize(
+    ("extends", "message"),
+    [
+        ("nowhere.yaml", "{p}: extends names nowhere.yaml, but there is no file {d}/nowhere.yaml"),
+        ("a.yaml", "{p}: extends goes round in a circle ("),
+        (3, "{p}: extends must be the path of a config file, not 3"),
+    ],
+    ids=["missing", "circle", "not a path"],
+)
+def test_a_base_that_cannot_be_read_is_one_line(tmp_path, extends, message):
+    path = _yaml(tmp_path / "a.yaml", {"extends": extends, "results": "r"})
+    with pytest.raises(ConfigError) as error:
+        study_config([path])
+    assert str(error.value).startswith(message.format(p=path, d=tmp_path))
+    assert "\n" not in str(error.value)
+    with pytest.raises(ConfigError, match="extends: name the base in a config file"):
+        study_config([], {"extends": "a.yaml"}, default=path)
+
+
+def test_runs_may_be_empty_in_a_study_of_models(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("ckpt.pth.tar").touch()
+    model = {"checkpoint": "ckpt.pth.tar", "format": "ldam_drw", "dataset": "digits"}
+    model.update(imbalance="exp10", normalization={"mean": [0.5], "std": [0.25]})
+
+    def edit(config):  # the smoke preset extended by a model, its own runs switched off
+        config["runs"] = []
+        config["models"] = {"theirs": model}
+
+    resolved = study(edit)
+    assert resolved.trained_runs == [] and [r.loss for r in resolved.runs_for()] == ["theirs"]
+    message = error_of(lambda c: c.update(runs=[]))
+    assert (
+        message == "the config lists no runs and no models: add an entry under 'runs' or 'models'"
+    )
 
 
 # -- each remedy's parameters against its own method's schema ----------------------------------

@@ -216,6 +216,34 @@ def test_cifar10_folder_as_root_and_bad_batch(tmp_path):
         D.load_raw("cifar10", root=folder)
 
 
+class _RunsACommand:
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_cifar_batch_that_would_run_code_is_refused(tmp_path):
+    make_cifar10(tmp_path)
+    folder = tmp_path / "cifar-10-batches-py"
+    with open(folder / "data_batch_1", "wb") as f:  # protocol 2 writes bytes via _codecs.encode
+        pickle.dump({"data": cifar_rows(4, 1), "labels": [0, 1, 2, 0]}, f, protocol=2)
+    assert len(D.load_raw("cifar10", root=folder).y_train) == 20
+    marker = tmp_path / "MARKER"
+    batch = {"data": cifar_rows(4, 0), "labels": [0] * 4, "note": _RunsACommand(marker)}
+    dump(folder / "data_batch_2", batch)
+    with pytest.raises(FragilityError) as refused:
+        D.load_raw("cifar10", root=folder)
+    assert str(refused.value) == (
+        f"cannot read {folder / 'data_batch_2'}: UnpicklingError: it names posix.system; a "
+        "dataset batch holds only arrays, lists and strings"
+    )
+    assert not marker.exists()
+
+
 def test_cifar100(tmp_path):
     make_cifar100(tmp_path)
     d = D.load_raw("cifar100", root=tmp_path)
@@ -295,6 +323,45 @@ def test_image_folder_errors(tmp_path):
         D.load_raw("image_folder", root=tmp_path / "nowhere")
     with pytest.raises(ConfigError, match="image_size"):
         D.load_raw("image_folder", root=tmp_path, image_size=0)
+
+
+def _cut_jpeg(folder: Path) -> Path:
+    path = folder / "img2.jpg"
+    Image.new("RGB", (16, 16), (200, 10, 10)).save(path, "JPEG")
+    path.write_bytes(path.read_bytes()[:300])  # a copy cut short
+    return path
+
+
+def _damaged_png(content: bytes):
+    def damage(folder: Path) -> Path:
+        path = folder / "img1.png"
+        path.write_bytes(content if content else b"")
+        return path
+
+    return damage
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [_cut_jpeg, _damaged_png(b""), _damaged_png(b"\x89PNG\r\n\x1a\n" + b"\x00" * 30)],
+    ids=["jpeg cut short", "empty png", "png header only"],
+)
+def test_a_corrupt_image_is_one_error_naming_it(tmp_path, damage):
+    make_image_folder(tmp_path)
+    bad = damage(tmp_path / "train" / "cat")
+    with pytest.raises(FragilityError) as error:
+        D.load_raw("image_folder", root=tmp_path)
+    message = str(error.value)
+    assert message.startswith(f"cannot read image {bad}: ") and "\n" not in message
+
+
+def test_an_empty_class_folder_is_named(tmp_path):
+    make_image_folder(tmp_path)
+    for image in (tmp_path / "test" / "cat").glob("*.png"):
+        image.unlink()  # notes.txt stays: not an image
+    with pytest.raises(FragilityError) as error:
+        D.load_raw("image_folder", root=tmp_path)
+    assert str(error.value).startswith(f"image_folder: no images in {tmp_path / 'test' / 'cat'} (")
 
 
 # --- errors and dispatch -------------------------------------------------------------------
@@ -409,6 +476,33 @@ def test_load_canonical_missing_and_corrupt(tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
     with pytest.raises(FragilityError, match="bad.npz"):
         D.load_canonical(tmp_path / "bad.npz")
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.95], ids=["half", "last bytes missing"])
+def test_a_truncated_canonical_file_is_one_error_naming_it(tmp_path, keep):
+    path = tmp_path / "tiny.npz"
+    D.save_canonical(tiny_canonical(), path)
+    raw = path.read_bytes()
+    path.write_bytes(raw[: int(len(raw) * keep)])
+    with pytest.raises(FragilityError) as error:
+        D.load_canonical(path)
+    message = str(error.value)
+    assert message.startswith(f"{path} is not a readable canonical dataset file (truncated")
+    assert message.endswith("; delete it to have it built again") and "\n" not in message
+
+
+def test_labels_outside_the_class_range_name_the_file(tmp_path):
+    good = tiny_canonical()
+    path = tmp_path / "tiny.npz"
+    bad = Canonical.__new__(Canonical)  # skip the constructor's check, as a foreign writer
+    bad.__dict__.update(vars(good), y_test=np.array([2, 7], dtype=np.int64))
+    D.save_canonical(bad, path)
+    with pytest.raises(FragilityError) as error:
+        D.load_canonical(path)
+    assert str(error.value) == (
+        f"{path}: tiny: y_test has 1 labels outside the class range 0..2 (e.g. 7); delete it "
+        "to have it built again"
+    )
 
 
 def test_canonical_rejects_bad_arrays():

@@ -6,25 +6,17 @@ regime they were measured in keep it."""
 import copy
 import re
 
-import yaml
 from snakemake.utils import validate
 from snakemake_cli import REPO, run_snakemake
 
-from fragility.config import SCHEMA_PATH, Study, load_schema
+from fragility.config import SCHEMA_PATH, Study, load_schema, study_config
 from fragility.settings import TrainConfig, selectable
 
 
 def _resolved(*configfiles) -> list[dict]:
-    """Every run's training settings, as the workflow resolves them: config.yaml, then the
-    presets over it (Snakemake merges them), validated with the schema's defaults filled in."""
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
-    for name in configfiles:
-        overlay = yaml.safe_load((REPO / name).read_text())
-        for key, value in overlay.items():
-            if isinstance(value, dict) and isinstance(config.get(key), dict):
-                config[key] = {**config[key], **value}
-            else:
-                config[key] = value
+    """Every run's training settings, as the workflow resolves them: the preset (with the base
+    it extends) or config.yaml, validated with the schema's defaults filled in."""
+    config, _ = study_config([REPO / name for name in configfiles], default=REPO / "config.yaml")
     validate(config, str(SCHEMA_PATH))
     study = Study(config)
     return [study.train_settings(run) for run in study.runs]

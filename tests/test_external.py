@@ -478,6 +478,22 @@ def test_model_config_errors_name_the_key(tmp_path, monkeypatch):
         _study({"m": _entry(checkpiont="x")})  # every key of a model entry is in the schema
 
 
+def test_trust_checkpoint_is_an_explicit_opt_in_of_one_model(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("ckpt.pth.tar").touch()
+    study = _study({"trusted": _entry(trust_checkpoint=True), "plain": _entry()})
+    settings = {run.loss: study.external_settings(run) for run in study.runs_for()}
+    assert settings["trusted"]["trust_checkpoint"] is True
+    assert "trust_checkpoint" not in settings["plain"]  # unchanged settings: no rerun
+    assert _config_error(
+        {"m": _entry(format="entry_point", arch="mine.py:load", trust_checkpoint=True)}
+    ).startswith("models.m.trust_checkpoint: an entry point reads its checkpoint itself")
+    from snakemake.exceptions import WorkflowError
+
+    with pytest.raises(WorkflowError, match="'yes' is not of type 'boolean'"):
+        _study({"m": _entry(trust_checkpoint="yes")})
+
+
 def test_a_checkpoint_this_study_trains_needs_not_exist_yet(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     runs = [{"dataset": "digits", "imbalance": ["exp10"], "loss": ["ce"]}]

@@ -110,7 +110,7 @@ def test_sigkill_mid_training_then_rerun_gives_the_uninterrupted_result(config, 
 
     _kill_after_two_epochs(killed, config)
     run_dir = killed / RUN
-    state = torch.load(run_dir / ".resume.pt", weights_only=False)  # complete, loadable
+    state = torch.load(run_dir / ".resume.pt", weights_only=True)  # complete, loads safely
     assert 1 <= state["epoch"] < EPOCHS - 1  # 0-based: killed with epochs still to go
     assert {p.name for p in run_dir.iterdir()} == {".resume.pt"}  # no output, no temp file
     assert not _temp_files(killed)
@@ -123,7 +123,7 @@ def test_sigkill_mid_training_then_rerun_gives_the_uninterrupted_result(config, 
     assert f"resuming from epoch {state['epoch'] + 1}" in log  # not started over
     assert {p.name for p in run_dir.iterdir()} == OUTPUTS  # resume state removed when done
     assert not _temp_files(killed)
-    torch.load(run_dir / "model.pt", weights_only=False)  # complete, loadable
+    torch.load(run_dir / "model.pt", weights_only=True)  # complete, loads safely
 
     uninterrupted.wait(timeout=300)
     assert uninterrupted.returncode == 0, (reference / "snakemake.out").read_text()[-3000:]

@@ -15,6 +15,9 @@ Every error is one line naming the key and the fix.
 Models trained elsewhere (``models``) are runs too, one per entry and seed, named by the
 entry (its ``loss`` in paths): their settings are resolved here, their files checked before
 any job, and those without a known training subset set apart (:attr:`Study.test_only_runs`).
+
+A study is what its config file says (:func:`study_config`): the file given to the workflow is
+the whole study, and one that adds to another names that base with ``extends:``.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import dataclasses
 import hashlib
 import json
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +60,76 @@ def load_schema(path: str | Path = SCHEMA_PATH) -> dict:
     # libyaml's loader where present: this runs at every workflow start (``snakemake -n``)
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     return yaml.load(Path(path).read_text(), Loader=loader)
+
+
+def merge_config(base: dict, over: Mapping) -> dict:
+    """``base`` updated in place with ``over`` as Snakemake merges configs: dicts key by key,
+    every other value (a list too) replaced whole."""
+    for key, value in over.items():
+        if isinstance(value, Mapping):
+            inner = base.get(key)
+            base[key] = merge_config(inner if isinstance(inner, dict) else {}, value)
+        else:
+            base[key] = value
+    return base
+
+
+def _read_config_file(path: Path, seen: tuple[Path, ...] = ()) -> tuple[dict, list[Path]]:
+    """The config in ``path`` over the base its ``extends`` names (recursively), and the
+    files read, base first."""
+    import yaml
+
+    if path.resolve() in seen:
+        chain = " -> ".join(str(p) for p in (*seen, path.resolve()))
+        raise ConfigError(f"{path}: extends goes round in a circle ({chain})")
+    try:
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        config = yaml.load(path.read_text(), Loader=loader)
+    except OSError as error:
+        raise ConfigError(f"cannot read config file {path}: {error.strerror or error}") from None
+    except yaml.YAMLError as error:
+        first = " ".join(str(error).split())
+        raise ConfigError(f"{path} is not valid YAML: {first}") from None
+    config = {} if config is None else config
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path} must hold a mapping of config keys, not {type(config).__name__}")
+    base_name = config.pop("extends", None)
+    if base_name is None:
+        return config, [path]
+    if not isinstance(base_name, str) or not base_name:
+        raise ConfigError(f"{path}: extends must be the path of a config file, not {base_name!r}")
+    base_path = Path(os.path.normpath(path.parent / base_name))
+    if not base_path.is_file():
+        raise ConfigError(
+            f"{path}: extends names {base_name}, but there is no file {base_path} (the path "
+            "starts at the folder of the file that names it)"
+        )
+    base, files = _read_config_file(base_path, (*seen, path.resolve()))
+    return merge_config(base, config), [*files, path]
+
+
+def study_config(
+    configfiles: Sequence[str | os.PathLike],
+    overrides: Mapping | None = None,
+    default: str | os.PathLike = "config.yaml",
+) -> tuple[dict, list[Path]]:
+    """The config of the study the workflow runs, and the files it was read from.
+
+    The config files given on the command line (``--configfile``) are the whole study,
+    merged in their order; without any, ``default`` is. A file that adds to another study
+    says so with ``extends: <path>`` (relative to its own folder) and is merged over that
+    base, which may extend another. ``overrides`` (``--config key=value``) come last. Merging
+    is Snakemake's: dicts key by key, lists replaced whole. So a preset without ``runs`` has
+    none, rather than the default study's."""
+    if overrides and "extends" in overrides:
+        raise ConfigError("extends: name the base in a config file, not with --config")
+    config: dict = {}
+    files: list[Path] = []
+    for name in [Path(f) for f in configfiles] or [Path(default)]:
+        part, read = _read_config_file(name)
+        merge_config(config, part)
+        files += [f for f in read if f not in files]
+    return merge_config(config, overrides or {}), files
 
 
 def _key(path) -> str:
@@ -516,6 +590,11 @@ def _model_settings(name: str, entry: dict) -> dict:
         raise ConfigError(
             f"{key}.arch: {arch!r}; write 'package.module:function' or 'file.py:function'"
         )
+    if fmt == "entry_point" and entry.get("trust_checkpoint"):
+        raise ConfigError(
+            f"{key}.trust_checkpoint: an entry point reads its checkpoint itself (it is your "
+            "code); remove trust_checkpoint"
+        )
     norm = entry.get("normalization")
     if fmt == "entry_point" and norm is None:
         raise ConfigError(f"{key}.normalization: give the mean and std the model was trained with")
@@ -532,8 +611,11 @@ def _model_settings(name: str, entry: dict) -> dict:
             raise ConfigError(f"{key}.training_subset: {error}") from None
     if subset["mode"] == "index_file" and not subset["path"]:
         raise ConfigError(f"{key}.training_subset.path: mode index_file needs the file")
+    # only when set: an entry without it keeps its settings (and its outputs) as they were
+    trust = {"trust_checkpoint": True} if entry.get("trust_checkpoint") else {}
     return sorted_settings(
         {
+            **trust,
             "name": name,
             "format": fmt,
             "arch": arch,

@@ -7,11 +7,11 @@ torchvision is used only to download (``download=True``).
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import inspect
 import os
 import pickle
-import zipfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -68,9 +68,11 @@ class Canonical:
                 raise FragilityError(
                     f"{self.name}: y_{split} must be int64 ({len(x)},), got {y.dtype} {y.shape}"
                 )
-            if y.size and (y.min() < 0 or y.max() >= len(self.classes)):
+            outside = (y < 0) | (y >= len(self.classes))
+            if outside.any():
                 raise FragilityError(
-                    f"{self.name}: y_{split} has labels outside 0..{len(self.classes) - 1}"
+                    f"{self.name}: y_{split} has {int(outside.sum())} labels outside the class "
+                    f"range 0..{len(self.classes) - 1} (e.g. {int(y[outside][0])})"
                 )
         if self.x_train.shape[1:] != self.x_test.shape[1:]:
             raise FragilityError(
@@ -228,10 +230,38 @@ def _read_idx(path: Path, ndim: int) -> np.ndarray:
     return body.reshape(dims)
 
 
+class _ArraysOnly(pickle.Unpickler):
+    """An unpickler that builds plain values and numpy arrays only: CIFAR's python batches
+    are pickles, and a full unpickler would call any function a tampered copy names."""
+
+    ALLOWED = {
+        (module, name)
+        for module in ("numpy.core.multiarray", "numpy._core.multiarray")
+        for name in ("_reconstruct", "scalar")
+    } | {("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
+
+    def find_class(self, module: str, name: str):
+        if (module, name) == ("_codecs", "encode"):  # how protocol 2 writes bytes in Python 3
+            return codecs.encode
+        if (module, name) in self.ALLOWED:
+            return getattr(np if module == "numpy" else _numpy_multiarray(), name)
+        raise pickle.UnpicklingError(
+            f"it names {module}.{name}; a dataset batch holds only arrays, lists and strings"
+        )
+
+
+def _numpy_multiarray():
+    try:
+        from numpy._core import multiarray  # numpy 2
+    except ImportError:  # numpy 1
+        from numpy.core import multiarray
+    return multiarray
+
+
 def _unpickle(path: Path) -> dict:
     try:
         with open(path, "rb") as f:
-            obj = pickle.load(f, encoding="latin1")
+            obj = _ArraysOnly(f, encoding="latin1").load()
     except Exception as exc:  # unpickling corrupt data can raise almost anything
         raise FragilityError(f"cannot read {path}: {type(exc).__name__}: {exc}") from exc
     if not isinstance(obj, dict):
@@ -268,8 +298,9 @@ def _read_image(path: Path, size: int, mode: str) -> np.ndarray:
     try:
         with Image.open(path) as img:
             img = img.convert(mode)
-    except OSError as exc:
-        raise FragilityError(f"cannot read image {path}: {exc}") from exc
+    except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError... for bad files
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise FragilityError(f"cannot read image {path}: {first}") from None
     w, h = img.size
     s = min(w, h)
     img = img.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
@@ -456,7 +487,10 @@ def _load_image_folder(
         for label, d in enumerate(dirs[split]):
             files = sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
             if not files:
-                raise FragilityError(f"image_folder: no images in {d}")
+                raise FragilityError(
+                    f"image_folder: no images in {d} (every class needs .png, .jpg, .jpeg or "
+                    ".bmp files in train/ and test/)"
+                )
             paths += files
             labels += [label] * len(files)
         arrays += [
@@ -554,9 +588,16 @@ def load_canonical(path: str | os.PathLike) -> Canonical:
         with np.load(path, allow_pickle=False) as z:
             fields = {k: z[k] for k in ("x_train", "y_train", "x_test", "y_test")}
             fields.update(classes=z["classes"].tolist(), name=str(z["name"]))
-    except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise FragilityError(f"{path} is not a canonical dataset file: {exc}") from exc
-    return Canonical(**fields)
+    except Exception as exc:  # a damaged zip raises many types (zlib, struct, zipfile, ...)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise FragilityError(
+            f"{path} is not a readable canonical dataset file (truncated or damaged?): "
+            f"{type(exc).__name__}: {first}; delete it to have it built again"
+        ) from None
+    try:
+        return Canonical(**fields)
+    except FragilityError as error:
+        raise FragilityError(f"{path}: {error}; delete it to have it built again") from None
 
 
 def prepare_dataset(

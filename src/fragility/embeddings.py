@@ -15,10 +15,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from .errors import FragilityError
-from .io import read_parquet_metadata, write_parquet
+from .io import read_parquet_metadata, read_table, write_parquet
 
 if TYPE_CHECKING:  # torch is imported where a model runs: reading the files must not need it
     import torch
@@ -120,16 +119,28 @@ def write_embeddings(
     outputs: Mapping[str, str | Path],
     metadata: dict,
     device: str | torch.device = "auto",
+    source: str = "the model",
 ) -> None:
     """Write the embeddings of each ``name -> (index, images, labels)`` to ``outputs[name]``
-    and the classifier to ``outputs["classifier"]``."""
+    and the classifier to ``outputs["classifier"]``. Nothing is written when any FE or logit
+    is NaN or infinite: one error naming ``source`` (the checkpoint) instead."""
     expected = {*subsets, "classifier"}
     if set(outputs) != expected:
         raise FragilityError(f"embedding outputs {sorted(outputs)} != {sorted(expected)}")
     meta = dict(metadata, normed=str(model.normed).lower())
+    tables = {}
     for name, (index, images, labels) in subsets.items():
         fe, logits = embed(model, images, normalization, device)
-        write_parquet(embeddings_table(index, labels, fe, logits), outputs[name], meta)
+        bad = ~(np.isfinite(fe).all(axis=1) & np.isfinite(logits).all(axis=1))
+        if bad.any():
+            raise FragilityError(
+                f"{source} gives NaN or infinite FE or logits for {int(bad.sum())} of "
+                f"{len(bad)} {name} images (the first: row {int(np.asarray(index)[bad][0])}); "
+                "its weights are damaged or overflow on these images"
+            )
+        tables[name] = embeddings_table(index, labels, fe, logits)
+    for name, table in tables.items():
+        write_parquet(table, outputs[name], meta)
     write_parquet(classifier_table(model.cpu()), outputs["classifier"], meta)
 
 
@@ -142,20 +153,64 @@ def _matrix(column: pa.ChunkedArray) -> np.ndarray:
     return column.values.to_numpy(zero_copy_only=False).reshape(-1, width)
 
 
+def _columns(table: pa.Table, path, kinds: dict[str, str]) -> None:
+    """Raise one error unless ``table`` has each column of ``kinds`` (name -> ``int``,
+    ``float`` or ``matrix``: a fixed-size list of floats)."""
+    for name, kind in kinds.items():
+        if name not in table.column_names:
+            raise FragilityError(f"{path} is not an embeddings file: it has no column {name!r}")
+        t = table.schema.field(name).type
+        ok = {
+            "int": pa.types.is_integer(t),
+            "float": pa.types.is_floating(t),
+            "matrix": pa.types.is_fixed_size_list(t) and pa.types.is_floating(t.value_type),
+        }[kind]
+        if not ok:
+            raise FragilityError(f"{path}: column {name!r} is {t}, not {kind}")
+
+
+def _finite(path, **arrays: np.ndarray) -> None:
+    for name, values in arrays.items():
+        bad = ~np.isfinite(values)
+        if bad.any():
+            raise FragilityError(
+                f"{path}: column {name!r} holds {int(bad.sum())} NaN or infinite values; "
+                "delete the file to have it rebuilt"
+            )
+
+
 def read_embeddings(path: str | Path) -> dict[str, np.ndarray]:
-    """``index``, ``label``, ``pred`` ``(N,)`` and ``fe`` ``(N, H)``, ``logits`` ``(N, C)``."""
-    table = pq.read_table(path)
+    """``index``, ``label``, ``pred`` ``(N,)`` and ``fe`` ``(N, H)``, ``logits`` ``(N, C)``;
+    a file that is not what :func:`write_embeddings` writes (unreadable, columns missing,
+    NaN or infinite values, labels outside ``0..C-1``) is one error naming it."""
+    table = read_table(path)
+    _columns(table, path, {"index": "int", "label": "int", "pred": "int"})
+    _columns(table, path, {"fe": "matrix", "logits": "matrix"})
     out = {k: table.column(k).to_numpy() for k in ("index", "label", "pred")}
     out.update(fe=_matrix(table.column("fe")), logits=_matrix(table.column("logits")))
+    _finite(path, fe=out["fe"], logits=out["logits"])
+    n_classes = out["logits"].shape[1]
+    for name in ("label", "pred"):
+        outside = (out[name] < 0) | (out[name] >= n_classes)
+        if outside.any():
+            raise FragilityError(
+                f"{path}: {int(outside.sum())} {name}s lie outside the class range "
+                f"0..{n_classes - 1} (e.g. {int(out[name][outside][0])})"
+            )
     return out
 
 
 def read_classifier(path: str | Path) -> dict:
-    """``weight`` ``(C, H)``, ``bias`` ``(C,)`` and ``normed`` (bool) of a classifier file."""
-    table = pq.read_table(path)
+    """``weight`` ``(C, H)``, ``bias`` ``(C,)`` and ``normed`` (bool) of a classifier file;
+    one that is unreadable, lacks a column or holds NaN or infinite values is one error
+    naming it."""
+    table = read_table(path)
+    _columns(table, path, {"weight": "matrix", "bias": "float"})
     normed = read_parquet_metadata(path).get("normed") == "true"
-    return {
+    out = {
         "weight": _matrix(table.column("weight")),
         "bias": table.column("bias").to_numpy(),
         "normed": normed,
     }
+    _finite(path, weight=out["weight"], bias=out["bias"])
+    return out

@@ -26,15 +26,16 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
-import pickle
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .checkpoints import check_finite, load_checkpoint
 from .errors import ConfigError, FragilityError
 from .models import FEATURE_DIM, NormedLinear, ResNetCifar, build_model
 from .settings import ARCHITECTURES, LDAM_DRW_ARCHS
@@ -125,17 +126,6 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def _torch_load(path: Path):
-    """The checkpoint object; tensors-only files load without running pickled code, others
-    (numpy scalars, custom classes) as the trusted file of the model's owner."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except (OSError, RuntimeError, EOFError) as exc:
-        raise FragilityError(f"cannot read checkpoint {path}: {exc}") from exc
-
-
 def state_dict_of(obj, path: Path) -> dict[str, torch.Tensor]:
     """The state dict in a checkpoint object (under ``state_dict``, ``model`` or
     ``model_state_dict``, or the object itself), without DataParallel's ``module.``."""
@@ -177,7 +167,7 @@ def check_fit(expected: Mapping[str, torch.Tensor], state: Mapping, what: str) -
 
 def _epoch(obj) -> int | None:
     epoch = obj.get("epoch") if isinstance(obj, Mapping) else None
-    return int(epoch) if isinstance(epoch, int) else None
+    return int(epoch) if isinstance(epoch, (int, np.integer)) else None
 
 
 def first_conv_channels(model: nn.Module) -> int | None:
@@ -187,9 +177,9 @@ def first_conv_channels(model: nn.Module) -> int | None:
 # -- the formats ------------------------------------------------------------------------------
 
 
-def _load_fragility(path: Path, arch: str | None, options: dict) -> Loaded:
+def _load_fragility(path: Path, arch: str | None, options: dict, read_args: dict) -> Loaded:
     """Our own ``model.pt``: rebuilt exactly as :func:`fragility.training.load_model` does."""
-    payload = _torch_load(path)
+    payload = load_checkpoint(path, **read_args)
     need = ("state_dict", "arch", "n_classes", "in_channels", "normed", "normalization")
     missing = [k for k in need if not isinstance(payload, Mapping) or k not in payload]
     if missing:
@@ -203,6 +193,7 @@ def _load_fragility(path: Path, arch: str | None, options: dict) -> Loaded:
         payload["arch"], payload["n_classes"], payload["in_channels"], payload["normed"]
     )
     check_fit(model.state_dict(), payload["state_dict"], f"{payload['arch']} ({path})")
+    check_finite(payload["state_dict"], path)
     model.load_state_dict(payload["state_dict"])
     norm = payload["normalization"]
     return Loaded(model.eval(), norm, _epoch(payload), payload["in_channels"], payload["arch"])
@@ -217,14 +208,15 @@ def _ldam_drw_name(key: str, blocks: int) -> str:
     return f"layer{stage + 1}.{block}.{rest}"
 
 
-def _load_ldam_drw(path: Path, arch: str | None, options: dict) -> Loaded:
+def _load_ldam_drw(path: Path, arch: str | None, options: dict, read_args: dict) -> Loaded:
     """LDAM-DRW's CIFAR ResNet, mapped onto our ResNetCifar (the same option-A blocks) with
     its ``linear`` head: an ``nn.Linear`` when it has a bias, else its ``NormedLinear``."""
     arch = arch or "resnet32"
     if arch not in LDAM_DRW_ARCHS:
         raise ConfigError(f"unknown LDAM-DRW arch {arch!r}; choose one of {list(LDAM_DRW_ARCHS)}")
-    obj = _torch_load(path)
+    obj = load_checkpoint(path, **read_args)
     state = state_dict_of(obj, path)
+    check_finite(state, path)  # named as in the file
     blocks = LDAM_DRW_ARCHS[arch]
     weight = state.get("linear.weight", torch.empty(1, FEATURE_DIM))
     linear = "linear.bias" in state
@@ -259,7 +251,7 @@ def _set_module(model: nn.Module, name: str, module: nn.Module) -> None:
     setattr(model.get_submodule(parent) if parent else model, leaf, module)
 
 
-def _load_torchvision(path: Path, arch: str | None, options: dict) -> Loaded:
+def _load_torchvision(path: Path, arch: str | None, options: dict, read_args: dict) -> Loaded:
     """A torchvision classification model ``arch`` (built with ``options``) with the
     checkpoint's class count; FE the input of its final Linear layer."""
     import torchvision
@@ -269,8 +261,9 @@ def _load_torchvision(path: Path, arch: str | None, options: dict) -> Loaded:
         raise ConfigError(
             f"unknown torchvision classification model {arch!r}; choose one of {names}"
         )
-    obj = _torch_load(path)
+    obj = load_checkpoint(path, **read_args)
     state = state_dict_of(obj, path)
+    check_finite(state, path)
     model = torchvision.models.get_model(arch, weights=None, **options)
     name = _final_linear(model)
     if name is None:
@@ -312,9 +305,10 @@ def entry_point(spec: str | None) -> Callable:
     return fn
 
 
-def _load_entry_point(path: Path, arch: str | None, options: dict) -> Loaded:
+def _load_entry_point(path: Path, arch: str | None, options: dict, read_args: dict) -> Loaded:
     """``function(checkpoint_path, **options) -> (extractor, head)``: ``extractor(x)`` is FE
-    ``(N, H)`` (flattened), ``head`` a linear layer of :data:`HEADS`."""
+    ``(N, H)`` (flattened), ``head`` a linear layer of :data:`HEADS`. The function is the
+    user's own code and reads the checkpoint as it likes (``read_args`` do not apply)."""
     result = entry_point(arch)(str(path), **options)
     if not (
         isinstance(result, tuple)
@@ -331,7 +325,7 @@ def _load_entry_point(path: Path, arch: str | None, options: dict) -> Loaded:
     )
 
 
-FORMATS: dict[str, Callable[[Path, str | None, dict], Loaded]] = {
+FORMATS: dict[str, Callable[[Path, str | None, dict, dict], Loaded]] = {
     "fragility": _load_fragility,
     "ldam_drw": _load_ldam_drw,
     "torchvision": _load_torchvision,
@@ -340,16 +334,33 @@ FORMATS: dict[str, Callable[[Path, str | None, dict], Loaded]] = {
 DEFAULT_NORMALIZATION = {"ldam_drw": LDAM_DRW_NORMALIZATION, "torchvision": IMAGENET_NORMALIZATION}
 
 
-def load_external(path: str | Path, fmt: str, arch: str | None = None, options=None) -> Loaded:
+def load_external(
+    path: str | Path,
+    fmt: str,
+    arch: str | None = None,
+    options=None,
+    *,
+    trusted: bool = False,
+    name: str | None = None,
+) -> Loaded:
     """Load the checkpoint at ``path`` in format ``fmt`` (:data:`FORMATS`), whole or not
-    at all."""
+    at all. Without ``trusted`` it is read safely (:func:`fragility.checkpoints.load_checkpoint`:
+    a file naming more than weights and plain values is refused); with it, in full, running
+    what its pickle says. ``name``: the model's entry under ``models``, for the refusal's
+    advice. Weights that are NaN or infinite are refused too."""
     if fmt not in FORMATS:
         raise ConfigError(f"unknown model format {fmt!r}; choose one of {list(FORMATS)}")
     path = Path(path)
     if not path.is_file():
         raise FragilityError(f"checkpoint {path} does not exist")
+    entry = f"models.{name}" if name else "its entry under models"
+    opt_in = f"set trust_checkpoint: true on {entry} to load it in full"
     with torch.no_grad():
-        return FORMATS[fmt](path, arch, dict(options or {}))
+        loaded = FORMATS[fmt](
+            path, arch, dict(options or {}), {"trusted": trusted, "opt_in": opt_in}
+        )
+    check_finite(loaded.model.state_dict(), path)  # an entry point's model too
+    return loaded
 
 
 # -- preprocessing ----------------------------------------------------------------------------

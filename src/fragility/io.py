@@ -1,4 +1,6 @@
-"""Atomic file output: a reader never sees a half-written file, a killed job leaves none."""
+"""Atomic file output (a reader never sees a half-written file, a killed job leaves none, and
+each file gets the mode a plain ``open()`` would give it), and reading files back as one clear
+error naming the file when they are not what they must be."""
 
 from __future__ import annotations
 
@@ -33,10 +35,28 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tmp)
     try:
         yield tmp
+        # mkstemp makes the file 0600 whatever the umask; a shared results folder needs the
+        # mode any other file of the user gets (set here: a writer may have recreated it)
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where Linux shows it (``os.umask`` can
+    only be read by setting it, which would race with other threads creating files)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
 
 
 def write_json(obj, path: str | os.PathLike) -> None:
@@ -54,9 +74,41 @@ def write_parquet(table: pa.Table, path: str | os.PathLike, metadata: dict | Non
         pq.write_table(table, tmp)
 
 
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _unreadable(path, kind: str, error: BaseException) -> FragilityError:
+    return FragilityError(
+        f"{path} is not a readable {kind} file (truncated or damaged?): {_first_line(error)}"
+    )
+
+
+def read_table(path: str | os.PathLike, columns: list[str] | None = None) -> pa.Table:
+    """The Parquet file at ``path`` (only ``columns``, if given); a missing, truncated or
+    damaged file is one :class:`FragilityError` naming it."""
+    try:
+        return pq.read_table(path, columns=columns)
+    except (pa.ArrowException, OSError) as error:
+        raise _unreadable(path, "Parquet", error) from None
+
+
 def read_parquet_metadata(path: str | os.PathLike) -> dict[str, str]:
-    meta = pq.read_schema(path).metadata or {}
+    try:
+        meta = pq.read_schema(path).metadata or {}
+    except (pa.ArrowException, OSError) as error:
+        raise _unreadable(path, "Parquet", error) from None
     return {k.decode(): v.decode() for k, v in meta.items()}
+
+
+def read_json(path: str | os.PathLike):
+    """The JSON object in ``path``; a missing, truncated or damaged file is one
+    :class:`FragilityError` naming it."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise _unreadable(path, "JSON", error) from None
 
 
 def write_text(text: str, path: str | os.PathLike) -> None:

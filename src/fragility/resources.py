@@ -126,11 +126,15 @@ def _npz_shapes(path: Path) -> dict[str, tuple]:
 
 def dataset_size(loader: str, options: dict, canonical: str | Path | None = None) -> Data:
     """From the canonical file's headers when it is built, else from :data:`SHAPES` and the
-    loader's options (``image_size``, ``grayscale``)."""
+    loader's options (``image_size``, ``grayscale``). A damaged canonical file counts as not
+    built: the first job that reads it says what is wrong with it, in one line."""
     if canonical is not None and Path(canonical).is_file():
-        shapes = _npz_shapes(Path(canonical))
-        n, h, w, c = shapes["x_train"]
-        return Data(h, w, c, n, shapes["x_test"][0], shapes["classes"][0])
+        try:
+            shapes = _npz_shapes(Path(canonical))
+            n, h, w, c = shapes["x_train"]
+            return Data(h, w, c, n, shapes["x_test"][0], shapes["classes"][0])
+        except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile):
+            pass
     h, w, c, n_train, n_test, n_classes = SHAPES.get(loader, SHAPES["image_folder"])
     if "image_size" in options:
         h = w = int(options["image_size"])

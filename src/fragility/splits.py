@@ -247,6 +247,63 @@ def subset_indices(split: pa.Table, subset: str) -> tuple[np.ndarray, np.ndarray
     )
 
 
+SUBSETS = ("train", "pool", "val", "test")
+
+
+def read_split(path, canonical, canonical_path=None) -> pa.Table:
+    """The split table in ``path``, checked against the dataset it indexes (``canonical``: a
+    :class:`fragility.data.Canonical`, read from ``canonical_path``): the columns ``index``,
+    ``label`` (integers) and ``subset`` (one of :data:`SUBSETS`), rows inside the training or
+    test array, labels inside the class range and equal to the dataset's own. Anything else is
+    one :class:`FragilityError` naming the file."""
+    from .io import read_table
+
+    table = read_table(path)
+    kinds = {"index": pa.types.is_integer, "label": pa.types.is_integer}
+    kinds["subset"] = lambda t: pa.types.is_string(t) or pa.types.is_large_string(t)
+    for name, ok in kinds.items():
+        if name not in table.column_names:
+            raise FragilityError(f"{path} is not a split file: it has no column {name!r}")
+        if not ok(table.schema.field(name).type):
+            raise FragilityError(
+                f"{path}: column {name!r} is {table.schema.field(name).type}, not a "
+                + ("string" if name == "subset" else "integer")
+            )
+    subset = np.asarray(table.column("subset").to_pylist(), dtype=object)
+    unknown = sorted(set(subset) - set(SUBSETS), key=str)
+    if unknown:
+        raise FragilityError(f"{path}: unknown subsets {unknown}; a split has {list(SUBSETS)}")
+    index = table.column("index").to_numpy()
+    label = table.column("label").to_numpy()
+    n_classes = len(canonical.classes)
+    outside = (label < 0) | (label >= n_classes)
+    if outside.any():
+        raise FragilityError(
+            f"{path}: {int(outside.sum())} labels lie outside the class range 0..{n_classes - 1} "
+            f"of {canonical.name} (e.g. {int(label[outside][0])})"
+        )
+    source = canonical_path or canonical.name
+    is_test = subset == "test"
+    for rows, y, where in (
+        (is_test, canonical.y_test, "test"),
+        (~is_test, canonical.y_train, "training"),
+    ):
+        beyond = (index[rows] < 0) | (index[rows] >= len(y))
+        if beyond.any():
+            raise FragilityError(
+                f"{path}: row {int(index[rows][beyond][0])} lies outside the {where} array of "
+                f"{source} (0..{len(y) - 1}); the split belongs to another dataset: delete it "
+                "to have it drawn again"
+            )
+        differ = label[rows] != y[index[rows]]
+        if differ.any():
+            raise FragilityError(
+                f"{path}: {int(differ.sum())} labels differ from those of {source}; the split "
+                "belongs to another version of the dataset: delete it to have it drawn again"
+            )
+    return table
+
+
 # -- the training subset of a model trained elsewhere (config ``models``) ------------------
 
 # How an external model's training subset is known: not at all, our own seeded draw (a model

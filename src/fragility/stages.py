@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from . import data
+from .errors import FragilityError
 from .gpus import device_record
-from .io import write_json, write_parquet
+from .io import read_json, write_json, write_parquet
 from .provenance import code_version, environment
 from .splits import (
     class_order_metadata,
     make_split,
+    read_split,
     recorded_class_order,
     resolve_class_order,
     subset_indices,
@@ -100,7 +102,7 @@ def train_run(
     """Train one run and write ``model.pt``, ``history.parquet`` and ``metrics.json``."""
     cfg = TrainConfig(**settings)
     canonical = data.load_canonical(canonical_path)
-    split = pq.read_table(split_path)
+    split = read_split(split_path, canonical, canonical_path)
     subsets = load_subsets(canonical, split)
     result = train(
         cfg,
@@ -172,8 +174,43 @@ def extract_run(
 
     canonical = data.load_canonical(canonical_path)
     model, payload = load_model(model_path)
-    subsets = _embedding_subsets(canonical, pq.read_table(split_path))
-    write_embeddings(model, payload["normalization"], subsets, outputs, payload["metadata"], device)
+    subsets = _embedding_subsets(canonical, read_split(split_path, canonical, canonical_path))
+    write_embeddings(
+        model,
+        payload["normalization"],
+        subsets,
+        outputs,
+        payload["metadata"],
+        device,
+        source=str(model_path),
+    )
+
+
+def convert_model(model_path: str | Path) -> None:
+    """Rewrite a ``model.pt`` written by an older version of fragility so that a safe load
+    reads it: numpy scalars become Python numbers, numpy arrays lists, a dataclass or an
+    ``argparse.Namespace`` the dict of its fields; any other object stops the conversion.
+    The file is read in full, which runs whatever its pickle says: only for a file you made.
+    Its weights are written back unchanged, and its time kept."""
+    import torch
+
+    from .checkpoints import load_checkpoint, plain
+    from .io import atomic_path
+    from .training import load_model
+
+    payload = load_checkpoint(model_path, trusted=True)
+    try:
+        converted = plain(payload, str(model_path), objects=True)
+    except TypeError as error:
+        raise FragilityError(f"cannot convert {model_path}: {error}") from None
+    times = Path(model_path).stat()
+    with atomic_path(model_path) as tmp:
+        torch.save(converted, tmp)
+    # the weights are the same, so what was computed from them stays valid: keep the file's
+    # time, which Snakemake compares with its outputs'
+    os.utime(model_path, ns=(times.st_atime_ns, times.st_mtime_ns))
+    load_model(model_path)  # reads back safely, or says why not
+    print(f"converted {model_path}: it now loads without running code", file=sys.stderr)
 
 
 def _embedding_subsets(canonical: data.Canonical, split: pa.Table) -> dict[str, tuple]:
@@ -205,8 +242,6 @@ def remedy_run(
     and ``outputs["train"/"test"/"classifier"]``, the embeddings of the new head. ``files``:
     the run's ``train``, ``val`` (optional), ``test`` and ``classifier`` embeddings and its
     ``metrics``."""
-    import json
-
     from .embeddings import (
         classifier_arrays_table,
         embeddings_table,
@@ -220,7 +255,7 @@ def remedy_run(
     if val is not None and len(val["label"]) == 0:
         val = None
     classifier = read_classifier(files["classifier"])
-    base = json.loads(Path(files["metrics"]).read_text())
+    base = read_json(files["metrics"])
     result = apply_remedy(method, train, test, classifier, val=val, seed=seed, params=dict(params))
     meta = {
         "remedy": name,
@@ -349,7 +384,15 @@ def extract_external(
     start = time.perf_counter()
     canonical = data.load_canonical(canonical_path)
     shape = canonical.x_train.shape[1:]
-    loaded = load_external(checkpoint_path, model["format"], model["arch"], model["options"])
+    trusted = bool(model.get("trust_checkpoint", False))
+    loaded = load_external(
+        checkpoint_path,
+        model["format"],
+        model["arch"],
+        model["options"],
+        trusted=trusted,
+        name=model["name"],
+    )
     normalization = preprocessing(loaded, model, shape)
     probe(loaded.model, shape, model["name"])
     checkpoint = {"path": str(checkpoint_path), "sha256": file_sha256(checkpoint_path)}
@@ -367,15 +410,24 @@ def extract_external(
         code_version=code_version(),
         device=resolved,
     )
-    subsets = _embedding_subsets(canonical, pq.read_table(split_path))
+    subsets = _embedding_subsets(canonical, read_split(split_path, canonical, canonical_path))
     embedding_files = {k: outputs[k] for k in (*subsets, "classifier")}
-    write_embeddings(loaded.model, normalization, subsets, embedding_files, meta, device)
+    write_embeddings(
+        loaded.model,
+        normalization,
+        subsets,
+        embedding_files,
+        meta,
+        device,
+        source=str(checkpoint_path),
+    )
     empty = pa.table({"epoch": pa.array([], pa.int64())})
     write_parquet(empty, outputs["history"], metadata=dict(meta, history="none: trained elsewhere"))
     test = read_embeddings(outputs["test"])
     metrics = dict(
         _external_metrics(test, subsets["train"][2], canonical.classes, model, loaded.epoch),
         checkpoint=checkpoint,
+        trusted=trusted,  # loaded in full (trust_checkpoint), its pickle run as it says
         normalization=normalization,
         image_shape=list(shape),
         wall_seconds=time.perf_counter() - start,  # this pipeline's time on it: the extraction

@@ -22,7 +22,8 @@ import torch
 from tqdm import tqdm
 
 from . import metrics
-from .errors import ConfigError, TrainingDiverged
+from .checkpoints import UnsafeCheckpoint, check_finite, load_checkpoint, plain
+from .errors import ConfigError, FragilityError, TrainingDiverged
 from .io import atomic_path
 from .losses import build_loss, class_balanced_weights
 from .mfw import FeatureWeakening, draw_partners, mfw_generator
@@ -507,33 +508,49 @@ def select_checkpoint(best: dict, engine: Engine, row: dict, epoch: int) -> dict
 
 def _resume(engine: Engine, state_file: Path | None):
     """``(history, best, elapsed, start epoch)`` from ``state_file`` when it holds this
-    config's state (loaded into the model and optimiser), else a fresh start."""
+    config's state (loaded into the model and optimiser), else a fresh start. A state file
+    that a safe load cannot read (damaged, or written by an older version) is set aside
+    with a warning: the training starts again from epoch 0."""
     fresh = ([], {"score": -math.inf, "epoch": -1, "state": None}, 0.0, 0)
     if not (state_file and state_file.exists()):
         return fresh
-    state = torch.load(state_file, map_location=engine.device, weights_only=False)
-    if state.get("config_hash") != engine.cfg.hash():
+    initial = (
+        {k: v.clone() for k, v in engine.model.state_dict().items()},
+        engine.optimizer.state_dict(),
+    )
+    try:
+        state = load_checkpoint(state_file)
+        if state.get("config_hash") != engine.cfg.hash():
+            return fresh
+        engine.model.load_state_dict(state["model"])
+        engine.optimizer.load_state_dict(state["optimizer"])
+        resumed = state["history"], state["best"], float(state["elapsed"]), state["epoch"] + 1
+    except (FragilityError, AttributeError, KeyError, TypeError, ValueError, RuntimeError) as error:
+        reason = error if isinstance(error, FragilityError) else f"{type(error).__name__}: {error}"
+        print(
+            f"warning: cannot resume from {state_file} ({str(reason).splitlines()[0]}); "
+            "training starts again from epoch 0",
+            file=sys.stderr,
+        )
+        engine.model.load_state_dict(initial[0])
+        engine.optimizer.load_state_dict(initial[1])
         return fresh
-    engine.model.load_state_dict(state["model"])
-    engine.optimizer.load_state_dict(state["optimizer"])
     print(f"resuming from epoch {state['epoch'] + 1} ({state_file})", file=sys.stderr)
-    return state["history"], state["best"], state["elapsed"], state["epoch"] + 1
+    return resumed
 
 
 def _save_state(engine: Engine, state_file: Path, epoch: int, history, best, elapsed) -> None:
+    state = {
+        "config_hash": engine.cfg.hash(),
+        "epoch": epoch,
+        "model": engine.model.state_dict(),
+        "optimizer": engine.optimizer.state_dict(),
+        "history": history,
+        "best": best,
+        "elapsed": elapsed,
+    }
     with atomic_path(state_file) as tmp:
-        torch.save(
-            {
-                "config_hash": engine.cfg.hash(),
-                "epoch": epoch,
-                "model": engine.model.state_dict(),
-                "optimizer": engine.optimizer.state_dict(),
-                "history": history,
-                "best": best,
-                "elapsed": elapsed,
-            },
-            tmp,
-        )
+        torch.save(plain(state, str(state_file)), tmp)
 
 
 def train(
@@ -611,7 +628,8 @@ def train(
 
 
 def save_model(result: TrainResult, cfg: TrainConfig, path: str | Path, metadata: dict) -> None:
-    """Weights plus everything needed to rebuild the model, written atomically."""
+    """Weights plus everything needed to rebuild the model, written atomically; only what a
+    safe load (:func:`fragility.checkpoints.load_checkpoint`) reads back."""
     model = result.model
     payload = {
         "state_dict": model.state_dict(),
@@ -626,14 +644,38 @@ def save_model(result: TrainResult, cfg: TrainConfig, path: str | Path, metadata
         "metadata": metadata,
     }
     with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+        torch.save(plain(payload, str(path)), tmp)
+
+
+# what a model.pt holds (besides ``epoch``, ``train_config``, ``config_hash``, ``metadata``)
+MODEL_KEYS = ("state_dict", "arch", "n_classes", "in_channels", "normed", "normalization")
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[ResNetCifar, dict]:
-    """Rebuild a saved model (eval mode) and return it with its saved payload."""
-    payload = torch.load(path, map_location="cpu", weights_only=False)
+    """Rebuild a saved model (eval mode) and return it with its saved payload. The file is
+    read safely: one written by an older version that holds more than a safe load reads is
+    one error saying how to convert it; a damaged file, or NaN or infinite weights, one
+    error naming the file."""
+    try:
+        payload = load_checkpoint(path)
+    except UnsafeCheckpoint as error:
+        raise FragilityError(
+            f"{error}. If this model.pt is one you trained with an older fragility, convert "
+            f"it once with `python -m fragility convert-model {path}` (a full load: only for "
+            "a file you made), or delete it to train the run again"
+        ) from None
+    missing = [k for k in MODEL_KEYS if not isinstance(payload, dict) or k not in payload]
+    if missing:
+        raise FragilityError(f"{path} is not a fragility model.pt: it lacks {', '.join(missing)}")
     model = build_model(
         payload["arch"], payload["n_classes"], payload["in_channels"], payload["normed"]
     )
-    model.load_state_dict(payload["state_dict"])
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()[0]
+        raise FragilityError(
+            f"{path}: its weights do not fit a {payload['arch']}: {first}"
+        ) from None
+    check_finite(payload["state_dict"], path)
     return model.to(resolve_device(device)).eval(), payload

@@ -15,7 +15,6 @@ has two or more; for a single seed, a by-seed column ``{column}_boot_low`` /
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,13 +22,13 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from fragility.analysis.rq1 import table1 as table1_row
 from fragility.analysis.uncertainty import combine_seeds, t_interval, verdict
 from fragility.analysis.views import majority_minority
 from fragility.catalog import CROSS_RUN_TABLES, MODEL_FILES, REMEDY, RUN_TABLES, model_file
 from fragility.errors import FragilityError
+from fragility.io import read_json, read_table
 
 GROUP_KEYS = ("dataset", "imbalance", "loss")
 RUN_KEYS = (*GROUP_KEYS, "seed")
@@ -102,7 +101,7 @@ class RunRef:
 
 
 def _read(run: RunRef, kind: str) -> pa.Table:
-    return pq.read_table(run.path(kind))
+    return read_table(run.path(kind))
 
 
 def _tagged(run: RunRef, table: pa.Table) -> pa.Table:
@@ -235,7 +234,7 @@ def _bootstrap_columns(run: RunRef, columns: dict[str, str]) -> dict[str, float 
 
 
 def _metrics(run: RunRef, remedy: str | None = None) -> dict:
-    return json.loads(run.path("metrics", remedy).read_text())
+    return read_json(run.path("metrics", remedy))
 
 
 def _bac(run: RunRef) -> float:

@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from fragility.analysis.uncertainty import CONFIDENCE, t_interval
 from fragility.errors import ConfigError, FragilityError
+from fragility.io import read_table
 from fragility.splits import Imbalance
 
 CURVE_KEYS = ("dataset", "family", "ratio", "imbalance", "loss")
@@ -558,14 +558,14 @@ def _write_each(table: pa.Table, outputs: Sequence[str | Path]) -> None:
 
 def write_curve_table(source: str, by_seed_path: str | Path, outputs: list) -> None:
     """The curve table of ``source`` to each of ``outputs`` (CSV and Parquet)."""
-    _write_each(source_curve_table(source, pq.read_table(by_seed_path)), outputs)
+    _write_each(source_curve_table(source, read_table(by_seed_path)), outputs)
 
 
 def write_joined_curve_table(curve_paths: list, outputs: list) -> None:
     """Every curve table side by side, to each of ``outputs`` (CSV and Parquet)."""
-    _write_each(joined_curve_table([pq.read_table(p) for p in curve_paths]), outputs)
+    _write_each(joined_curve_table([read_table(p) for p in curve_paths]), outputs)
 
 
 def write_smallest_ratio_table(claims_path: str | Path, outputs: list) -> None:
     """Where each claim starts to hold, from ``claims.parquet``, to each of ``outputs``."""
-    _write_each(smallest_ratio_table(pq.read_table(claims_path)), outputs)
+    _write_each(smallest_ratio_table(read_table(claims_path)), outputs)

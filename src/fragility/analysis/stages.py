@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
+
+from fragility.io import read_json, read_table
 
 
 def _paths(outputs) -> list[str]:
@@ -65,15 +66,13 @@ def _model_view(files: dict, prefix: str = ""):
     """A :class:`~fragility.analysis.views.ModelView` of the model whose ``{prefix}train``,
     ``{prefix}test`` (optional), ``{prefix}classifier`` and ``{prefix}metrics`` files are
     given."""
-    import json
-
     import numpy as np
 
     from ..embeddings import read_classifier, read_embeddings
     from .views import ModelView
 
     classifier = read_classifier(files[f"{prefix}classifier"])
-    metrics = json.loads(Path(files[f"{prefix}metrics"]).read_text())
+    metrics = read_json(files[f"{prefix}metrics"])
     test = files.get(f"{prefix}test")
     return ModelView(
         train=read_embeddings(files[f"{prefix}train"]),
@@ -139,7 +138,7 @@ def bootstrap_run(
 
 def _aligned_preds(path: str | Path, test: dict):
     """The ``pred`` column of a predictions file, in the row order of ``test``."""
-    table = pq.read_table(path)
+    table = read_table(path)
     where = {int(i): p for i, p in zip(table["index"].to_pylist(), table["pred"].to_pylist())}
     missing = [int(i) for i in test["index"] if int(i) not in where]
     if missing:
@@ -155,7 +154,7 @@ def plot_run_figure(figure: str, table_paths: dict, out_path: str | Path, title:
     """Draw one per-run figure from its tables (Parquet files keyed by table name)."""
     from ..plotting import plot_figure
 
-    plot_figure(figure, {k: pq.read_table(p) for k, p in table_paths.items()}, out_path, title)
+    plot_figure(figure, {k: read_table(p) for k, p in table_paths.items()}, out_path, title)
 
 
 def _run_refs(runs: list[dict]):
@@ -192,8 +191,8 @@ def check_claims(
     from .claims import claims_summary, measure_claims
 
     claims = measure_claims(
-        pq.read_table(premise_path),
-        {tuple(k): pq.read_table(p) for k, p in bootstrap_paths.items()},
+        read_table(premise_path),
+        {tuple(k): read_table(p) for k, p in bootstrap_paths.items()},
         losses,
     )
     write_table(claims, out_csv)
@@ -210,7 +209,7 @@ def write_summary(files: dict, out_rst: str | Path, out_matrix: str | Path) -> N
     from ..io import write_text
     from .summary import claims_matrix, front_page
 
-    tables = {k: pq.read_table(p) for k, p in files.items()}
+    tables = {k: read_table(p) for k, p in files.items()}
     write_text(front_page(tables["claims"], tables.get("table1"), tables.get("remedies")), out_rst)
     write_text(claims_matrix(tables["claims"]), out_matrix)
 
@@ -218,7 +217,7 @@ def write_summary(files: dict, out_rst: str | Path, out_matrix: str | Path) -> N
 def plot_cross_run_figure(figure: str, table_path: str | Path, out_path: str | Path) -> None:
     from ..plotting import plot_cross_run
 
-    plot_cross_run(figure, pq.read_table(table_path), out_path)
+    plot_cross_run(figure, read_table(table_path), out_path)
 
 
 def remedies_tables(runs: list[dict], remedies: dict, outputs: list, n_boot: int = 1000) -> None:
@@ -236,7 +235,7 @@ def remedies_tables(runs: list[dict], remedies: dict, outputs: list, n_boot: int
 def plot_remedies(table_path: str | Path, out_path: str | Path) -> None:
     from ..plotting import plot_remedy_costs
 
-    plot_remedy_costs(pq.read_table(table_path), out_path)
+    plot_remedy_costs(read_table(table_path), out_path)
 
 
 def write_provenance(runs: list[dict], out_csv: str | Path) -> None:

@@ -26,14 +26,12 @@ Conventions shared by every table:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from fragility.analysis import rq4, rq6, rq7
 from fragility.analysis.dynamics import dynamics_table
@@ -61,6 +59,7 @@ from fragility.analysis.views import (
 from fragility.catalog import FEW_FEATURES_SHARE, PREMISE_TRAIN_ACC, RUN_TABLES, model_file
 from fragility.embeddings import read_classifier, read_embeddings
 from fragility.errors import ConfigError, FragilityError
+from fragility.io import read_json, read_table
 
 TABLES: dict[str, tuple[str, ...]] = {rq: spec.tables for rq, spec in RUN_TABLES.items()}
 
@@ -115,7 +114,7 @@ class RunInputs:
         classifier = read_classifier(files["classifier"])
         n_classes = classifier["weight"].shape[0]
         train = embeddings("train")
-        metrics = json.loads(files["metrics"].read_text()) if "metrics" in files else {}
+        metrics = read_json(files["metrics"]) if "metrics" in files else {}
         names = [str(n) for n in metrics.get("classes") or range(n_classes)]
         counts = metrics.get("train_class_counts")
         if counts is None:
@@ -132,7 +131,7 @@ class RunInputs:
             test=embeddings("test"),
             pool=embeddings("pool"),
             classifier=classifier,
-            history=pq.read_table(files["history"]) if "history" in files else None,
+            history=read_table(files["history"]) if "history" in files else None,
             class_names=names,
             class_counts=counts,
             kept_epoch=None if kept is None else int(kept),

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from fragility.analysis import curves
 from fragility.errors import ConfigError
+from fragility.io import read_table
 from fragility.plotting.style import BLACK, BLUE, GREY, STYLE, VERMILLION, Patch, figure, plt, save
 
 FAMILY_STYLE = {"exp": (BLUE, "o", "exp"), "step": (VERMILLION, "s", "step")}
@@ -264,7 +264,6 @@ def plot_curve_files(
     """File-in, file-out: draw curve figure ``name`` from its input tables (source -> path
     of :func:`curves.curve_input`)."""
     tables = {
-        source: curves.curve_of(source, pq.read_table(path))
-        for source, path in by_seed_paths.items()
+        source: curves.curve_of(source, read_table(path)) for source, path in by_seed_paths.items()
     }
     plot_curve_figure(name, tables, dataset, loss, out_path)
