@@ -23,6 +23,7 @@ from fragility.analysis.views import (
     largest_entry,
     log_ratio,
     matched_class_stat,
+    matched_class_stats,
     point,
 )
 from fragility.catalog import MIN_RATIO
@@ -223,14 +224,14 @@ def fig45_magnitude(data: ClaimInputs) -> Measured:
         return Measured.not_measurable(data.partner_missing)
     counts = np.bincount(_labels(view), minlength=view.n_classes)
     sizes = {int(c): int(counts[c]) for c in np.flatnonzero(counts)}
-    own = largest_mean_ce(view, data.train_w)
-    other = largest_mean_ce(partner, data.partner_train_w, sizes)
+    own_means = weighted_class_means(data.train_w, _own_ce(view), _labels(view), view.n_classes)
+    own, own_share = largest_entry(own_means), _share_of_logit(own_means)
+    other, other_share = matched_class_stats(
+        data.partner_train_w, _own_ce(partner), _labels(partner), partner.n_classes, sizes,
+        (largest_entry, _share_of_logit),
+    )  # fmt: skip
     mean = np.nanmean(own, axis=1)
     partner_mean = np.nanmean(other, axis=1)
-    ce, labels = _own_ce(view), _labels(view)
-    own_share = _share_of_logit(weighted_class_means(data.train_w, ce, labels, view.n_classes))
-    other_share = matched_class_stat(data.partner_train_w, _own_ce(partner), _labels(partner),
-                                     partner.n_classes, sizes, _share_of_logit)  # fmt: skip
     normalised = log_ratio(np.nanmean(own_share, axis=1), np.nanmean(other_share, axis=1))
     parts = {
         "imbalanced": point(mean),

@@ -204,39 +204,48 @@ def largest_entry(means: np.ndarray) -> np.ndarray:
     return np.where(np.isneginf(out), np.nan, out)
 
 
-def matched_class_stat(
+def matched_class_stats(
     weights: np.ndarray,
     x: np.ndarray,
     classes: np.ndarray,
     n_classes: int,
     sizes: dict[int, int],
-    stat,
+    stats: tuple,
     draws: int = N_MATCHED_DRAWS,
-) -> np.ndarray:
-    """The mean over size-matched draws (:func:`matched_draws` with ``sizes``) of
-    ``stat(class mean vectors (..., H)) -> (...)``, a class's mean of ``x (N, H)`` over each
-    draw's instances under every replicate's multiplicities ``weights (B, N)``: ``(B, C)``,
-    NaN for a class not in ``sizes`` or where no draw measured it. A class drawn at its full
-    size is the same in every draw and is computed once."""
+) -> tuple[np.ndarray, ...]:
+    """For each of ``stats`` (each maps class mean vectors ``(..., H)`` to ``(...)``), its mean
+    over size-matched draws (:func:`matched_draws` with ``sizes``) of a class's mean of ``x
+    (N, H)`` over each draw's instances, under every replicate's multiplicities ``weights (B,
+    N)``: one ``(B, C)`` array each, NaN for a class not in ``sizes`` or where no draw
+    measured it. A class drawn at its full size is the same in every draw and is computed
+    once. The sums are float32 (B x D small products per class; the multiplicities are whole
+    numbers), the statistics float64."""
     weights = np.atleast_2d(weights)
     classes = np.asarray(classes, dtype=np.int64)
-    x = np.asarray(x, dtype=np.float64)
     subsets = matched_draws(classes, sizes, draws)
-    out = np.full((weights.shape[0], n_classes), np.nan)
+    out = [np.full((weights.shape[0], n_classes), np.nan) for _ in stats]
     for c in sizes:
         pool = np.flatnonzero(classes == c)
         if len(pool) == 0:
             continue
         masks = subsets[:, pool]
-        values = []
+        block_w = weights[:, pool].astype(np.float32)  # gathered once, drawn from per draw
+        block_x = np.asarray(x, dtype=np.float32)[pool]
+        values: list[list[np.ndarray]] = [[] for _ in stats]
         for mask in masks[:1] if masks.all() else masks:
-            rows = pool[mask]
-            w = weights[:, rows]
+            w = block_w[:, mask]
             with np.errstate(invalid="ignore", divide="ignore"):
-                means = (w @ x[rows]) / w.sum(axis=1, keepdims=True)
-            values.append(stat(means))
-        out[:, c] = mean_over_draws(np.vstack(values))
-    return out
+                means = (w @ block_x[mask]).astype(np.float64) / w.sum(axis=1, keepdims=True)
+            for i, stat in enumerate(stats):
+                values[i].append(stat(means))
+        for i in range(len(stats)):
+            out[i][:, c] = mean_over_draws(np.vstack(values[i]))
+    return tuple(out)
+
+
+def matched_class_stat(weights, x, classes, n_classes, sizes, stat, draws=N_MATCHED_DRAWS):
+    """:func:`matched_class_stats` of one statistic ``stat``: ``(B, C)``."""
+    return matched_class_stats(weights, x, classes, n_classes, sizes, (stat,), draws)[0]
 
 
 def mean_over_draws(values: np.ndarray) -> np.ndarray:
