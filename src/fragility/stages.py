@@ -83,10 +83,12 @@ def train_run(
     settings: dict,
     run_info: dict,
     device: str = "auto",
+    precision: str = "auto",
     resume_path: str | Path | None = None,
     progress: bool = True,
 ) -> dict:
-    """Train one run and write ``model.pt``, ``history.parquet`` and ``metrics.json``."""
+    """Train one run and write ``model.pt``, ``history.parquet`` and ``metrics.json``;
+    ``precision`` is the training's (:mod:`fragility.precision`)."""
     cfg = TrainConfig(**settings)
     canonical = data.load_canonical(canonical_path)
     subsets = load_subsets(canonical, pq.read_table(split_path))
@@ -98,6 +100,7 @@ def train_run(
         n_classes=len(canonical.classes),
         normalization=channel_stats(canonical.x_train),
         device=device,
+        precision=precision,
         resume_path=resume_path,
         progress=progress,
         desc=run_info.get("run", "train"),
