@@ -285,8 +285,9 @@ def multi_gpu(report: Report, limit: float, tiny: bool, n_gpus: int, out_dir: Pa
         return
     config = yaml.safe_load((REPO / "presets" / "smoke.yaml").read_text())
     config.update(device="cpu" if tiny else "cuda", check_inputs=False)
-    if tiny:  # two fake devices: the claims are real, the training runs on the CPU
-        config["gpus"] = [0, 1]
+    if tiny:  # two stand-in devices: the claims are real; CUDA matches neither name (on a
+        # GPU machine too), so the training runs on the CPU
+        config["gpus"] = ["fake0", "fake1"]
         config["device"] = "auto"
     config["runs"] = [{"dataset": "digits", "imbalance": ["exp10"], "loss": ["ce", "ldam_drw"]}]
     config["training"]["epochs"] = 2 if tiny else 30
@@ -313,7 +314,8 @@ def multi_gpu(report: Report, limit: float, tiny: bool, n_gpus: int, out_dir: Pa
         distinct = len(rows) == len(runs) and len(slots) == len(rows) and None not in slots
         return {"runs": rows, "finished": len(rows), "distinct_slots": distinct}
 
-    env = {"CUDA_VISIBLE_DEVICES": ""} if tiny else {}
+    # tiny: two stand-in GPUs, nothing of the machine's: claims for real, training on the CPU
+    env = {"CUDA_VISIBLE_DEVICES": "", "FRAGILITY_GPU_REHEARSAL": "1"} if tiny else {}
     run_part(report, "multi_gpu", cmd, limit, devices, env=env)
 
 

@@ -70,9 +70,8 @@ def test_the_gpu_check_rehearses_on_a_cpu(tmp_path):
     runs = report["parts"]["multi_gpu"]["result"]["runs"]
     assert len(runs) == 2 and {r["device"] for r in runs} == {"cpu"}
     host = gpus.host_name()  # the slot files name the machine
-    assert all(
-        r["gpu_slot"] in {f"gpu{s}@{host}" for s in ("0.0", "0.1", "1.0", "1.1")} for r in runs
-    )
+    slots = {f"gpufake{s}@{host}" for s in ("0.0", "0.1", "1.0", "1.1")}  # stand-in GPUs
+    assert all(r["gpu_slot"] in slots for r in runs)
 
 
 def test_the_cuda_tests_part_counts_the_tests_that_ran_before_it_was_cut_off(tmp_path):

@@ -292,6 +292,8 @@ def test_auto_means_the_cpu_where_no_gpu_is_requested_or_advertised():
     if gpus.advertised_gpus({}) is None:  # nothing advertises one: the CPU (a rehearsal)
         gpus.check_gpu_visible("auto", True, "job", {"CUDA_VISIBLE_DEVICES": "0"})
     gpus.check_gpu_visible("cpu", True, "job", SLURM_GPU)  # the config chose the CPU
+    rehearsal = {**SLURM_GPU, gpus.REHEARSAL_ENV: "1"}  # gpu_check --tiny: stand-in GPUs
+    gpus.check_gpu_visible("cuda", True, "job", rehearsal)
     assert not gpus.holds_gpu()
 
 

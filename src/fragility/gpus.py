@@ -51,6 +51,9 @@ from .errors import FragilityError
 
 SLOTS_ENV = "FRAGILITY_GPU_SLOTS"  # the folder of the slot files (absolute)
 GPUS_ENV = "FRAGILITY_GPUS"  # the config's `gpus:` list, comma-separated
+# "1": the configured GPUs are stand-ins (bench/gpu_check.sh --tiny): slots are claimed as for
+# real ones, and the jobs train on the CPU whatever the machine has
+REHEARSAL_ENV = "FRAGILITY_GPU_REHEARSAL"
 _HELD: list[Claim] = []  # claims of this process: their file descriptors hold the locks
 _CONFIRMED: list[str] = []  # the GPU job check found torch's GPU (SLURM jobs claim no slot)
 # environment variables in which SLURM hands a job its GPUs (gres/gpu)
@@ -290,7 +293,10 @@ def _driver_version() -> str:
 def expects_gpu(device: str, gpu_requested: bool, environ=None) -> bool:
     """Whether a job must run on a GPU: the config names a CUDA device, or it is ``auto``
     in a GPU job (see the module's docstring). ``auto`` anywhere else means the CPU when
-    torch sees no GPU."""
+    torch sees no GPU; so does everything in a rehearsal (:data:`REHEARSAL_ENV`)."""
+    environ = os.environ if environ is None else environ
+    if environ.get(REHEARSAL_ENV) == "1":
+        return False
     if str(device).startswith("cuda"):
         return True
     return str(device) == "auto" and gpu_requested and advertised_gpus(environ) is not None
