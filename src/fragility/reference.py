@@ -137,11 +137,17 @@ def _reference_loaders(
 
 
 class _Compute:
-    """How the reference loop computes: ``precision`` None is plain float32 (``model(x)``);
-    else the trunk in its dtype and the head in float32, as the engine does."""
+    """How the reference loop computes: ``precision`` None is plain float32 (``model(x)``,
+    NCHW); else the trunk in its dtype and the head in float32, channels-last tensors and
+    cuDNN autotuning, as the engine does."""
 
-    def __init__(self, precision: Precision | None, channels_last: bool):
-        self.precision, self.channels_last = precision, channels_last
+    def __init__(self, precision: Precision | None):
+        self.precision = precision
+        self.channels_last = precision is not None
+
+    def steps(self, device) -> contextlib.AbstractContextManager:
+        """Around an epoch's steps: the engine's cuDNN autotuning, or nothing."""
+        return _cudnn_autotuned(device) if self.precision else contextlib.nullcontext()
 
     def batch(self, xb: torch.Tensor, device) -> torch.Tensor:
         xb = xb.to(device, non_blocking=True)
@@ -163,6 +169,22 @@ def _reference_test_bac(model, test_loader, labels, n_classes: int, device, comp
         for xb, _ in test_loader:
             preds.append(compute.logits(model, compute.batch(xb, device)).argmax(1).cpu())
     return metrics.balanced_accuracy(labels, torch.cat(preds).numpy(), n_classes)
+
+
+def _reference_epoch(model, loader, criterion, optimizer, weight, how: _Compute, device):
+    """One epoch of the usual steps over ``loader``; the summed loss (a float: ``item()``
+    every step, as the usual code does)."""
+    model.train()
+    loss_sum = 0.0
+    with how.steps(device):
+        for xb, yb in loader:
+            xb, yb = how.batch(xb, device), yb.to(device, non_blocking=True)
+            loss = criterion(how.logits(model, xb), yb, weight)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.item() * len(yb)
+    return loss_sum
 
 
 def train_reference(
@@ -194,25 +216,23 @@ def train_reference(
     """
     _check_supported(cfg, batch_order, compute)
     device = resolve_device(device)
-    engine_like = compute == "engine"
-    how = _Compute(precisions.training(device, precision) if engine_like else None, engine_like)
+    how = _Compute(precisions.training(device, precision) if compute == "engine" else None)
     epochs = cfg.epochs if epochs is None else epochs
     augment = cfg.augment if augment is None else augment
     n_classes = n_classes or int(max(train_set.y.max(), test_set.y.max())) + 1
     counts = np.bincount(train_set.y, minlength=n_classes)
-    mean, std = normalization or channel_stats(train_set.x)
     eval_batch = cfg.eval_batch_size or eval_batch_size(device, train_set.x.shape[1:3])
 
     train_loader, test_loader, sampler = _reference_loaders(
-        cfg, train_set, test_set, (mean, std), augment, num_workers, device, eval_batch,
-        batch_order,
+        cfg, train_set, test_set, normalization or channel_stats(train_set.x), augment,
+        num_workers, device, eval_batch, batch_order,
     )  # fmt: skip
 
     model = _new_model(cfg, n_classes, train_set.x.shape[-1])
     if initial_state is not None:
         model.load_state_dict(initial_state)
     model = model.to(device)
-    if engine_like:
+    if how.channels_last:
         model = model.to(memory_format=torch.channels_last)
     criterion = build_criterion(cfg, counts).to(device)
     cb_weights = class_balanced_weights(counts, cfg.cb_beta).to(device)
@@ -230,17 +250,9 @@ def train_reference(
                 sampler.set_epoch(epoch)
             _sync(device)
             t0 = time.perf_counter()
-            model.train()
-            loss_sum = 0.0
-            autotuned = _cudnn_autotuned(device) if engine_like else contextlib.nullcontext()
-            with autotuned:
-                for xb, yb in train_loader:
-                    xb, yb = how.batch(xb, device), yb.to(device, non_blocking=True)
-                    loss = criterion(how.logits(model, xb), yb, weight)
-                    optimizer.zero_grad()
-                    loss.backward()
-                    optimizer.step()
-                    loss_sum += loss.item() * len(yb)
+            loss_sum = _reference_epoch(
+                model, train_loader, criterion, optimizer, weight, how, device
+            )
             t1 = time.perf_counter()
             bac = _reference_test_bac(model, test_loader, test_set.y, n_classes, device, how)
             t2 = time.perf_counter()
