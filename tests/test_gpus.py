@@ -259,7 +259,7 @@ def test_a_job_asks_for_a_gpu_through_the_gpu_resource_or_a_slurm_gres():
     assert not gpus.requests_gpu({"gres": "", "mem_mb": 1000})
 
 
-def test_only_a_slurm_allocation_or_the_driver_advertises_a_gpu(monkeypatch):
+def test_only_a_slurm_allocation_or_the_driver_advertises_a_gpu():
     assert (
         gpus.advertised_gpus({"SLURM_STEP_GPUS": "1"}) == "SLURM allocated GPU 1 (SLURM_STEP_GPUS)"
     )
