@@ -36,6 +36,7 @@ include: "rules/external.smk"
 include: "rules/analysis.smk"
 include: "rules/remedies.smk"
 include: "rules/curves.smk"
+include: "rules/cluster.smk"
 
 
 rule all:

@@ -76,7 +76,6 @@ SIZES = JobSizes(
     STUDY,
     config["data_dir"],
     expected_device(config["device"], asks_scheduler_for_gpu("train_model")),
-    pack=workflow.cores or 1,
 )
 
 
@@ -95,8 +94,8 @@ SPLITS_FIRST = 1 + max((SIZES.train(run).runtime for run in STUDY.runs), default
 def sized(kind):
     """The resources of a job of this kind (fragility.resources.JobSizes.of)."""
     return {
-        resource: lambda wildcards, attempt, threads, resource=resource: getattr(
-            SIZES.of(kind, wildcards, attempt, threads), resource
+        resource: lambda wildcards, attempt, resource=resource: getattr(
+            SIZES.of(kind, wildcards, attempt), resource
         )
         for resource in ("mem_mb", "runtime")
     }

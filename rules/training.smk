@@ -12,6 +12,7 @@ rule train_model:
         settings=get_train_settings,
         run_info=get_run_info,
         device=config["device"],
+        precision=config["precision"],
         resume=LAYOUT.file("resume"),
     conda:
         "../envs/fragility.yaml"

@@ -62,3 +62,51 @@ def test_an_empty_subset_gives_an_empty_well_typed_file(tmp_path):
     assert str(table.schema.field("fe").type) == "fixed_size_list<element: float>[64]"
     assert str(table.schema.field("logits").type) == "fixed_size_list<element: float>[3]"
     assert read_embeddings(tmp_path / "val.parquet")["fe"].shape == (0, 64)
+
+
+def test_the_decomposition_error_is_the_largest_miss_over_the_largest_logit():
+    from fragility.embeddings import decomposition_error
+
+    fe, W, bias = np.array([[1.0, 2.0]]), np.eye(2), np.array([0.5, -0.5])  # logits 1.5, 1.5
+    assert decomposition_error(fe, [[1.5, 1.5]], W, bias) == 0.0
+    assert decomposition_error(fe, [[1.5, 1.6]], W, bias) == pytest.approx(0.1 / 1.6)
+    # normed: fe' = (3, 4) / 5, and W carries the scale
+    assert decomposition_error([[3.0, 4.0]], [[6.0, 8.0]], 10 * np.eye(2), [0, 0], True) == 0
+    assert decomposition_error(np.zeros((0, 2)), np.zeros((0, 2)), W, bias) == 0.0
+
+
+def test_an_extraction_whose_precision_was_changed_stops_before_writing(
+    digit_subsets, tmp_path, monkeypatch
+):
+    """Force bf16 into the extraction (trunk and head, as a GPU did before the precision
+    policy): the runtime check refuses it in one line naming the run and the error."""
+    import torch
+
+    from fragility import precision
+    from fragility.embeddings import DecompositionError
+    from fragility.precision import Precision
+
+    class Bf16Everywhere(Precision):
+        def head_context(self):
+            return torch.autocast(self.device_type, dtype=torch.bfloat16)
+
+    tr, te = digit_subsets
+    cfg = TrainConfig(arch="resnet8", epochs=2, batch_size=16, loss="ldam", seed=1)
+    result = train(cfg, tr, te, progress=False)
+    mean, std = channel_stats(tr.x)
+    outputs = {"test": tmp_path / "test.parquet", "classifier": tmp_path / "classifier.parquet"}
+    subsets = {"test": (np.arange(len(te.y)), te.x, te.y)}
+    meta = {"dataset": "digits", "imbalance": "balanced", "loss": "ldam", "seed": 1}
+    forced = Bf16Everywhere("cpu", torch.bfloat16)
+    monkeypatch.setattr(precision, "exact", lambda device: forced)
+    with pytest.raises(DecompositionError) as stopped:
+        write_embeddings(result.model, {"mean": mean, "std": std}, subsets, outputs, meta)
+    message = str(stopped.value)
+    assert "\n" not in message
+    assert message.startswith("digits/balanced/ldam/seed1: test embeddings break")
+    error = float(message.split("relative error ")[1].split()[0])
+    assert 1e-4 < error < 0.1  # bf16 rounding: about 2^-8 of the largest logit
+    assert not outputs["test"].exists() and not outputs["classifier"].exists()
+    monkeypatch.undo()  # float32 again: the same model passes
+    write_embeddings(result.model, {"mean": mean, "std": std}, subsets, outputs, meta)
+    assert outputs["test"].exists()

@@ -136,6 +136,26 @@ def test_reference_reports_and_is_reproducible(digit_subsets):
         train_reference(cfg, tr, te, batch_order="sorted")
 
 
+def test_the_reference_with_the_engines_compute_settings_matches_the_engine(digit_subsets):
+    """compute="engine": the engine's precision, channels-last and autotuning. In float32
+    one epoch without augmentation ends where the engine's does; under the GPU policy (a bf16
+    trunk, injected on the CPU) it trains and reports that precision."""
+    tr, te = digit_subsets
+    cfg = TrainConfig(arch="resnet8", epochs=1, batch_size=16, seed=3, augment=False)
+    engine = train(cfg, tr, te, device="cpu", progress=False)
+    start = _new_model(cfg, 3, 1).state_dict()
+    ref = train_reference(cfg, tr, te, initial_state=start, batch_order="engine", compute="engine")
+    assert (ref["compute"], ref["precision"]) == ("engine", "float32")
+    assert ref["loss"][0] == pytest.approx(engine.history[0]["loss"], rel=1e-3)
+    for name in ("conv1.weight", "classifier.weight"):
+        final = engine.model.state_dict()[name]
+        torch.testing.assert_close(ref["state_dict"][name], final, rtol=1e-3, atol=1e-3)
+    bf16 = train_reference(cfg, tr, te, compute="engine", precision="bfloat16")
+    assert bf16["precision"] == "bfloat16" and np.isfinite(bf16["loss"]).all()
+    with pytest.raises(ValueError, match="compute"):
+        train_reference(cfg, tr, te, compute="fast")
+
+
 def _train_speed_bench():
     path = Path(__file__).parents[1] / "bench" / "train_speed.py"
     spec = importlib.util.spec_from_file_location("train_speed", path)
@@ -162,7 +182,19 @@ def test_benchmark_script_runs_and_writes_its_numbers(tmp_path, capsys):
     assert report["ceiling"] == pytest.approx(compute["images_per_s"] / ref["images_per_s"])
     # every side timed in each of the rounds (the default two), one epoch each
     assert len(engine["train_seconds"]) == len(compute["train_seconds"]) == 2
-    assert "ratio = engine images/s / reference images/s" in capsys.readouterr().out
+    # the target's ratio is against references with the engine's compute settings; the
+    # plain float32 one has a ratio of its own
+    plain = next(
+        side for side in report["sides"] if side["name"] == report["plain_float32_reference"]
+    )
+    assert "plain float32" in plain["name"] and report["best_reference"] != plain["name"]
+    assert report["ratio_plain_float32"] == pytest.approx(
+        engine["images_per_s"] / plain["images_per_s"]
+    )
+    assert report["finished"] and report["rounds_done"] == 2
+    printed = capsys.readouterr().out
+    assert "ratio = engine images/s / reference images/s" in printed
+    assert "ratio vs the plain float32 reference" in printed
 
 
 def test_benchmark_full_run_times_whole_engine_runs(tmp_path, capsys):
@@ -172,6 +204,9 @@ def test_benchmark_full_run_times_whole_engine_runs(tmp_path, capsys):
     assert bench.main(argv) == 0
     report = json.loads(out.read_text())
     assert len(report["full_run_seconds"]) == 2  # --rounds: two whole runs
+    # every epoch's seconds (what a run cut off by a time limit keeps)
+    assert [len(run) for run in report["epoch_seconds"]] == [3, 3] and report["finished"]
+    assert report["projected_run_s"] == pytest.approx(3 * report["median_epoch_s"])
     assert report["median_seconds"] == pytest.approx(np.median(report["full_run_seconds"]))
     # images/s counts every epoch's training images over the whole run's wall time
     n_train = report["data"]["n_train"]

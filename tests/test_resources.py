@@ -67,14 +67,14 @@ def test_a_paper_study_training_on_a_gpu(paper_study, tmp_path):
     assert sizes.of("embed", _wildcards("cifar10")) == Size(mem_mb=5120, runtime=2)
 
 
-def test_analysis_jobs_ask_for_their_group_s_sequential_time(paper_study, tmp_path):
-    sizes = JobSizes(paper_study, tmp_path, device="cuda", pack=4)
-    # the bootstrap: B = 1000 replicates of 72,406 rows (train + pool + test): 3.6 s, 20 s
-    # start-up -> 1 minute, times pack / threads = 4 (a group runs its jobs one by one);
+def test_analysis_jobs_ask_for_their_own_time(paper_study, tmp_path):
+    sizes = JobSizes(paper_study, tmp_path, device="cuda")
+    # the bootstrap: B = 1000 replicates of 72,406 rows (train + pool + test): 3.6 s x 2, 20 s
+    # start-up -> 1 minute (its group adds up its jobs' times: they run one after another);
     # memory: 900 MB + 2 x 1000 x 72,406 x 8 bytes = 2,058 MB, x 1.5 -> 3,328
-    assert sizes.of("bootstrap", _wildcards("cifar10")) == Size(mem_mb=3328, runtime=4)
-    assert sizes.of("remedy", _wildcards("cifar10"), threads=2).runtime == 2  # 1 min x 4 / 2
-    assert sizes.of("train", _wildcards("cifar10")).runtime == 37  # alone in its level
+    assert sizes.of("bootstrap", _wildcards("cifar10")) == Size(mem_mb=3328, runtime=1)
+    assert sizes.of("remedy", _wildcards("cifar10")).runtime == 1
+    assert sizes.of("train", _wildcards("cifar10")).runtime == 37
 
 
 def test_a_retry_asks_for_more(paper_study, tmp_path):
@@ -139,3 +139,69 @@ def test_a_smaller_per_epoch_test_draw_shortens_the_training(tmp_path):
     # 3,500 images evaluated every epoch (3,000 test + 500 validation) against 1,500: 200 x
     # 2,000 / 3,817.5 images/s x 2 = 210 s less
     assert train().runtime - train(epoch_test_per_class=100).runtime == 4
+
+
+# -- requests a SLURM partition can satisfy (fragility.cluster) ----------------------------------
+
+SCONTROL = (  # `scontrol show partition gpu -o`, as SLURM 22.05 prints it
+    "PartitionName=gpu AllowGroups=ALL Default=NO MaxNodes=UNLIMITED MaxTime=2-00:00:00 "
+    "MinNodes=0 Nodes=g[01-02] MaxCPUsPerNode=UNLIMITED MaxMemPerNode=UNLIMITED "
+    "TotalCPUs=96 TotalNodes=2 DefMemPerCPU=1000"
+)
+SINFO_NODES = "48 380000\n32 250000\n"  # `sinfo -h -N -p gpu -o "%c %m"`: two node sizes
+
+
+def test_a_partition_offers_its_largest_node_within_its_caps():
+    from fragility.cluster import Limits, limits_from, slurm_minutes
+
+    assert limits_from("gpu", SCONTROL, SINFO_NODES) == Limits("gpu", 48, 380000, 2880.0)
+    capped = SCONTROL.replace("MaxCPUsPerNode=UNLIMITED", "MaxCPUsPerNode=16").replace(
+        "MaxMemPerNode=UNLIMITED", "MaxMemPerNode=64000"
+    )
+    assert limits_from("gpu", capped, SINFO_NODES) == Limits("gpu", 16, 64000, 2880.0)
+    assert limits_from("x", "MaxTime=UNLIMITED", "") == Limits("x", None, None, None)
+    assert [slurm_minutes(t) for t in ("30", "30:30", "2:00:00", "1-02:30", "INFINITE")] == [
+        30.0, 30.5, 120.0, 1590.0, None,
+    ]  # fmt: skip
+
+
+def test_a_request_no_node_can_satisfy_is_named_in_one_line():
+    from fragility.cluster import Request, unfit_line
+
+    calls = []
+
+    def slurm(cmd):  # a cluster whose default partition is `gpu`
+        calls.append(cmd[0])
+        return (
+            {"sinfo": "cpu\ngpu*\n", "scontrol": SCONTROL}[cmd[0]]
+            if "-N" not in cmd
+            else (SINFO_NODES)
+        )
+
+    fits = Request("group job gpu_a (2 jobs: extract_embeddings, train_model)", None, 2, 5120, 37)
+    assert unfit_line([fits], slurm) is None
+    too_big = Request("group job gpu_b (2 jobs: extract_embeddings, train_model)", "gpu", 64,
+                      400000, 3000)  # fmt: skip
+    calls.clear()
+    line = unfit_line([fits, too_big, too_big], slurm)
+    assert "\n" not in line
+    assert line.startswith(
+        "cluster error: group job gpu_b (2 jobs: extract_embeddings, train_model) asks "
+        "partition gpu for 64 CPUs, 400000 MB, 50:00 h on one node, but its nodes offer at "
+        "most 48 CPUs, 380000 MB, 48:00 h (MaxTime), so it would wait in the queue forever "
+        "(1 more submissions do not fit either)."
+    ), line
+    # limits are read once per partition name (the default, then `gpu`)
+    assert calls.count("scontrol") == 2
+
+
+def test_unknown_partition_limits_check_nothing(capsys):
+    import subprocess
+
+    from fragility.cluster import Request, unfit_line
+
+    def no_cluster(cmd):
+        raise subprocess.CalledProcessError(1, cmd)
+
+    assert unfit_line([Request("job x", "debug", 99, 1, 1)], no_cluster) is None
+    assert "not checked" in capsys.readouterr().out

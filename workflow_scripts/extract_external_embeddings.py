@@ -1,5 +1,6 @@
+from fragility.gpus import requests_gpu
 from fragility.stages import extract_external
-from fragility.workflow import run_device_job
+from fragility.workflow import job_name, run_device_job
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 run_device_job(
@@ -15,4 +16,6 @@ run_device_job(
         run_info=dict(sm.params.run_info),
         device=sm.params.device,
     ),
+    gpu_requested=requests_gpu(sm.resources),
+    job=job_name(sm.rule, sm.wildcards),
 )

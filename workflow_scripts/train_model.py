@@ -1,5 +1,6 @@
+from fragility.gpus import requests_gpu
 from fragility.stages import train_run
-from fragility.workflow import run_device_job
+from fragility.workflow import job_name, run_device_job
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 run_device_job(
@@ -15,6 +16,9 @@ run_device_job(
         settings=dict(sm.params.settings),
         run_info=dict(sm.params.run_info),
         device=sm.params.device,
+        precision=sm.params.precision,
         resume_path=sm.params.resume,
     ),
+    gpu_requested=requests_gpu(sm.resources),
+    job=job_name(sm.rule, sm.wildcards),
 )

@@ -5,6 +5,10 @@ and ``logits`` (fixed_size_list<float32>[C]); ``classifier.parquet`` has one row
 with ``class``, ``weight`` (fixed_size_list<float32>[H]) and ``bias``, such that
 ``(fe' * weight[c]).sum() + bias[c] == logits[:, c]`` with fe' = fe (linear classifier) or
 fe / ‖fe‖ (normed classifier, metadata ``normed = true``; ``weight`` then carries the scale).
+
+Extraction runs in float32 on every device (:func:`fragility.precision.exact`), whatever
+precision the model was trained in, and checks that equation on every row it writes
+(:func:`check_decomposition`) before writing: a file that breaks it is never written.
 """
 
 from __future__ import annotations
@@ -27,6 +31,13 @@ if TYPE_CHECKING:  # torch is imported where a model runs: reading the files mus
 
 # Clamp of FE (and weight) row norms, as torch.nn.functional.normalize in models.NormedLinear.
 NORM_EPS = 1e-12
+# How far stored logits may miss fe' @ W.T + bias, relative to the largest |logit| of the
+# file: float32 rounding is about 1e-6; a bf16 head or FE misses by 1e-3 to 1e-2.
+DECOMPOSITION_TOLERANCE = 1e-4
+
+
+class DecompositionError(FragilityError):
+    """Embeddings whose logits are not ``Σ_h CE + bias`` of their FE and classifier."""
 
 
 def prepare_fe(fe: np.ndarray, normed: bool = False) -> np.ndarray:
@@ -50,6 +61,40 @@ def head_logits(
     )
 
 
+def decomposition_error(
+    fe: np.ndarray, logits: np.ndarray, W: np.ndarray, bias: np.ndarray, normed: bool = False
+) -> float:
+    """``max |fe' @ W.T + bias - logits| / max |logits|`` over the rows ``fe (N, H)``,
+    ``logits (N, C)`` (0 for no rows); ``W (C, H)``, ``bias (C,)``."""
+    logits = np.asarray(logits, dtype=np.float64)
+    if logits.size == 0:
+        return 0.0
+    miss = np.abs(head_logits(fe, W, bias, normed) - logits).max()
+    return float(miss / max(np.abs(logits).max(), np.finfo(np.float32).tiny))
+
+
+def check_decomposition(
+    fe: np.ndarray,
+    logits: np.ndarray,
+    W: np.ndarray,
+    bias: np.ndarray,
+    normed: bool,
+    where: str,
+) -> float:
+    """Raise :class:`DecompositionError` (one line naming ``where`` and the error) when the
+    rows break ``Σ_h CE + bias = logits`` by more than :data:`DECOMPOSITION_TOLERANCE`;
+    else return the relative error."""
+    error = decomposition_error(fe, logits, W, bias, normed)
+    if not error <= DECOMPOSITION_TOLERANCE:  # a NaN fails too
+        raise DecompositionError(
+            f"{where} break sum_h CE + bias = logits: relative error "
+            f"{error:.2e} > {DECOMPOSITION_TOLERANCE:g} over {len(logits)} rows (largest "
+            f"|logit| {np.abs(logits).max():.3g}); nothing written. The extraction did not "
+            f"run in float32 (fragility.precision.exact)"
+        )
+    return error
+
+
 def _fixed_list(matrix: np.ndarray) -> pa.FixedSizeListArray:
     matrix = np.ascontiguousarray(matrix, dtype=np.float32)
     return pa.FixedSizeListArray.from_arrays(pa.array(matrix.reshape(-1)), matrix.shape[1])
@@ -63,10 +108,18 @@ def embed(
     batch_size: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """FE ``(N, H)`` and logits ``(N, C)`` of uint8 images ``(N, H, W, C)``, eval mode, no
-    augmentation, float32 on every device."""
+    augmentation, computed in float32 on every device (:func:`fragility.precision.exact`)
+    in batches of ``batch_size`` (default: :func:`fragility.training.eval_batch_size`)."""
     import torch
 
-    from .training import Normalizer, predict, resolve_device, to_device_images
+    from . import precision
+    from .training import (
+        Normalizer,
+        eval_batch_size,
+        predict,
+        resolve_device,
+        to_device_images,
+    )
 
     if len(images) == 0:  # e.g. a split without a validation set: an empty, well-typed file
         weight, _ = model.classifier_weights()
@@ -75,9 +128,10 @@ def embed(
     device = resolve_device(device)
     model = model.to(device).to(memory_format=torch.channels_last)
     normalize = Normalizer(normalization["mean"], normalization["std"], device)
-    batch = batch_size or (2048 if device.type == "cuda" else 256)
-    with torch.autocast(device.type, enabled=False):  # full precision for the decomposition
-        logits, fe = predict(model, to_device_images(images, device), normalize, batch, True)
+    batch = batch_size or eval_batch_size(device, images.shape[1:3])
+    logits, fe = predict(
+        model, to_device_images(images, device), normalize, batch, True, precision.exact(device)
+    )
     return fe.cpu().numpy(), logits.cpu().numpy()
 
 
@@ -122,12 +176,18 @@ def write_embeddings(
     source: str = "the model",
 ) -> None:
     """Write the embeddings of each ``name -> (index, images, labels)`` to ``outputs[name]``
-    and the classifier to ``outputs["classifier"]``. Nothing is written when any FE or logit
-    is NaN or infinite: one error naming ``source`` (the checkpoint) instead."""
+    and the classifier to ``outputs["classifier"]``. Nothing is written unless every subset's
+    FE and logits are finite (else one error naming ``source``, the checkpoint) and satisfy the
+    decomposition against the classifier as written (:func:`check_decomposition`)."""
     expected = {*subsets, "classifier"}
     if set(outputs) != expected:
         raise FragilityError(f"embedding outputs {sorted(outputs)} != {sorted(expected)}")
     meta = dict(metadata, normed=str(model.normed).lower())
+    # float32 W and bias exactly as stored (on the CPU, where the file was always made)
+    classifier = classifier_table(model.cpu())
+    W = _matrix(classifier.column("weight"))
+    bias = classifier.column("bias").to_numpy()
+    run = _run_name(metadata)
     tables = {}
     for name, (index, images, labels) in subsets.items():
         fe, logits = embed(model, images, normalization, device)
@@ -138,10 +198,22 @@ def write_embeddings(
                 f"{len(bad)} {name} images (the first: row {int(np.asarray(index)[bad][0])}); "
                 "its weights are damaged or overflow on these images"
             )
+        check_decomposition(fe, logits, W, bias, model.normed, f"{run}: {name} embeddings")
         tables[name] = embeddings_table(index, labels, fe, logits)
+    model.cpu()
     for name, table in tables.items():
         write_parquet(table, outputs[name], meta)
-    write_parquet(classifier_table(model.cpu()), outputs["classifier"], meta)
+    write_parquet(classifier, outputs["classifier"], meta)
+
+
+def _run_name(metadata: dict) -> str:
+    """The run a model's metadata names (``dataset/imbalance/loss/seed``), or "model"."""
+    if metadata.get("run"):
+        return str(metadata["run"])
+    keys = [metadata.get(k) for k in ("dataset", "imbalance", "loss")]
+    if all(keys) and metadata.get("seed") is not None:
+        return "/".join(map(str, keys)) + f"/seed{metadata['seed']}"
+    return "model"
 
 
 # -- reading ------------------------------------------------------------------------------------

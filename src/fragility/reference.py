@@ -6,10 +6,17 @@ This is how public imbalanced-learning code trains (e.g. LDAM-DRW's ``cifar_trai
 ``DataLoader`` shuffles and collates them, and the model sees float32 NCHW batches.
 Model, optimiser, LR schedule, loss and deferred re-weighting are those of the engine
 (imported from it), so the two differ only in how the data reaches the model.
+
+``compute="engine"`` gives the loop the engine's compute settings too: its precision policy
+(:mod:`fragility.precision`: a bf16 trunk on Ampere-or-later GPUs, a float32 head),
+channels-last tensors and cuDNN autotuning. A speed ratio against that loop measures the data
+path and the step loop alone; against the default ``"plain"`` loop (float32, NCHW, no
+autotuning) it also counts what the precision and the memory format buy.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import numpy as np
@@ -19,21 +26,26 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision import transforms
 
 from . import metrics
+from . import precision as precisions
 from .losses import class_balanced_weights
+from .precision import Precision
 from .training import (
     Subset,
     TrainConfig,
+    _cudnn_autotuned,
     _epoch_generator,
     _new_model,
     build_criterion,
     build_optimizer,
     channel_stats,
     class_weights_active,
+    eval_batch_size,
     learning_rate,
     resolve_device,
 )
 
 BATCH_ORDERS = ("shuffle", "engine")
+COMPUTE = ("plain", "engine")  # float32 NCHW as usual, or the engine's compute settings
 
 
 class ImageDataset(Dataset):
@@ -86,10 +98,12 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _check_supported(cfg: TrainConfig, batch_order: str) -> None:
+def _check_supported(cfg: TrainConfig, batch_order: str, compute: str = "plain") -> None:
     """Refuse what the reference loop does not implement, rather than ignore it."""
     if batch_order not in BATCH_ORDERS:
         raise ValueError(f"batch_order must be one of {BATCH_ORDERS}, got {batch_order!r}")
+    if compute not in COMPUTE:
+        raise ValueError(f"compute must be one of {COMPUTE}, got {compute!r}")
     if cfg.oversample:
         raise ValueError("the reference loop has no pixel-space over-sampling (oversample: true)")
     if cfg.mfw:
@@ -122,13 +136,55 @@ def _reference_loaders(
     return train_loader, test_loader, sampler
 
 
-def _reference_test_bac(model, test_loader, labels, n_classes: int, device) -> float:
+class _Compute:
+    """How the reference loop computes: ``precision`` None is plain float32 (``model(x)``,
+    NCHW); else the trunk in its dtype and the head in float32, channels-last tensors and
+    cuDNN autotuning, as the engine does."""
+
+    def __init__(self, precision: Precision | None):
+        self.precision = precision
+        self.channels_last = precision is not None
+
+    def steps(self, device) -> contextlib.AbstractContextManager:
+        """Around an epoch's steps: the engine's cuDNN autotuning, or nothing."""
+        return _cudnn_autotuned(device) if self.precision else contextlib.nullcontext()
+
+    def batch(self, xb: torch.Tensor, device) -> torch.Tensor:
+        xb = xb.to(device, non_blocking=True)
+        return xb.contiguous(memory_format=torch.channels_last) if self.channels_last else xb
+
+    def logits(self, model, xb: torch.Tensor) -> torch.Tensor:
+        if self.precision is None:
+            return model(xb)
+        with self.precision.trunk_context():
+            fe = model.features(xb)
+        with self.precision.head_context():
+            return model.classifier(fe.float())
+
+
+def _reference_test_bac(model, test_loader, labels, n_classes: int, device, compute) -> float:
     model.eval()
     preds = []
     with torch.no_grad():
         for xb, _ in test_loader:
-            preds.append(model(xb.to(device, non_blocking=True)).argmax(1).cpu())
+            preds.append(compute.logits(model, compute.batch(xb, device)).argmax(1).cpu())
     return metrics.balanced_accuracy(labels, torch.cat(preds).numpy(), n_classes)
+
+
+def _reference_epoch(model, loader, criterion, optimizer, weight, how: _Compute, device):
+    """One epoch of the usual steps over ``loader``; the summed loss (a float: ``item()``
+    every step, as the usual code does)."""
+    model.train()
+    loss_sum = 0.0
+    with how.steps(device):
+        for xb, yb in loader:
+            xb, yb = how.batch(xb, device), yb.to(device, non_blocking=True)
+            loss = criterion(how.logits(model, xb), yb, weight)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.item() * len(yb)
+    return loss_sum
 
 
 def train_reference(
@@ -144,34 +200,40 @@ def train_reference(
     normalization: tuple[list[float], list[float]] | None = None,
     n_classes: int | None = None,
     batch_order: str = "shuffle",
+    compute: str = "plain",
+    precision: str | Precision = "auto",
 ) -> dict:
     """Train ``cfg``'s model the usual way for ``epochs`` (default ``cfg.epochs``) epochs.
 
     ``augment`` defaults to ``cfg.augment``; the weights start from ``initial_state`` or,
     like the engine's, from ``cfg.seed``. ``batch_order="engine"`` replaces the DataLoader's
     shuffle with the engine's per-epoch permutation (for equivalence tests). The test set is
-    evaluated after every epoch, as LDAM-DRW does. Returns per-epoch ``loss``, ``test_bac``,
+    evaluated after every epoch, as LDAM-DRW does. ``compute="engine"`` trains with the
+    engine's ``precision`` (:func:`fragility.precision.training`), channels-last tensors and
+    cuDNN autotuning instead of plain float32. Returns per-epoch ``loss``, ``test_bac``,
     ``train_seconds``, ``eval_seconds`` and ``seconds_per_epoch`` (their sum) lists, the
     training throughput ``images_per_s`` and the final ``state_dict`` (on the CPU).
     """
-    _check_supported(cfg, batch_order)
+    _check_supported(cfg, batch_order, compute)
     device = resolve_device(device)
+    how = _Compute(precisions.training(device, precision) if compute == "engine" else None)
     epochs = cfg.epochs if epochs is None else epochs
     augment = cfg.augment if augment is None else augment
     n_classes = n_classes or int(max(train_set.y.max(), test_set.y.max())) + 1
     counts = np.bincount(train_set.y, minlength=n_classes)
-    mean, std = normalization or channel_stats(train_set.x)
-    eval_batch = cfg.eval_batch_size or (2048 if device.type == "cuda" else 256)
+    eval_batch = cfg.eval_batch_size or eval_batch_size(device, train_set.x.shape[1:3])
 
     train_loader, test_loader, sampler = _reference_loaders(
-        cfg, train_set, test_set, (mean, std), augment, num_workers, device, eval_batch,
-        batch_order,
+        cfg, train_set, test_set, normalization or channel_stats(train_set.x), augment,
+        num_workers, device, eval_batch, batch_order,
     )  # fmt: skip
 
     model = _new_model(cfg, n_classes, train_set.x.shape[-1])
     if initial_state is not None:
         model.load_state_dict(initial_state)
     model = model.to(device)
+    if how.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     criterion = build_criterion(cfg, counts).to(device)
     cb_weights = class_balanced_weights(counts, cfg.cb_beta).to(device)
     optimizer = build_optimizer(cfg, model)
@@ -188,17 +250,11 @@ def train_reference(
                 sampler.set_epoch(epoch)
             _sync(device)
             t0 = time.perf_counter()
-            model.train()
-            loss_sum = 0.0
-            for xb, yb in train_loader:
-                xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
-                loss = criterion(model(xb), yb, weight)
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                loss_sum += loss.item() * len(yb)
+            loss_sum = _reference_epoch(
+                model, train_loader, criterion, optimizer, weight, how, device
+            )
             t1 = time.perf_counter()
-            bac = _reference_test_bac(model, test_loader, test_set.y, n_classes, device)
+            bac = _reference_test_bac(model, test_loader, test_set.y, n_classes, device, how)
             t2 = time.perf_counter()
             out["loss"].append(loss_sum / len(train_set.y))
             out["test_bac"].append(bac)
@@ -209,4 +265,5 @@ def train_reference(
     out["images_per_s"] = len(train_set.y) * epochs / max(sum(out["train_seconds"]), 1e-12)
     out["state_dict"] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     out.update(n_train=len(train_set.y), num_workers=num_workers, device=str(device))
+    out.update(compute=compute, precision=how.precision.name if how.precision else "float32")
     return out

@@ -49,10 +49,26 @@ _KNN_BUDGET = 2**25  # distance-matrix entries per chunk (float64: 256 MiB)
 
 
 def _device(device):
+    """The torch device a remedy computes on. ``auto`` is the CPU unless this process holds
+    a GPU of its own (:func:`fragility.gpus.holds_gpu`): a remedy job claims none, so it
+    never opens a CUDA context outside ``--resources gpu=N``, and its numbers do not depend
+    on whether it ran on a workstation with a GPU or on a CPU node of a cluster. An explicit
+    CUDA device is refused inside a workflow job that holds no GPU."""
+    import os
+
     # imported here: this module stays importable without torch until a remedy runs
+    from .gpus import SLOTS_ENV, holds_gpu
     from .training import resolve_device
 
-    return resolve_device(device)
+    if str(device) == "auto":
+        return resolve_device("auto") if holds_gpu() else resolve_device("cpu")
+    resolved = resolve_device(device)
+    if resolved.type == "cuda" and SLOTS_ENV in os.environ and not holds_gpu():
+        raise ConfigError(
+            f"remedy device {device!r}: remedy jobs hold no GPU (they run outside "
+            f"--resources gpu=N and on CPU nodes of a cluster); use cpu or auto"
+        )
+    return resolved
 
 
 def knn(

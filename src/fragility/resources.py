@@ -13,11 +13,11 @@ settings) through a cost model calibrated on this project's measurements, with m
   (a CPU training's activations, a bootstrap's replicate counts), times ``SAFETY_MEM``;
 * a retry asks for more: both are multiplied by the attempt (1, then 2, then 3).
 
-Analysis jobs run inside a run's group job under ``profiles/slurm``. Snakemake sizes a group as
-if jobs of one dependency level ran side by side, up to ``--cores`` CPUs at a time, and sums
-the levels' times; the SLURM plugin runs a group's jobs one after another (its issue #469).
-So a grouped job asks for ``pack / threads`` times its own time (``pack`` = ``--cores``): the
-group's total is then at least the sum of its jobs' times, whatever the packing.
+Under ``profiles/slurm`` a run's jobs travel in group jobs, whose jobs the SLURM plugin runs
+one after another (its issue #469). Each grouped job holds the group's one ``group_slot``
+(a resource of local scope: every group job has a pool of one), so Snakemake sizes a group as
+that sequence: the largest CPUs and memory of any one of its jobs, and the sum of their times.
+Each job therefore asks for its own time, and a group never asks for CPUs it will not use.
 
 The calibration (2-core AMD EPYC VM, 2 torch threads; ``bench/README.md``, README
 "Measured"): ResNet-32 trains 288 images/s at 28 x 28 (220 at 32 x 32), ResNet-8 1,358 at
@@ -159,13 +159,12 @@ class RunWork:
 class JobSizes:
     """Every job's :class:`Size` for one study (a :class:`fragility.config.Study`)."""
 
-    def __init__(self, study, data_dir: str, device: str = "cpu", pack: int = 1):
+    def __init__(self, study, data_dir: str, device: str = "cpu"):
         """``device``: where training and embedding jobs run ("cpu" or "cuda", see
-        :func:`expected_device`); ``pack``: Snakemake's ``--cores`` (see the docstring)."""
+        :func:`expected_device`)."""
         self.study = study
         self.data_dir = Path(data_dir)
         self.device = device
-        self.pack = max(1, int(pack))
         self.analysis = study.config.get("analysis", {})
 
     @cache  # noqa: B019 (one instance per workflow)
@@ -263,10 +262,8 @@ class JobSizes:
             SAFETY_MEM * (PROCESS_MB["analysis"] + 2 * data.mb), STARTUP_S["analysis"] + 10.0
         )
 
-    def of(self, kind: str, wildcards: dict, attempt: int = 1, threads: int = 1) -> Size:
-        """The request of a job of ``kind`` with these wildcards, on try ``attempt``. Jobs
-        other than training and embedding run inside group jobs (see the docstring): their
-        time is multiplied by ``pack / threads``."""
+    def of(self, kind: str, wildcards: dict, attempt: int = 1) -> Size:
+        """The request of a job of ``kind`` with these wildcards, on try ``attempt``."""
         if kind in ("prepare", "split"):
             size = getattr(self, kind)(wildcards["dataset"])
         else:
@@ -281,8 +278,7 @@ class JobSizes:
                 if kind in ("train", "embed")
                 else self.analysis_job(kind, run)
             )
-        packed = kind not in ("train", "embed", "prepare")
-        return size.scaled(attempt, self.pack / max(1, threads) if packed else 1.0)
+        return size.scaled(attempt)
 
 
 def expected_device(device: str, gpu_requested: bool) -> str:

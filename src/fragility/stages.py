@@ -96,10 +96,12 @@ def train_run(
     settings: dict,
     run_info: dict,
     device: str = "auto",
+    precision: str = "auto",
     resume_path: str | Path | None = None,
     progress: bool = True,
 ) -> dict:
-    """Train one run and write ``model.pt``, ``history.parquet`` and ``metrics.json``."""
+    """Train one run and write ``model.pt``, ``history.parquet`` and ``metrics.json``;
+    ``precision`` is the training's (:mod:`fragility.precision`)."""
     cfg = TrainConfig(**settings)
     canonical = data.load_canonical(canonical_path)
     split = read_split(split_path, canonical, canonical_path)
@@ -112,6 +114,7 @@ def train_run(
         n_classes=len(canonical.classes),
         normalization=channel_stats(canonical.x_train),
         device=device,
+        precision=precision,
         resume_path=resume_path,
         progress=progress,
         desc=run_info.get("run", "train"),

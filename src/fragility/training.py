@@ -14,6 +14,7 @@ import dataclasses
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,12 +23,14 @@ import torch
 from tqdm import tqdm
 
 from . import metrics
+from . import precision as precisions
 from .checkpoints import UnsafeCheckpoint, check_finite, load_checkpoint, plain
 from .errors import ConfigError, FragilityError, TrainingDiverged
 from .io import atomic_path
 from .losses import build_loss, class_balanced_weights
 from .mfw import FeatureWeakening, draw_partners, mfw_generator
 from .models import ResNetCifar, build_model
+from .precision import Precision
 from .settings import (  # noqa: F401 (re-exported: the schedule belongs to training)
     SELECTIONS,
     TrainConfig,
@@ -42,9 +45,38 @@ from .settings import (  # noqa: F401 (re-exported: the schedule belongs to trai
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``auto``: the first CUDA device when torch sees one, else the CPU. A CUDA device
+    without an index is index 0 (a workflow job sees only its own GPU), so that records
+    say ``cuda:0``."""
     if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device)
+    return torch.device("cuda", 0) if device.type == "cuda" and device.index is None else device
+
+
+# Evaluation batches on a GPU are sized from its total memory, not from what is free now, so
+# a batch size (and with it every float result) depends only on the device and the images.
+# A generous bound of evaluation's activation memory per input pixel: a few float32 feature
+# maps of 64-256 channels at the input's resolution (torchvision models; a CIFAR ResNet
+# needs a fifth of it).
+EVAL_BYTES_PER_PIXEL = 1024
+# the share of the GPU's memory one evaluation may plan for: the weights, cuDNN's workspace
+# and other jobs packed on the same GPU (--resources gpu=2N) need the rest
+EVAL_MEMORY_SHARE = 0.25
+CPU_EVAL_BATCH = 256  # cache-friendly on a CPU
+MIN_EVAL_BATCH, MAX_EVAL_BATCH = 16, 4096
+
+
+def eval_batch_size(device: torch.device, image_hw: tuple[int, int]) -> int:
+    """Images per evaluation batch on ``device`` for ``(H, W)`` images: 256 on a CPU; on a
+    GPU the largest power of two whose activations fit in a quarter of its total memory
+    (between 16 and 4096)."""
+    if device.type != "cuda":
+        return CPU_EVAL_BATCH
+    total = torch.cuda.get_device_properties(device).total_memory
+    fits = EVAL_MEMORY_SHARE * total / (EVAL_BYTES_PER_PIXEL * image_hw[0] * image_hw[1])
+    batch = 2 ** int(math.floor(math.log2(max(fits, 1.0))))
+    return int(min(MAX_EVAL_BATCH, max(MIN_EVAL_BATCH, batch)))
 
 
 def channel_stats(x_uint8: np.ndarray, chunk: int = 4096) -> tuple[list[float], list[float]]:
@@ -127,18 +159,22 @@ def predict(
     normalize: Normalizer,
     batch_size: int = 256,
     with_features: bool = False,
+    precision: Precision | None = None,
 ):
-    """Logits ``(N, C)`` (and FE ``(N, H)``) of uint8 device images in eval mode, float32."""
+    """Logits ``(N, C)`` (and FE ``(N, H)``) of uint8 device images ``(N, C, H, W)`` in eval
+    mode, returned in float32. ``precision``: the trunk's (default: float32 throughout, as
+    for the kept checkpoint and extraction); the head computes in float32 in every case."""
     model.eval()
+    precision = precision or precisions.exact(images.device)
     logits, feats = [], []
-    autocast = _autocast(images.device)
     for start in range(0, len(images), batch_size):
-        x = normalize(images[start : start + batch_size])
-        with autocast:
-            fe = model.features(x)
+        with precision.trunk_context():
+            x = normalize(images[start : start + batch_size])
+            fe = model.features(x).float()
+        with precision.head_context():
             out = model.classifier(fe)
-        logits.append(out.float())
-        feats.append(fe.float())
+        logits.append(out.float())  # the same tensor when the head ran in float32
+        feats.append(fe)
     empty = torch.empty(0, device=images.device)
     lg = torch.cat(logits) if logits else empty
     return (lg, torch.cat(feats) if feats else empty) if with_features else lg
@@ -154,12 +190,6 @@ def _cudnn_autotuned(device: torch.device):
         yield
     finally:
         torch.backends.cudnn.benchmark = previous
-
-
-def _autocast(device: torch.device):
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return torch.autocast("cpu", enabled=False)
 
 
 # -- training ----------------------------------------------------------------------------------
@@ -299,6 +329,7 @@ def _train_steps(
     *,
     fe_grad: torch.Tensor | None = None,
     mfw: FeatureWeakening | None = None,
+    precision: Precision | None = None,
 ):
     """One epoch of SGD steps. Returns the summed loss and the per-class training hits as
     device tensors: nothing in here waits for the device, so on a GPU the host queues the
@@ -308,21 +339,26 @@ def _train_steps(
     gradient with respect to the FE the classifier reads, ``‖∂(w_y ℓ_n)/∂fe_n‖`` (the loss's
     own weights, margins and scale included): read from the step's own backward pass, so
     the weights are those of a run without it. With ``mfw``, batches carry each item's
-    partner and the features are weakened (:mod:`fragility.mfw`).
+    partner and the features are weakened (:mod:`fragility.mfw`). ``precision``: the
+    trunk's (default float32); the head always computes in float32, from FE cast to it.
     """
     device = labels.device
+    precision = precision or precisions.exact(device)
     loss_sum = torch.zeros((), device=device)
     hits = torch.zeros(n_classes, device=device)
     with _cudnn_autotuned(device):
         for xb, idx, *partner in batches:
             target = labels[idx]
-            with _autocast(device):
+            with precision.trunk_context():
                 x = normalize(xb)
                 fe = model.features(x) if mfw is None else mfw.features(model, x, target, *partner)
+            # float32 FE (the same tensor when the trunk ran in float32) into a float32 head
+            fe = fe.float()
+            with precision.head_context():
                 logits = model.classifier(fe)
             if fe_grad is not None:
                 fe.retain_grad()
-            loss = criterion(logits.float(), target, weight)
+            loss = criterion(logits, target, weight)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -343,6 +379,7 @@ class Engine:
 
     cfg: TrainConfig
     device: torch.device
+    precision: Precision  # the training's (trunk dtype); evaluations of the kept one: float32
     n_classes: int
     counts: np.ndarray  # (C,) training images per class
     model: ResNetCifar
@@ -358,7 +395,8 @@ class Engine:
     y_train: torch.Tensor  # (N,) int64 on the device
     evals: dict[str, Subset]  # "test" (and "val"): evaluated after every epoch
     eval_images: dict[str, torch.Tensor]
-    eval_batch: int
+    eval_batch: int  # per-epoch evaluations
+    final_batch: int  # the kept checkpoint's evaluation: the extraction's batch size
     test_images: torch.Tensor  # the whole test set: the kept checkpoint's metrics
 
 
@@ -371,9 +409,11 @@ def setup(
     n_classes: int | None = None,
     normalization: tuple[list[float], list[float]] | None = None,
     device: str | torch.device = "auto",
+    precision: str | Precision = "auto",
 ) -> Engine:
     """Check the data against ``cfg`` and put the model, its optimiser and the images on
-    ``device``."""
+    ``device``; ``precision`` is the config's setting (:mod:`fragility.precision`) or a
+    :class:`~fragility.precision.Precision`."""
     device = resolve_device(device)
     if cfg.select == "val_bac" and (val_set is None or len(val_set.y) == 0):
         raise ConfigError("select: val_bac needs a validation set: set n_val > 0")
@@ -395,9 +435,11 @@ def setup(
     if val_set is not None and len(val_set.y):
         evals["val"] = val_set
     eval_images = {k: to_device_images(s.x, device) for k, s in evals.items()}
+    final_batch = eval_batch_size(device, train_set.x.shape[1:3])
     return Engine(
         cfg=cfg,
         device=device,
+        precision=precisions.training(device, precision),
         n_classes=n_classes,
         counts=counts,
         model=model,
@@ -413,7 +455,8 @@ def setup(
         y_train=y_cpu.to(device),
         evals=evals,
         eval_images=eval_images,
-        eval_batch=cfg.eval_batch_size or (2048 if device.type == "cuda" else 256),
+        eval_batch=cfg.eval_batch_size or final_batch,
+        final_batch=final_batch,
         # one device copy when every test image is evaluated after every epoch anyway
         test_images=eval_images["test"]
         if evals["test"] is test_set
@@ -456,7 +499,7 @@ def train_epoch(engine: Engine, epoch: int) -> dict:
     fe_grad = torch.zeros(n_classes, device=engine.device)
     loss_sum, hits = _train_steps(
         engine.model, engine.optimizer, engine.criterion, weight, engine.normalize, batches,
-        engine.y_train, n_classes, fe_grad=fe_grad, mfw=engine.mfw,
+        engine.y_train, n_classes, fe_grad=fe_grad, mfw=engine.mfw, precision=engine.precision,
     )  # fmt: skip
     mean_loss = float(loss_sum) / len(order)
     if not math.isfinite(mean_loss):
@@ -482,12 +525,13 @@ def train_epoch(engine: Engine, epoch: int) -> dict:
 
 def evaluate(engine: Engine) -> dict:
     """``{subset}_bac`` and per-class ``{subset}_acc`` of the current weights on the test
-    (and validation) images."""
+    (and validation) images, computed in the training's precision."""
     out = {}
     for name, subset in engine.evals.items():
         logits = predict(
-            engine.model, engine.eval_images[name], engine.normalize, engine.eval_batch
-        )
+            engine.model, engine.eval_images[name], engine.normalize, engine.eval_batch,
+            precision=engine.precision,
+        )  # fmt: skip
         preds = logits.argmax(1).cpu().numpy()
         out[f"{name}_bac"] = metrics.balanced_accuracy(subset.y, preds, engine.n_classes)
         out[f"{name}_acc"] = metrics.per_class_accuracy(subset.y, preds, engine.n_classes).tolist()
@@ -562,20 +606,25 @@ def train(
     n_classes: int | None = None,
     normalization: tuple[list[float], list[float]] | None = None,
     device: str | torch.device = "auto",
+    precision: str | Precision = "auto",
     resume_path: str | Path | None = None,
     progress: bool = True,
     desc: str = "train",
+    on_epoch: Callable[[dict], object] | None = None,
 ) -> TrainResult:
     """Train one model and keep the checkpoint chosen by ``cfg.select``.
 
     ``normalization`` is the per-channel (mean, std) in [0, 1] units (default: from the
     training subset). With ``resume_path``, a state file is written there after every epoch
-    and a run with the same config picks up from it. The pieces: :func:`setup`, then per
-    epoch :func:`train_epoch`, :func:`evaluate` and :func:`select_checkpoint`.
+    and a run with the same config picks up from it. ``precision``: the training's
+    (:mod:`fragility.precision`); the kept checkpoint's metrics are computed in float32.
+    ``on_epoch`` is called with each epoch's history row once it is complete. The pieces:
+    :func:`setup`, then per epoch :func:`train_epoch`, :func:`evaluate` and
+    :func:`select_checkpoint`.
     """
     engine = setup(
         cfg, train_set, test_set, val_set,
-        n_classes=n_classes, normalization=normalization, device=device,
+        n_classes=n_classes, normalization=normalization, device=device, precision=precision,
     )  # fmt: skip
     state_file = Path(resume_path) if resume_path else None
     history, best, elapsed, start_epoch = _resume(engine, state_file)
@@ -607,10 +656,14 @@ def train(
         )
         if state_file:
             _save_state(engine, state_file, epoch, history, best, elapsed)
+        if on_epoch is not None:
+            on_epoch(row)
     bar.close()
 
     engine.model.load_state_dict(best["state"])
-    test_preds = predict(engine.model, engine.test_images, engine.normalize, engine.eval_batch)
+    # float32 throughout and the extraction's batch size: the embeddings' `pred` of this
+    # checkpoint then equals these predictions on the same device
+    test_preds = predict(engine.model, engine.test_images, engine.normalize, engine.final_batch)
     summary = metrics.summary(test_set.y, test_preds.argmax(1).cpu().numpy(), engine.n_classes)
     summary.update(
         kept_epoch=best["epoch"],
@@ -618,6 +671,7 @@ def train(
         epochs=cfg.epochs,
         wall_seconds=elapsed,
         device=str(engine.device),
+        precision=engine.precision.name,
         train_class_counts=engine.counts.tolist(),
     )
     model = engine.model.cpu()

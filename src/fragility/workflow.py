@@ -50,21 +50,41 @@ def run_logged(log_path: str, stage: Callable[[], object]) -> None:
         log.close()
 
 
-def run_device_job(log_path: str, threads: int, device: str, stage: Callable[[], object]) -> None:
+def run_device_job(
+    log_path: str,
+    threads: int,
+    device: str,
+    stage: Callable[[], object],
+    *,
+    gpu_requested: bool = False,
+    job: str = "job",
+) -> None:
     """A training or embedding job: ``threads`` torch threads and a GPU of its own, claimed
     before ``stage`` can initialise CUDA (:func:`fragility.gpus.claim_for_job`), then
-    ``stage``, logged as :func:`run_logged` logs it."""
+    ``stage``, logged as :func:`run_logged` logs it. A GPU job (``gpu_requested`` by its
+    rule, on a machine or node that advertises a GPU) whose torch sees no GPU ends at once
+    with one line naming ``job`` (:func:`fragility.gpus.check_gpu_visible`), instead of
+    running ``stage`` on the CPU."""
     import torch
 
-    from .gpus import claim_for_job
+    from .gpus import check_gpu_visible, claim_for_job
 
     torch.set_num_threads(threads)
 
     def claimed_stage():
         claim_for_job(device)  # inside the log: a job's log says which slot it took
+        check_gpu_visible(device, gpu_requested, job)
         return stage()
 
     run_logged(log_path, claimed_stage)
+
+
+def job_name(rule: str, wildcards) -> str:
+    """``rule dataset/imbalance/loss/seedN`` for a run's job (the rule alone otherwise)."""
+    parts = [wildcards.get(k) for k in ("dataset", "imbalance", "loss", "seed")]
+    if None in parts:
+        return rule
+    return f"{rule} {'/'.join(map(str, parts[:3]))}/seed{parts[3]}"
 
 
 def ref_files(runs) -> list[str]:

@@ -48,12 +48,16 @@ def test_profiles_parse_and_the_slurm_one_uses_the_slurm_executor():
     default = yaml.safe_load(DEFAULT_PROFILE.read_text())
     slurm = yaml.safe_load(SLURM_PROFILE.read_text())
     assert "executor" not in default  # local runs use Snakemake's local executor
-    assert default["resources"] == {"gpu": 1}
+    assert default["resources"] == {"gpu": 1, "group_slot": 1}
     assert slurm["executor"] == "slurm"
     assert slurm["slurm-status-command"] == "squeue"
     assert {"slurm_partition", "runtime", "mem_mb", "cpus_per_task"} <= set(
         slurm["default-resources"]
     )
+    # a group job's jobs run one after another: each holds its group's one slot, counted per
+    # group job (local scope), not across the cluster
+    assert slurm["default-resources"]["group_slot"] == 1
+    assert slurm["set-resource-scopes"] == {"group_slot": "local"}
     for rule in GPU_RULES:
         assert slurm["set-resources"][rule] == {"gpu": 0, "gres": "gpu:1"}
     # profiles/default is loaded next to profiles/slurm and wins on shared keys (see its header)
@@ -143,6 +147,7 @@ def test_a_dry_run_puts_each_run_in_one_gpu_job_and_one_cpu_job(tmp_path):
         if kind == "data":
             assert group["rules"] == {"make_split": 2, "prepare_dataset": 1}
             assert "gres" not in group["resources"]
+            assert group["resources"]["cpus_per_task"] == 1  # one job at a time, 1 thread each
             continue
         (run,) = {_run_of(job["wildcards"]) for job in jobs}  # every job of one run
         assert (kind, run) not in by_run
@@ -154,6 +159,9 @@ def test_a_dry_run_puts_each_run_in_one_gpu_job_and_one_cpu_job(tmp_path):
         else:
             assert not {"train_model", "extract_embeddings"} & set(group["rules"])
             assert "gres" not in group["resources"]
+            # the largest threads among its jobs (apply_remedy: 2), not --cores (4)
+            cpus = 2 if "apply_remedy" in group["rules"] else 1
+            assert group["resources"]["cpus_per_task"] == cpus, group
     assert set(by_run) == {(kind, run) for kind in ("gpu", "cpu") for run in runs}
     # the treated run's CPU job holds its remedies and their analyses; the balanced run has no RQ1
     treated = by_run["cpu", ("digits", "exp10", "ce", "0")]["rules"]
@@ -221,7 +229,9 @@ RUN = "results/digits/exp10/ce/seed0"
 # a data job (the .npz and both splits), the run's GPU job (training, extraction) and its CPU
 # job (here RQ3's tables)
 TARGETS = [*SPLITS, f"{RUN}/metrics.json", f"{RUN}/rq3/smallest_k.csv"]
-# the one-node test cluster has 2 CPUs; a group job asks for up to --cores of them
+# the local run beside the cluster one uses this machine's 2 cores; the cluster run is the
+# README's command as written (profiles/default's --cores 4): its group jobs ask for the
+# threads of their largest job, which the one-node test cluster's 2 CPUs satisfy
 CORES = ["--cores", "2"]
 # A local run on this GPU-less machine trains with one thread (rules/common.smk: CPU_ONLY), a
 # cluster job that asks for a GPU with two: the local run is told the cluster's threads, so
@@ -239,7 +249,6 @@ def _snakemake(workdir: Path, *options: str, configfile=SMOKE, targets=TARGETS) 
         "--snakefile", str(SNAKEFILE),
         "--directory", str(workdir),
         "--configfile", str(configfile),
-        *CORES,
         *options,
     ]  # fmt: skip
     env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -304,12 +313,11 @@ def test_smoke_targets_run_as_group_jobs_and_match_a_local_run(local_slurm, tmp_
     on_slurm.mkdir()
     local.mkdir()
     # what Snakemake will submit, read from a dry run of the same targets
-    plan = _cluster_jobs(
-        tmp_path, *TARGETS, *CORES, "--base-config", "", "--configfile", str(SMOKE)
-    )
+    plan = _cluster_jobs(tmp_path, *TARGETS, "--base-config", "", "--configfile", str(SMOKE))
     planned = {group["kind"]: group for group in plan["groups"]}
     assert plan["submissions"] == len(planned) == 3, plan
-    local_proc = _snakemake(local, *SAME_THREADS)  # a local run beside the cluster one
+    local_proc = _snakemake(local, *CORES, *SAME_THREADS)  # a local run beside the cluster one
+    # the README's command, no --cores
     slurm_proc = _snakemake(on_slurm, "--profile", str(SLURM_PROFILE.parent), *FAST_POLL)
     out = _finish(slurm_proc, on_slurm, timeout=540)
     local_out = _finish(local_proc, local, timeout=300)
@@ -423,7 +431,7 @@ def test_a_training_requeued_mid_run_resumes_and_ends_as_an_uninterrupted_one(
     on_slurm.mkdir()
     local.mkdir()
     targets = [f"{RUN}/metrics.json", f"{RUN}/embeddings/test.parquet"]  # the GPU group job
-    local_proc = _snakemake(local, *SAME_THREADS, configfile=long_training, targets=targets)
+    local_proc = _snakemake(local, *CORES, *SAME_THREADS, configfile=long_training, targets=targets)
     slurm_proc = _snakemake(
         on_slurm, "--profile", str(SLURM_PROFILE.parent), *FAST_POLL,
         configfile=long_training, targets=targets,
@@ -450,3 +458,50 @@ def test_a_training_requeued_mid_run_resumes_and_ends_as_an_uninterrupted_one(
         assert ours[key] == theirs[key], key
     test = {d: pq.read_table(d / RUN / "embeddings/test.parquet") for d in (on_slurm, local)}
     assert test[on_slurm].equals(test[local])  # extraction, after the resumed training
+
+
+@pytest.mark.slow
+@pytest.mark.slurm
+def test_a_request_no_node_can_satisfy_stops_before_submission_in_one_line(local_slurm, tmp_path):
+    """A training asking for 4 threads on the 2-CPU test cluster: its GPU group job could
+    never start. The run stops before its first sbatch, in one line naming the group job,
+    its request and the partition's limit."""
+    proc = _snakemake(
+        tmp_path, "--profile", str(SLURM_PROFILE.parent), "--set-threads", "train_model=4",
+        targets=[f"{RUN}/metrics.json"],
+    )  # fmt: skip
+    proc.wait(timeout=300)
+    out = (tmp_path / "snakemake.out").read_text()
+    assert proc.returncode != 0, out[-3000:]
+    errors = [line for line in out.splitlines() if line.startswith("cluster error:")]
+    assert len(errors) == 1, out[-3000:]
+    assert errors[0].startswith(
+        "cluster error: group job gpu_digits_exp10_ce_0 (1 job: train_model) asks partition "
+        "debug for 4 CPUs on one node, but its nodes offer at most 2 CPUs, so it would wait "
+        "in the queue forever."
+    ), errors[0]
+    assert "Traceback" not in out and "submitted with SLURM jobid" not in out
+    queue = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True)
+    assert queue.returncode == 0 and queue.stdout.strip() == "", queue.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.slurm
+def test_a_gpu_job_whose_torch_sees_no_gpu_fails_at_once_in_one_line(local_slurm, tmp_path):
+    """device: auto on the test cluster, whose one GPU is a stand-in: SLURM hands the GPU
+    job a GPU (CUDA_VISIBLE_DEVICES=0, SLURM_JOB_GPUS=0) that torch cannot see. The training
+    ends before its first epoch with one line, instead of training on the CPU."""
+    proc = _snakemake(
+        tmp_path, "--profile", str(SLURM_PROFILE.parent), *FAST_POLL, "--retries", "0",
+        "--config", "device=auto", targets=[f"{RUN}/metrics.json"],
+    )  # fmt: skip
+    proc.wait(timeout=400)
+    out = (tmp_path / "snakemake.out").read_text()
+    assert proc.returncode != 0, out[-3000:]
+    log = (tmp_path / "results/logs/train/digits/exp10/ce/seed0.log").read_text()
+    last = log.strip().splitlines()[-1]
+    assert last.startswith("error: train_model digits/exp10/ce/seed0: a GPU job (its rule "
+                           "requested a GPU; SLURM allocated GPU 0"), log  # fmt: skip
+    assert "torch sees no GPU" in last and "CUDA_VISIBLE_DEVICES=0" in last, last
+    assert "Traceback" not in log and "epoch" not in log
+    assert not (tmp_path / RUN / "model.pt").exists()
