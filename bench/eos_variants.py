@@ -25,7 +25,7 @@ import numpy as np
 import yaml
 from snakemake.utils import validate
 
-from fragility.analysis.rq2 import class_groups, majority_minority
+from fragility.analysis.views import class_groups, majority_minority
 from fragility.config import SCHEMA_PATH, Run, Study
 from fragility.embeddings import read_classifier, read_embeddings
 from fragility.metrics import per_class_accuracy

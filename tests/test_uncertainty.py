@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fragility.analysis.claims import bootstrap_note, combine_seeds
 from fragility.analysis.uncertainty import (
+    bootstrap_note,
+    combine_seeds,
     confusion_metrics,
     percentile_interval,
     stratified_weights,
