@@ -39,6 +39,14 @@ def _json(text: str):
         raise argparse.ArgumentTypeError(f"not JSON ({error.msg}): {text!r}") from None
 
 
+def _json_or_text(text: str):
+    """A JSON value, or the text itself when it is not one."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
 def _converter(annotation) -> Callable | None:
     """How a command-line string becomes a value of ``annotation`` (None: not expressible)."""
     if annotation is inspect.Parameter.empty:
@@ -47,7 +55,12 @@ def _converter(annotation) -> Callable | None:
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):  # X | None, str | Path
         kinds = {_converter(a) for a in args}
-        return kinds.pop() if len(kinds) == 1 else (str if {str, Path} >= set(args) else None)
+        if len(kinds) == 1:
+            return kinds.pop()
+        if {str, Path} >= set(args):
+            return str
+        # a name or a value, e.g. class_order: "seeded" or [3, 1, 2]
+        return _json_or_text if kinds == {str, _json} else None
     if annotation in (str, Path):
         return str
     if annotation in (int, float, bool):

@@ -381,7 +381,7 @@ def extract_external(
 
     from .config import config_hash
     from .embeddings import read_embeddings, write_embeddings
-    from .external import file_sha256, load_external, preprocessing, probe
+    from .external import load_external, preprocessing, probe
     from .training import resolve_device
 
     start = time.perf_counter()
@@ -398,9 +398,7 @@ def extract_external(
     )
     normalization = preprocessing(loaded, model, shape)
     probe(loaded.model, shape, model["name"])
-    checkpoint = {"path": str(checkpoint_path), "sha256": file_sha256(checkpoint_path)}
-    checkpoint.update(bytes=Path(checkpoint_path).stat().st_size, format=model["format"])
-    checkpoint.update(arch=loaded.arch, epoch=loaded.epoch)
+    checkpoint = _checkpoint_record(checkpoint_path, model["format"], loaded)
     resolved = str(resolve_device(device))
     meta = dict(
         run_info,
@@ -415,15 +413,8 @@ def extract_external(
     )
     subsets = _embedding_subsets(canonical, read_split(split_path, canonical, canonical_path))
     embedding_files = {k: outputs[k] for k in (*subsets, "classifier")}
-    write_embeddings(
-        loaded.model,
-        normalization,
-        subsets,
-        embedding_files,
-        meta,
-        device,
-        source=str(checkpoint_path),
-    )
+    write_embeddings(loaded.model, normalization, subsets, embedding_files, meta, device,
+                     source=str(checkpoint_path))  # fmt: skip
     empty = pa.table({"epoch": pa.array([], pa.int64())})
     write_parquet(empty, outputs["history"], metadata=dict(meta, history="none: trained elsewhere"))
     test = read_embeddings(outputs["test"])
@@ -443,6 +434,15 @@ def extract_external(
     write_json(metrics, outputs["metrics"])
     print(f"{model['name']}: test BAC {metrics['bac']:.4f} ({checkpoint_path})", file=sys.stderr)
     return metrics
+
+
+def _checkpoint_record(path: str | Path, format: str, loaded) -> dict:
+    """What metrics.json records of a checkpoint from elsewhere: where, which bytes (sha256
+    and size), its format, and the architecture and epoch it declared."""
+    from .external import file_sha256
+
+    return {"path": str(path), "sha256": file_sha256(path), "bytes": Path(path).stat().st_size,
+            "format": format, "arch": loaded.arch, "epoch": loaded.epoch}  # fmt: skip
 
 
 # what a model trained elsewhere cannot have without the images it was trained on
