@@ -76,9 +76,12 @@ def _paper_values(spec, catalog) -> list[str]:
     out = []
     for model, value in spec.paper.items():
         label = catalog.PAPER_MODELS[model].label
-        number = "no number" if value.value is None else f"{value.value:+.3f}"
-        how = "" if value.printed else " (not printed as such: a bound or a figure's reading)"
-        out.append(f"{label}: {number} from {value.reported}{how}")
+        if value.value is None:
+            out.append(f"{label}: no number ({value.reported})")
+        elif value.printed:
+            out.append(f"{label}: {value.value:+.3f} ({value.reported})")
+        else:
+            out.append(f"{label}: {value.value:+.3f} from a bound or a figure ({value.reported})")
     return out
 
 
