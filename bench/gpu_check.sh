@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The GPU check: on a machine with an NVIDIA GPU, every GPU figure of this project in one JSON,
-# in under 8 minutes (bench/gpu_check.py says what it runs; README "GPUs" how to read it).
+# in under 8 minutes (bench/gpu_check.py says what it runs; docs/gpus-and-slurm.md how to read
+# it).
 #
 #   bash bench/gpu_check.sh [--out gpu_check.json] [--budget 470]
 #   bash bench/gpu_check.sh --tiny --out /tmp/gpu_check.json   # a CPU rehearsal in seconds
