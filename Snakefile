@@ -4,7 +4,7 @@ import sys
 
 from snakemake.utils import min_version
 
-from fragility.config import study_config
+from fragility.workflow.config import study_config
 from fragility.errors import ConfigError
 
 min_version("8.0")

@@ -38,7 +38,7 @@ pass give ``W``, ``bias`` and the logits (pred = argmax logits, as ``write_embed
 writes them). Test FE carry a weaker class signal than train FE, so train accuracy is high
 and test accuracy lower, minority classes the worst (defaults: train BAC 0.99, test BAC
 0.75). ``history.parquet`` (``--epochs`` rows) has the columns and ``metrics.json`` the keys
-the analysis reads, shaped as ``fragility.stages.train_run`` writes them.
+the analysis reads, shaped as ``fragility.workflow.stages.train_run`` writes them.
 
     python bench/analysis_speed.py                         # 10,000 x 64, 3 repeats
     python bench/analysis_speed.py --n-train 12406 --n-pool 50000   # CIFAR-10 exp100 sizes
@@ -120,7 +120,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def train_counts(imbalance: str, n_train: int, n_classes: int) -> list[int]:
     """Per-class training counts with the shape of ``imbalance``, summing to ``n_train``."""
-    from fragility.splits import class_counts
+    from fragility.data.splits import class_counts
 
     shape = np.asarray(class_counts(imbalance, 1_000_000, n_classes), dtype=np.float64)
     counts = np.maximum(1, np.floor(n_train * shape / shape.sum())).astype(np.int64)
@@ -153,9 +153,9 @@ def build_run(run_dir: Path, args) -> dict:
     import pyarrow as pa
     import torch
 
-    from fragility.embeddings import classifier_table, embeddings_table
+    from fragility.embeddings.extraction import classifier_table, embeddings_table
     from fragility.io import write_json, write_parquet
-    from fragility.models import build_model
+    from fragility.training.models import build_model
 
     rng = np.random.default_rng(args.seed)
     n_classes, width = args.n_classes, 64
@@ -223,7 +223,7 @@ def build_run(run_dir: Path, args) -> dict:
         out[name]["per_class_accuracy"] = recall.tolist()
     write_parquet(classifier_table(model), emb / "classifier.parquet", emb_meta)
 
-    # history.parquet: the rows fragility.training.train logs (train/test per-class accuracy)
+    # history.parquet: the rows fragility.training.engine.train logs (train/test per-class accuracy)
     acc_tr = np.asarray(out["train"]["per_class_accuracy"])
     acc_te = np.asarray(out["test"]["per_class_accuracy"])
     rows, elapsed = [], 0.0
@@ -273,7 +273,7 @@ def build_run(run_dir: Path, args) -> dict:
 
 def check_run(inputs) -> float:
     """Largest relative error of ``fe' @ W.T + bias`` against the stored logits (SPEC §3)."""
-    from fragility.analysis.embeddings import reconstruct_logits
+    from fragility.analysis.ce import reconstruct_logits
 
     c, tr = inputs.classifier, inputs.train
     rebuilt = reconstruct_logits(tr["fe"], c["weight"], c["bias"], c["normed"])

@@ -37,7 +37,8 @@ def time_epochs(epochs: int, threads: int = 2) -> float:
     import numpy as np
     import torch
 
-    from fragility.training import Subset, TrainConfig, setup, train_epoch
+    from fragility.training.engine import Subset, setup, train_epoch
+    from fragility.training.settings import TrainConfig
 
     torch.set_num_threads(threads)
     rng = np.random.default_rng(0)

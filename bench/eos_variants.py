@@ -25,12 +25,12 @@ import numpy as np
 import yaml
 from snakemake.utils import validate
 
-from fragility.analysis.views import class_groups, majority_minority
-from fragility.config import SCHEMA_PATH, Run, Study
-from fragility.embeddings import read_classifier, read_embeddings
+from fragility.analysis.inputs import class_groups, majority_minority
+from fragility.embeddings.extraction import read_classifier, read_embeddings
 from fragility.metrics import per_class_accuracy
-from fragility.remedies import apply_remedy
-from fragility.stages import extract_run, prepare_data, split_dataset, train_run
+from fragility.remedies.methods import apply_remedy
+from fragility.workflow.config import SCHEMA_PATH, Run, Study
+from fragility.workflow.stages import extract_run, prepare_data, split_dataset, train_run
 
 # (row label, remedy, parameters): the registry's defaults, then the previous default of
 # eos and its authors' variant (k = 10, the last of the head's epochs) to separate the effect

@@ -213,8 +213,8 @@ def _junit(path: Path):
 
 MACHINE = """
 import json, torch
-from fragility import precision
-from fragility.training import eval_batch_size
+from fragility.training import precision
+from fragility.training.engine import eval_batch_size
 info = {"torch": torch.__version__, "cuda_build": torch.version.cuda,
         "cuda_available": torch.cuda.is_available(), "devices": []}
 for i in range(torch.cuda.device_count()):
@@ -247,7 +247,7 @@ def machine(report: Report, limit: float) -> dict:
 def speed_data(tiny: bool) -> list[str]:
     if tiny:
         return ["--dataset", "digits", "--arch", "resnet8", "--device", "cpu"]
-    from fragility.data import missing_raw_files
+    from fragility.data.datasets import missing_raw_files
 
     if missing_raw_files("fashion_mnist") is None:
         return ["--dataset", "fashion_mnist"]
@@ -267,7 +267,7 @@ def full_run_data(tiny: bool, epochs: int | None = None) -> list[str]:
             "--epochs",
             str(epochs),
         ]
-    from fragility.data import missing_raw_files
+    from fragility.data.datasets import missing_raw_files
 
     cifar = missing_raw_files("cifar10") is None
     data = (

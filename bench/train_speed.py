@@ -1,11 +1,11 @@
-"""Training speed: our engine (``fragility.training.train``) against the usual PyTorch loop.
+"""Training speed: our engine (``fragility.training.engine.train``) against the usual PyTorch loop.
 
 Both sides train the same model (same initial weights, optimiser, schedule, loss) on the
 same split with the same augmentation (random crop from padding, horizontal flip) and the
-same compute settings: the engine's precision policy (``fragility.precision``: a bf16 trunk
+same compute settings: the engine's precision policy (``fragility.training.precision``: a bf16 trunk
 on Ampere-or-later GPUs, float32 elsewhere; the head in float32), channels-last tensors and
 cuDNN autotuning. They differ only in how the data reaches the model and in the step loop.
-The reference (``fragility.reference.train_reference`` with ``compute="engine"``) is a
+The reference (``usual_loop.train_reference`` with ``compute="engine"``) is a
 per-sample torchvision-transform ``DataLoader``; the engine keeps uint8 images on the device
 and augments whole batches. Each side first runs a short warm-up; then the sides take turns
 for ``--rounds`` rounds of ``--epochs`` timed epochs, each epoch followed by an evaluation of
@@ -24,7 +24,7 @@ normalised beforehand and in a fixed order: the model's own cost with no data pa
 
 ``images/s`` counts training images per second of the training pass alone; ``epoch s``
 adds the test evaluation. The engine's evaluation time is measured by wrapping
-``fragility.training.predict`` (it is not otherwise separable from ``train``).
+``fragility.training.engine.predict`` (it is not otherwise separable from ``train``).
 
     python bench/train_speed.py                          # fashion_mnist exp100, resnet32
     python bench/train_speed.py --arch resnet8 --rounds 3
@@ -57,13 +57,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from usual_loop import train_reference
 
-import fragility.precision as precisions
-import fragility.training as training
-from fragility.data import load_raw
-from fragility.reference import train_reference
-from fragility.splits import class_counts, make_split, subset_indices
-from fragility.training import Subset, TrainConfig, channel_stats, resolve_device
+import fragility.training.engine as training
+import fragility.training.precision as precisions
+from fragility.data.datasets import load_raw
+from fragility.data.splits import class_counts, make_split, subset_indices
+from fragility.training.engine import Subset, channel_stats, resolve_device
+from fragility.training.settings import TrainConfig
 
 TARGETS = {"cpu": 1.5, "cuda": 10.0}  # engine/reference training images/s; cuda: on an H100
 FULL_RUN_TARGET_S = {"cuda": 120.0}  # 200 epochs of CIFAR-10-shaped exp100 on an H100

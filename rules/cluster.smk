@@ -1,7 +1,7 @@
 # Cluster runs: before the first sbatch, every planned submission is checked against its SLURM
-# partition (fragility.cluster). A request no node can satisfy would wait in the queue forever
+# partition (fragility.workflow.cluster). A request no node can satisfy would wait in the queue forever
 # while Snakemake says nothing; it stops the run here with one line instead.
-from fragility import cluster
+from fragility.workflow import cluster
 
 
 def planned_submission(unit):

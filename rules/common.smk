@@ -6,7 +6,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from fragility.config import Study, load_schema, schema_error_line
+from fragility.workflow.config import Study, load_schema, schema_error_line
 
 # one line naming the key, instead of jsonschema's print-out of the whole schema
 try:
@@ -14,13 +14,14 @@ try:
 except WorkflowError as error:
     sys.exit(f"config error: {schema_error_line(error)}")
 
-from fragility import catalog, gpus
+from fragility import catalog
+from fragility.training import gpus
 from fragility.analysis.crossrun import RunRef, balanced_partner
 from fragility.analysis.paper import paper_loss
 from fragility.analysis.curves import CURVE_SOURCES, REMEDY_SOURCE, curve_groups, curve_input
 from fragility.errors import FragilityError
-from fragility.resources import JobSizes, expected_device
-from fragility.workflow import ref_files
+from fragility.workflow.resources import JobSizes, expected_device
+from fragility.workflow.jobs import ref_files
 from fragility.plotting.curves import CURVE_FIGURES
 
 try:
@@ -44,7 +45,7 @@ SHADOW = "minimal" if config.get("check_inputs") else None
 # environment sets its own policy.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-# Local GPU jobs claim a device each (fragility.gpus): the folder of their lock files and the
+# Local GPU jobs claim a device each (fragility.training.gpus): the folder of their lock files and the
 # config's `gpus:` reach the jobs' scripts through the environment, so that neither is a
 # rerun trigger; absolute, because a shadow job runs in a folder of its own.
 os.environ[gpus.SLOTS_ENV] = os.path.abspath(LAYOUT.gpu_slots())
@@ -70,7 +71,7 @@ CPU_ONLY = not asks_scheduler_for_gpu("train_model") and (
 GPU_JOB = 0 if CPU_ONLY else 1  # the `gpu` resource of a training or extraction job
 MODEL_THREADS = 1 if CPU_ONLY else 2  # its threads (torch's, and Snakemake's count)
 
-# What each job asks a cluster for (mem_mb, runtime: fragility.resources), from its dataset,
+# What each job asks a cluster for (mem_mb, runtime: fragility.workflow.resources), from its dataset,
 # model, epochs and device; more on a retry. Locally nothing reads these.
 SIZES = JobSizes(
     STUDY,
@@ -92,7 +93,7 @@ SPLITS_FIRST = 1 + max((SIZES.train(run).runtime for run in STUDY.runs), default
 
 
 def sized(kind):
-    """The resources of a job of this kind (fragility.resources.JobSizes.of)."""
+    """The resources of a job of this kind (fragility.workflow.resources.JobSizes.of)."""
     return {
         resource: lambda wildcards, attempt, resource=resource: getattr(
             SIZES.of(kind, wildcards, attempt), resource

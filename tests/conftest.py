@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from fragility.training import Subset
+from fragility.training.engine import Subset
 
 
 def pytest_collection_modifyitems(config, items):

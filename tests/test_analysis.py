@@ -7,38 +7,40 @@ import math
 import numpy as np
 import pytest
 
-from fragility.analysis import (
-    class_mean_own_ce,
-    class_topk_coverage,
-    class_topk_members,
+from fragility.analysis.ce import (
     classification_embeddings,
-    evaluate_linear,
-    frobenius_gap,
-    identity_overlap,
-    instance_topk_fe,
-    largest_weight_vs_ce,
-    majority_minority,
-    members_to_cover,
     own_class_ce,
-    per_class_train_test_accuracy,
     reconstruct_logits,
     reference_and_alternative,
-    retrain_classifier,
-    retrained_bac,
+)
+from fragility.analysis.inputs import majority_minority
+from fragility.analysis.rq1 import evaluate_linear, retrain_classifier, retrained_bac, table1
+from fragility.analysis.rq2 import per_class_train_test_accuracy, table2
+from fragility.analysis.rq3 import (
+    class_topk_coverage,
     rq3_coverage,
-    rq7_generalization,
     smallest_k,
-    table1,
-    table2,
+    topk_coverage_matrix,
+)
+from fragility.analysis.rq4 import (
+    class_mean_own_ce,
     table3,
     table4,
-    top_abs_weights,
     top_class_mean_ce,
-    top_class_mean_fe,
-    top_identities,
-    topk_coverage_matrix,
     topk_logit_share,
-    weight_sums,
+)
+from fragility.analysis.rq5 import largest_weight_vs_ce, top_abs_weights, weight_sums
+from fragility.analysis.rq6 import (
+    class_topk_members,
+    instance_topk_fe,
+    members_to_cover,
+    top_class_mean_fe,
+)
+from fragility.analysis.rq7 import (
+    frobenius_gap,
+    identity_overlap,
+    rq7_generalization,
+    top_identities,
 )
 
 # ----------------------------------------------------------------------------- embeddings
@@ -203,7 +205,7 @@ def test_rq3_normed():
 
 
 def test_class_groups_are_the_largest_and_smallest_40_percent():
-    from fragility.analysis.views import class_groups
+    from fragility.analysis.inputs import class_groups
 
     # 10 classes (exp): 0-3 and 6-9, as the paper contrasts them
     counts = [1000, 599, 359, 215, 129, 77, 46, 27, 16, 10]

@@ -24,13 +24,13 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 import yaml
+from ldam_drw import LdamResNet, save_checkpoint
 from PIL import Image
 from snakemake_cli import run_snakemake
 
-from fragility.embeddings import read_classifier, read_embeddings
+from fragility.data.splits import read_split
+from fragility.embeddings.extraction import read_classifier, read_embeddings
 from fragility.errors import FragilityError
-from fragility.ldam_drw import LdamResNet, save_checkpoint
-from fragility.splits import read_split
 
 RUN = "results/tiny/exp4/ce/seed0"
 THEIRS = "results/tiny/exp4/theirs/seed0"
@@ -350,7 +350,7 @@ def test_a_trusted_foreign_checkpoint_loads_in_full_and_says_so(tiny_study, tmp_
 
 
 def test_a_split_of_another_dataset_version_is_refused(tiny_study, tmp_path):
-    from fragility.data import load_canonical
+    from fragility.data.datasets import load_canonical
 
     canonical = load_canonical(tiny_study.root / "data/tiny.npz")
     split = tmp_path / "split.parquet"
@@ -394,8 +394,8 @@ def test_embeddings_and_classifier_files_are_checked_when_read(tiny_study, tmp_p
 
 
 def test_a_model_giving_non_finite_fe_or_logits_writes_nothing(tmp_path, monkeypatch):
-    from fragility import embeddings
-    from fragility.models import build_model
+    from fragility.embeddings import extraction as embeddings
+    from fragility.training.models import build_model
 
     real_embed = embeddings.embed
 

@@ -7,7 +7,7 @@ import sys
 import pytest
 from snakemake_cli import REPO
 
-from fragility import gpus
+from fragility.training import gpus
 
 
 def test_the_analysis_bench_runs_on_a_tiny_run():

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from fragility.analysis.bootstrap import HEADLINE, run_bootstrap
+from fragility.analysis.inputs import ModelView
 from fragility.analysis.tables import RunInputs, rq_tables
-from fragility.analysis.views import ModelView
 from fragility.catalog import CLAIMS, FEW_FEATURES_COVERAGE, MIN_MINORITY_GAP
-from fragility.embeddings import head_logits
+from fragility.embeddings.extraction import head_logits
 from fragility.metrics import balanced_accuracy, per_class_accuracy, summary
 
 C, H = 3, 16

@@ -56,7 +56,7 @@ def test_declarations_refer_to_what_exists():
 def test_every_builder_and_claim_statistic_has_its_catalog_entry():
     from fragility.analysis.bootstrap import statistic
     from fragility.analysis.crossrun import BUILDERS
-    from fragility.remedies import REMEDIES
+    from fragility.remedies.methods import REMEDIES
 
     assert set(BUILDERS) == set(catalog.CROSS_RUN_TABLES)
     for name in catalog.CLAIMS:  # every claim names a function that exists
@@ -72,9 +72,9 @@ def _enum(schema: dict, *path: str) -> set:
 
 
 def test_the_config_schema_enums_name_what_the_catalog_and_the_package_know():
-    from fragility.data import LOADERS
-    from fragility.remedies import HEAD_SELECTIONS
-    from fragility.settings import ARCHITECTURES, LOSSES, MFW_LAYERS, SELECTIONS
+    from fragility.data.datasets import LOADERS
+    from fragility.remedies.methods import HEAD_SELECTIONS
+    from fragility.training.settings import ARCHITECTURES, LOSSES, MFW_LAYERS, SELECTIONS
 
     schema = yaml.safe_load((REPO / "config/schema.yaml").read_text())
     (methods,) = [e for e in _values(schema, "enum") if "eos" in e]

@@ -1,4 +1,4 @@
-"""Loading a checkpoint never runs code unless the user says so (fragility.checkpoints): a
+"""Loading a checkpoint never runs code unless the user says so (fragility.training.checkpoints): a
 safe load of weights, plain values and a few harmless types by name; anything else refused
 in one line naming the file, what it holds and the opt-in; our own files hold only what a
 safe load reads."""
@@ -11,13 +11,14 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
+from ldam_drw import LdamResNet, save_checkpoint
 
-from fragility.checkpoints import UnsafeCheckpoint, check_finite, load_checkpoint, plain
 from fragility.cli import main
+from fragility.embeddings.external import load_external
 from fragility.errors import FragilityError
-from fragility.external import load_external
-from fragility.ldam_drw import LdamResNet, save_checkpoint
-from fragility.training import TrainConfig, load_model, save_model, train
+from fragility.training.checkpoints import UnsafeCheckpoint, check_finite, load_checkpoint, plain
+from fragility.training.engine import load_model, save_model, train
+from fragility.training.settings import TrainConfig
 
 
 class WritesAMarker:

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 from fragility.analysis.bootstrap import measure
-from fragility.analysis.views import ClaimInputs, ModelView
+from fragility.analysis.inputs import ClaimInputs, ModelView
 from fragility.catalog import CLAIMS
-from fragility.embeddings import head_logits
+from fragility.embeddings.extraction import head_logits
 
 H, S = 16, 10.0
 COUNTS = (12, 6, 3)  # majority class 0 (group {0}), minority class 2 (group {2})

@@ -20,10 +20,10 @@ from fragility.analysis.claims import (
     render_detail,
     sized_verdict,
 )
+from fragility.analysis.inputs import ClaimInputs, ModelView, matched_draws
 from fragility.analysis.paper import paper_loss, reference, same_model
 from fragility.analysis.rq7 import at_class_top, control_subsets, matched_gap, set_overlap
 from fragility.analysis.uncertainty import Interval, verdict
-from fragility.analysis.views import ClaimInputs, ModelView, matched_draws
 from fragility.catalog import CLAIMS, PAPER_MODELS
 
 

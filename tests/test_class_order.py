@@ -14,19 +14,19 @@ import yaml
 from snakemake.utils import update_config, validate
 from snakemake_cli import REPO, SMOKE, run_snakemake
 
-from fragility import stages
+from fragility.analysis.inputs import GROUP_SHARE
 from fragility.analysis.tables import RunInputs, rq_tables
-from fragility.analysis.views import GROUP_SHARE
 from fragility.catalog import EMBEDDINGS
-from fragility.config import SCHEMA_PATH, Study, load_schema
-from fragility.errors import ConfigError
-from fragility.io import read_parquet_metadata
-from fragility.splits import (
+from fragility.data.splits import (
     CLASS_ORDER_MODES,
     class_counts,
     seeded_class_order,
     subset_indices,
 )
+from fragility.errors import ConfigError
+from fragility.io import read_parquet_metadata
+from fragility.workflow import stages
+from fragility.workflow.config import SCHEMA_PATH, Study, load_schema
 
 SEED = 2
 DRAW = {"imbalance": "exp10", "seed": SEED, "n_max": 60, "n_val": 10, "n_test": 20}

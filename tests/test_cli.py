@@ -8,8 +8,8 @@ import sys
 import pyarrow.parquet as pq
 import pytest
 
-import fragility.analysis.stages
-import fragility.stages
+import fragility.workflow.analysis_stages
+import fragility.workflow.stages
 from fragility.analysis.tables import TABLES
 from fragility.catalog import EMBEDDINGS
 from fragility.cli import main, parser, stages
@@ -17,7 +17,7 @@ from fragility.cli import main, parser, stages
 
 def test_every_stage_the_workflow_calls_is_a_command():
     commands = stages()
-    for module in (fragility.stages, fragility.analysis.stages):
+    for module in (fragility.workflow.stages, fragility.workflow.analysis_stages):
         public = [
             name
             for name, fn in vars(module).items()

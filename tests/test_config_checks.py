@@ -1,5 +1,5 @@
 """The config is checked before any job runs: what the schema cannot express, each error one
-line naming the key and the fix (fragility.config.Study)."""
+line naming the key and the fix (fragility.workflow.config.Study)."""
 
 import copy
 from pathlib import Path
@@ -10,9 +10,9 @@ import yaml
 from snakemake.utils import validate
 from snakemake_cli import REPO, SMOKE, run_snakemake
 
-from fragility.config import KNOWN_SIZES, SCHEMA_PATH, Study, load_schema, study_config
 from fragility.errors import ConfigError
-from fragility.remedies import REMEDIES
+from fragility.remedies.methods import REMEDIES
+from fragility.workflow.config import KNOWN_SIZES, SCHEMA_PATH, Study, load_schema, study_config
 
 SMOKE_CONFIG = yaml.safe_load(SMOKE.read_text())
 
@@ -176,7 +176,7 @@ def test_a_remedy_parameter_out_of_range_is_refused():
 
 def test_the_schema_of_every_remedy_is_the_registry_s():
     """config/schema.yaml documents each method's parameters and defaults; the registry in
-    fragility.remedies applies them: the two must not drift apart."""
+    fragility.remedies.methods applies them: the two must not drift apart."""
     schema = load_schema()
     defs = schema["$defs"]
     methods = schema["properties"]["remedies"]["properties"]["methods"]
@@ -281,7 +281,7 @@ def test_n_test_must_fit_the_smallest_class():
 
 def test_the_known_sizes_of_digits_are_its_real_sizes():
     """The one dataset of KNOWN_SIZES that is on every machine: checked against its loader."""
-    from fragility.data import load_raw
+    from fragility.data.datasets import load_raw
 
     digits = load_raw("digits")
     classes, n_train, n_test = KNOWN_SIZES["digits"]

@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from fragility.analysis.claims import CLAIMS, claims_summary, measure_claims
+from fragility.analysis.claims import claims_summary, measure_claims
 from fragility.analysis.crossrun import (
     SINGLE_SEED_BOOTSTRAP,
     RunRef,
@@ -15,6 +15,7 @@ from fragility.analysis.crossrun import (
     cross_run_table,
     over_seeds,
 )
+from fragility.catalog import CLAIMS
 from fragility.errors import FragilityError
 
 T975 = {1: 12.7062, 2: 4.30265}  # Student's t, 0.975 quantile, by degrees of freedom
@@ -555,7 +556,7 @@ def _preds(fixed: int = 0, broken: int = 0) -> np.ndarray:
 
 def _model_folder(folder, preds, seconds, counts=None, order=None) -> dict:
     """metrics.json (from the predictions) and embeddings/test.parquet (rows in ``order``)."""
-    from fragility.embeddings import embeddings_table
+    from fragility.embeddings.extraction import embeddings_table
     from fragility.metrics import summary
 
     (folder / "embeddings").mkdir(parents=True, exist_ok=True)
@@ -683,7 +684,7 @@ def test_remedies_need_the_same_test_images(tmp_path):
 
 def test_provenance_names_what_produced_each_run(tmp_path):
     from fragility.analysis.crossrun import provenance_table
-    from fragility.provenance import environment
+    from fragility.workflow.provenance import environment
 
     run = _run(tmp_path, "exp100", "ce", 0, 0.6)
     metrics = json.loads((tmp_path / "exp100/ce/seed0/metrics.json").read_text())

@@ -1,4 +1,4 @@
-"""Tests for fragility.data: every loader on tiny files written in the real on-disk format."""
+"""Tests for fragility.data.datasets: every loader on tiny files written in the real on-disk format."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fragility import data as D
-from fragility.data import Canonical
+from fragility.data import datasets as D
+from fragility.data.datasets import Canonical
 from fragility.errors import ConfigError, DatasetNotFound, FragilityError
 
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")

@@ -9,8 +9,8 @@ import re
 from snakemake.utils import validate
 from snakemake_cli import REPO, run_snakemake
 
-from fragility.config import SCHEMA_PATH, Study, load_schema, study_config
-from fragility.settings import TrainConfig, selectable
+from fragility.training.settings import TrainConfig, selectable
+from fragility.workflow.config import SCHEMA_PATH, Study, load_schema, study_config
 
 
 def _resolved(*configfiles) -> list[dict]:

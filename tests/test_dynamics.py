@@ -10,13 +10,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import fragility.training as training
+import fragility.training.engine as training
 from fragility.analysis.crossrun import RunRef
 from fragility.analysis.dynamics import cross_run_dynamics, dynamics_table
-from fragility.losses import build_loss, class_balanced_weights
-from fragility.models import build_model
 from fragility.plotting import plot_cross_run, plot_figure
-from fragility.training import TrainConfig, train
+from fragility.training.engine import train
+from fragility.training.losses import build_loss, class_balanced_weights
+from fragility.training.models import build_model
+from fragility.training.settings import TrainConfig
 
 COUNTS = np.array([9, 5, 2])
 

@@ -2,8 +2,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from fragility.embeddings import read_classifier, read_embeddings, write_embeddings
-from fragility.training import TrainConfig, channel_stats, train
+from fragility.embeddings.extraction import read_classifier, read_embeddings, write_embeddings
+from fragility.training.engine import channel_stats, train
+from fragility.training.settings import TrainConfig
 
 
 @pytest.mark.parametrize("loss", ["ce", "ldam"])
@@ -51,7 +52,7 @@ def test_embedding_files_follow_the_spec_and_decompose_into_logits(digit_subsets
 
 
 def test_an_empty_subset_gives_an_empty_well_typed_file(tmp_path):
-    from fragility.models import build_model
+    from fragility.training.models import build_model
 
     model = build_model("resnet8", 3, 1)
     empty = (np.zeros(0, np.int64), np.zeros((0, 8, 8, 1), np.uint8), np.zeros(0, np.int64))
@@ -65,7 +66,7 @@ def test_an_empty_subset_gives_an_empty_well_typed_file(tmp_path):
 
 
 def test_the_decomposition_error_is_the_largest_miss_over_the_largest_logit():
-    from fragility.embeddings import decomposition_error
+    from fragility.embeddings.extraction import decomposition_error
 
     fe, W, bias = np.array([[1.0, 2.0]]), np.eye(2), np.array([0.5, -0.5])  # logits 1.5, 1.5
     assert decomposition_error(fe, [[1.5, 1.5]], W, bias) == 0.0
@@ -82,9 +83,9 @@ def test_an_extraction_whose_precision_was_changed_stops_before_writing(
     policy): the runtime check refuses it in one line naming the run and the error."""
     import torch
 
-    from fragility import precision
-    from fragility.embeddings import DecompositionError
-    from fragility.precision import Precision
+    from fragility.embeddings.extraction import DecompositionError
+    from fragility.training import precision
+    from fragility.training.precision import Precision
 
     class Bf16Everywhere(Precision):
         def head_context(self):

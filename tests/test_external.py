@@ -17,15 +17,13 @@ import pytest
 import torch
 import torch.nn as nn
 import yaml
+from ldam_drw import LdamResNet, save_checkpoint, train_ldam_checkpoint, write_cifar10
 from snakemake.utils import validate
 from snakemake_cli import REPO, run_snakemake
 from test_workflow import planned_jobs
 
-from fragility import stages
-from fragility.config import SCHEMA_PATH, Study
-from fragility.embeddings import prepare_fe, read_classifier, read_embeddings
-from fragility.errors import ConfigError, FragilityError
-from fragility.external import (
+from fragility.data.splits import ldam_drw_indices, make_split, subset_indices
+from fragility.embeddings.external import (
     CosineHead,
     ExternalModel,
     file_sha256,
@@ -33,8 +31,10 @@ from fragility.external import (
     preprocessing,
     probe,
 )
-from fragility.ldam_drw import LdamResNet, save_checkpoint, train_ldam_checkpoint, write_cifar10
-from fragility.splits import ldam_drw_indices, make_split, subset_indices
+from fragility.embeddings.extraction import prepare_fe, read_classifier, read_embeddings
+from fragility.errors import ConfigError, FragilityError
+from fragility.workflow import stages
+from fragility.workflow.config import SCHEMA_PATH, Study
 
 torch.set_num_threads(1)
 
@@ -173,8 +173,8 @@ def test_an_entry_point_returns_the_extractor_and_the_head(tmp_path):
 def test_our_model_pt_gives_the_runs_embeddings_and_tables_bit_for_bit(tmp_path):
     """The same weights through our pipeline's extraction and as an external model (format
     fragility, the study's split): equal embeddings and per-run tables."""
-    from fragility.analysis.stages import analyze_run
     from fragility.catalog import EMBEDDINGS, RUN_TABLES
+    from fragility.workflow.analysis_stages import analyze_run
 
     data, split = tmp_path / "digits.npz", tmp_path / "split.parquet"
     stages.prepare_data("digits", {}, data)
@@ -225,7 +225,7 @@ def test_our_model_pt_gives_the_runs_embeddings_and_tables_bit_for_bit(tmp_path)
 
 def _resolved_entry(name: str, fmt: str, subset: dict, **keys) -> dict:
     """A models entry for seed 0, resolved as the workflow hands it to the stages."""
-    from fragility.config import _for_seed, _model_settings
+    from fragility.workflow.config import _for_seed, _model_settings
 
     entry = {"checkpoint": "x", "format": fmt, "dataset": "digits", "imbalance": "exp10"}
     return _for_seed(_model_settings(name, dict(entry, training_subset=subset, **keys)), 0)

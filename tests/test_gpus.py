@@ -1,4 +1,4 @@
-"""The GPU slot picker (fragility.gpus) with a fake device list and no GPU: every holder is a
+"""The GPU slot picker (fragility.training.gpus) with a fake device list and no GPU: every holder is a
 real process, as every GPU job of a workflow is, and the locks are the operating system's."""
 
 import os
@@ -10,7 +10,7 @@ from collections import Counter
 
 import pytest
 
-from fragility import gpus
+from fragility.training import gpus
 
 HOST = gpus.host_name()
 
@@ -19,7 +19,7 @@ HOST = gpus.host_name()
 HOLDER = textwrap.dedent(
     """
     import os, sys
-    from fragility.gpus import claim_for_job
+    from fragility.training.gpus import claim_for_job
     taken = claim_for_job(sys.argv[1])
     print(os.environ.get("CUDA_VISIBLE_DEVICES", "unset"), taken and taken.name, flush=True)
     sys.stdin.read()
@@ -188,7 +188,7 @@ def test_a_held_claim_is_seen_by_another_process(tmp_path, holders):
 GPU_HOLDER = textwrap.dedent(
     """
     import sys
-    from fragility.gpus import claim_for_job
+    from fragility.training.gpus import claim_for_job
     claim_for_job("cuda")
     import torch
     x = torch.ones(1, device="cuda")  # CUDA initialises now, on the claimed device only

@@ -5,13 +5,13 @@ import dataclasses
 import pytest
 import torch
 
-import fragility.training as training
+import fragility.training.engine as training
 from fragility.errors import ConfigError
-from fragility.losses import build_loss
-from fragility.mfw import FeatureWeakening, draw_partners, mfw_generator, mix_features
-from fragility.models import build_model
-from fragility.settings import MFWSettings
-from fragility.training import TrainConfig, train
+from fragility.training.engine import train
+from fragility.training.losses import build_loss
+from fragility.training.mfw import FeatureWeakening, draw_partners, mfw_generator, mix_features
+from fragility.training.models import build_model
+from fragility.training.settings import MFWSettings, TrainConfig
 
 
 def test_strength_grows_with_class_size_and_is_zero_for_the_smallest():

@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from fragility.errors import ConfigError
-from fragility.losses import build_loss, class_balanced_weights
-from fragility.models import build_model
+from fragility.training.losses import build_loss, class_balanced_weights
+from fragility.training.models import build_model
 
 
 def test_resnet32_has_the_papers_size_and_a_64d_feature():
@@ -102,9 +102,9 @@ def test_unknown_loss_lists_the_valid_ones():
 
 def test_every_configurable_loss_and_arch_can_be_built():
     """settings.py names them without torch; the builders must know every one."""
-    from fragility.losses import build_loss
-    from fragility.models import build_model
-    from fragility.settings import ARCHITECTURES, LOSSES
+    from fragility.training.losses import build_loss
+    from fragility.training.models import build_model
+    from fragility.training.settings import ARCHITECTURES, LOSSES
 
     for name in LOSSES:
         build_loss(name, [10, 5])

@@ -1,4 +1,4 @@
-"""The precision policy (fragility.precision): which dtype the trunk, the head, the kept
+"""The precision policy (fragility.training.precision): which dtype the trunk, the head, the kept
 checkpoint's evaluation and the extraction compute in, on every device. The GPU policy runs
 here on the CPU (torch has bf16 autocast there too); the same test runs on CUDA where a GPU
 exists (bench/gpu_check.sh runs it)."""
@@ -10,13 +10,14 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from fragility import precision, stages
 from fragility.catalog import EMBEDDINGS
-from fragility.embeddings import decomposition_error, read_classifier, read_embeddings
+from fragility.embeddings.extraction import decomposition_error, read_classifier, read_embeddings
 from fragility.errors import ConfigError
 from fragility.metrics import balanced_accuracy, per_class_accuracy
-from fragility.precision import Precision
-from fragility.training import eval_batch_size, resolve_device
+from fragility.training import precision
+from fragility.training.engine import eval_batch_size, resolve_device
+from fragility.training.precision import Precision
+from fragility.workflow import stages
 
 DEVICES = [
     "cpu",
@@ -65,7 +66,7 @@ def test_the_gpu_precision_policy_keeps_the_decomposition_and_the_kept_metrics_e
     """Trained under the GPU policy (bf16 trunk): the head's logits are float32, the
     extracted embeddings decompose into their logits to 1e-4, and metrics.json's test BAC is
     the BAC of test.parquet's `pred`, exactly."""
-    import fragility.training as training
+    import fragility.training.engine as training
 
     data, split = digits_split
     seen = {}

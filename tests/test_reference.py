@@ -1,4 +1,4 @@
-"""The usual DataLoader loop (fragility.reference) against the engine (fragility.training)."""
+"""The usual DataLoader loop (usual_loop) against the engine (fragility.training.engine)."""
 
 import importlib.util
 import json
@@ -9,17 +9,17 @@ import pytest
 import torch
 from PIL import Image
 from torchvision import transforms
+from usual_loop import ImageDataset, reference_transforms, train_reference
 
-from fragility.reference import ImageDataset, reference_transforms, train_reference
-from fragility.training import (
+from fragility.training.engine import (
     Normalizer,
     Subset,
-    TrainConfig,
     _new_model,
     augment_batch,
     channel_stats,
     train,
 )
+from fragility.training.settings import TrainConfig
 
 SIZE, PAD, DRAWS = 6, 2, 4000
 

@@ -9,7 +9,7 @@ import pytest
 
 from fragility.errors import ConfigError, FragilityError
 from fragility.metrics import balanced_accuracy
-from fragility.remedies import (
+from fragility.remedies.methods import (
     REMEDIES,
     apply_remedy,
     choose_tau,

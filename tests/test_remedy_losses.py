@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-import fragility.training as training
-from fragility.losses import build_loss, class_balanced_weights
-from fragility.settings import class_weights_active
-from fragility.training import Subset, TrainConfig, _epoch_generator, _epoch_order, train
+import fragility.training.engine as training
+from fragility.training.engine import Subset, _epoch_generator, _epoch_order, train
+from fragility.training.losses import build_loss, class_balanced_weights
+from fragility.training.settings import TrainConfig, class_weights_active
 
 LOGITS = np.array([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3], [-0.5, 1.5, 0.0], [1.0, 1.0, 1.0]])
 TARGET = np.array([0, 2, 1, 2])

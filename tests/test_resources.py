@@ -1,4 +1,4 @@
-"""What each job asks a cluster for (fragility.resources), against the cost model worked out
+"""What each job asks a cluster for (fragility.workflow.resources), against the cost model worked out
 by hand for the default study's dataset (Fashion-MNIST, resnet8, 20 epochs, on a CPU) and
 the paper's (CIFAR-10, ResNet-32, 200 epochs, on a GPU). The studies are written here, not read
 from config.yaml or the presets, so that a change of the shipped settings changes nothing."""
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from snakemake.utils import validate
 
-from fragility.config import SCHEMA_PATH, Study
-from fragility.resources import JobSizes, Size, dataset_size, expected_device
+from fragility.workflow.config import SCHEMA_PATH, Study
+from fragility.workflow.resources import JobSizes, Size, dataset_size, expected_device
 
 FMNIST = {
     "fashion_mnist": {
@@ -141,7 +141,7 @@ def test_a_smaller_per_epoch_test_draw_shortens_the_training(tmp_path):
     assert train().runtime - train(epoch_test_per_class=100).runtime == 4
 
 
-# -- requests a SLURM partition can satisfy (fragility.cluster) ----------------------------------
+# -- requests a SLURM partition can satisfy (fragility.workflow.cluster) ----------------------------------
 
 SCONTROL = (  # `scontrol show partition gpu -o`, as SLURM 22.05 prints it
     "PartitionName=gpu AllowGroups=ALL Default=NO MaxNodes=UNLIMITED MaxTime=2-00:00:00 "
@@ -152,7 +152,7 @@ SINFO_NODES = "48 380000\n32 250000\n"  # `sinfo -h -N -p gpu -o "%c %m"`: two n
 
 
 def test_a_partition_offers_its_largest_node_within_its_caps():
-    from fragility.cluster import Limits, limits_from, slurm_minutes
+    from fragility.workflow.cluster import Limits, limits_from, slurm_minutes
 
     assert limits_from("gpu", SCONTROL, SINFO_NODES) == Limits("gpu", 48, 380000, 2880.0)
     capped = SCONTROL.replace("MaxCPUsPerNode=UNLIMITED", "MaxCPUsPerNode=16").replace(
@@ -166,7 +166,7 @@ def test_a_partition_offers_its_largest_node_within_its_caps():
 
 
 def test_a_request_no_node_can_satisfy_is_named_in_one_line():
-    from fragility.cluster import Request, unfit_line
+    from fragility.workflow.cluster import Request, unfit_line
 
     calls = []
 
@@ -198,7 +198,7 @@ def test_a_request_no_node_can_satisfy_is_named_in_one_line():
 def test_unknown_partition_limits_check_nothing(capsys):
     import subprocess
 
-    from fragility.cluster import Request, unfit_line
+    from fragility.workflow.cluster import Request, unfit_line
 
     def no_cluster(cmd):
         raise subprocess.CalledProcessError(1, cmd)

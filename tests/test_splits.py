@@ -3,8 +3,7 @@ import hashlib
 import numpy as np
 import pytest
 
-from fragility.errors import ConfigError, FragilityError
-from fragility.splits import (
+from fragility.data.splits import (
     Imbalance,
     class_counts,
     make_split,
@@ -12,6 +11,7 @@ from fragility.splits import (
     seeded_class_order,
     subset_indices,
 )
+from fragility.errors import ConfigError, FragilityError
 
 
 def test_cifar10_exp100_counts_are_the_papers():
@@ -108,7 +108,7 @@ LABEL_ORDER_DIGESTS = {
 
 @pytest.mark.parametrize("imbalance", sorted(LABEL_ORDER_DIGESTS))
 def test_label_order_draws_the_same_splits_as_before(imbalance):
-    from fragility.data import load_raw
+    from fragility.data.datasets import load_raw
 
     digits = load_raw("digits")
     draw = {"n_val": 20, "n_test": 30}

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-import fragility.training as training
+import fragility.training.engine as training
 from fragility.errors import ConfigError, TrainingDiverged
-from fragility.training import TrainConfig, augment_batch, drw_active, learning_rate, train
+from fragility.training.engine import augment_batch, train
+from fragility.training.settings import TrainConfig, drw_active, learning_rate
 
 
 def test_lr_schedule_of_the_paper_at_200_epochs():
@@ -159,7 +160,7 @@ def test_drw_switches_class_weights_on(digit_subsets, monkeypatch):
 
 
 def test_a_last_batch_of_one_joins_the_previous_batch():
-    from fragility.training import _batch_bounds
+    from fragility.training.engine import _batch_bounds
 
     assert _batch_bounds(257, 128) == [(0, 128), (128, 257)]
     assert _batch_bounds(258, 128) == [(0, 128), (128, 256), (256, 258)]
@@ -265,7 +266,7 @@ def test_training_steps_do_not_synchronise_the_gpu(digit_subsets):
 def test_the_per_epoch_test_draw_is_balanced_seeded_and_the_metrics_use_every_image(
     digit_subsets,
 ):
-    from fragility.training import epoch_test_subset
+    from fragility.training.engine import epoch_test_subset
 
     tr, te = digit_subsets  # 15 test images per class
     draw = epoch_test_subset(te, 4, seed=5)

@@ -11,10 +11,8 @@ import pytest
 import yaml
 from snakemake_cli import REPO, SMOKE, run_snakemake
 
-from fragility.analysis.claims import CLAIMS
-from fragility.analysis.crossrun import CROSS_RUN_TABLES
 from fragility.analysis.tables import TABLES
-from fragility.catalog import CROSS_RUN_FIGURES, RUN_FIGURES
+from fragility.catalog import CLAIMS, CROSS_RUN_FIGURES, CROSS_RUN_TABLES, RUN_FIGURES
 
 RUNS = ["digits/balanced/ce/seed0", "digits/exp10/ce/seed0", "digits/exp10/ldam_drw/seed0"]
 
@@ -304,7 +302,7 @@ def test_a_dataset_that_fails_in_its_job_is_one_clear_message_and_no_partial_fil
 
 
 def test_n_max_larger_than_the_data_stops_before_anything_runs(tmp_path):
-    # digits' sizes are known without reading it (fragility.config.KNOWN_SIZES); for an
+    # digits' sizes are known without reading it (fragility.workflow.config.KNOWN_SIZES); for an
     # image folder the split job says the same (tests/test_splits.py)
     config = _smoke_config()
     config["datasets"]["digits"]["split"]["n_max"] = 170

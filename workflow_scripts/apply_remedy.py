@@ -1,7 +1,7 @@
 import torch
 
-from fragility.stages import remedy_run
-from fragility.workflow import run_logged
+from fragility.workflow.jobs import run_logged
+from fragility.workflow.stages import remedy_run
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 torch.set_num_threads(sm.threads)

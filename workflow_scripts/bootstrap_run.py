@@ -1,5 +1,5 @@
-from fragility.analysis.stages import bootstrap_run
-from fragility.workflow import run_logged
+from fragility.workflow.analysis_stages import bootstrap_run
+from fragility.workflow.jobs import run_logged
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 run_logged(

@@ -1,5 +1,5 @@
-from fragility.analysis.stages import check_claims
-from fragility.workflow import run_logged
+from fragility.workflow.analysis_stages import check_claims
+from fragility.workflow.jobs import run_logged
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 bootstraps = {tuple(run): path for run, path in zip(sm.params.runs, sm.input.bootstraps)}

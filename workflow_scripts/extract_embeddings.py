@@ -1,6 +1,6 @@
-from fragility.gpus import requests_gpu
-from fragility.stages import extract_run
-from fragility.workflow import job_name, run_device_job
+from fragility.training.gpus import requests_gpu
+from fragility.workflow.jobs import job_name, run_device_job
+from fragility.workflow.stages import extract_run
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 run_device_job(

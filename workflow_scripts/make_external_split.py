@@ -1,5 +1,5 @@
-from fragility.stages import split_external
-from fragility.workflow import run_logged
+from fragility.workflow.jobs import run_logged
+from fragility.workflow.stages import split_external
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 run_logged(

@@ -1,5 +1,5 @@
 from fragility.plotting.curves import plot_curve_files
-from fragility.workflow import run_logged
+from fragility.workflow.jobs import run_logged
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 w = sm.wildcards

@@ -1,7 +1,7 @@
 import torch
 
-from fragility.analysis.stages import retrain_run
-from fragility.workflow import run_logged
+from fragility.workflow.analysis_stages import retrain_run
+from fragility.workflow.jobs import run_logged
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 torch.set_num_threads(sm.threads)

@@ -1,7 +1,7 @@
 """``python -m fragility``: every stage of the pipeline without Snakemake.
 
 The commands are generated from the stage functions the workflow scripts call
-(:mod:`fragility.stages` and :mod:`fragility.analysis.stages`), so the command line cannot
+(:mod:`fragility.workflow.stages` and :mod:`fragility.workflow.analysis_stages`), so the command line cannot
 fall behind them: a stage ``split_dataset(canonical_path, out_path, *, imbalance, seed, ...)``
 is ``python -m fragility split-dataset CANONICAL_PATH OUT_PATH --imbalance exp100 --seed 0 ...``.
 Arguments without a default are positional, the others are options; numbers and flags are
@@ -18,6 +18,7 @@ The Snakemake targets remain the way to run a whole study (README, "What runs").
 from __future__ import annotations
 
 import argparse
+import importlib
 import inspect
 import json
 import sys
@@ -26,10 +27,9 @@ import typing
 from collections.abc import Callable
 from pathlib import Path
 
-from .errors import FragilityError
+from fragility.errors import FragilityError
 
-# fragility.ldam_drw: the worked example's LDAM-DRW-format data and checkpoint (README)
-STAGE_MODULES = ("fragility.stages", "fragility.analysis.stages", "fragility.ldam_drw")
+STAGE_MODULES = ("fragility.workflow.stages", "fragility.workflow.analysis_stages")
 
 
 def _json(text: str):
@@ -70,13 +70,11 @@ def _converter(annotation) -> Callable | None:
     return None
 
 
-def stages() -> dict[str, Callable]:
-    """Command name -> stage function: the public functions of :data:`STAGE_MODULES` whose
-    every argument can be given on a command line."""
-    import importlib
-
+def stages(modules: tuple[str, ...] = STAGE_MODULES) -> dict[str, Callable]:
+    """Command name -> stage function: the public functions of ``modules`` whose every
+    argument can be given on a command line."""
     found = {}
-    for module_name in STAGE_MODULES:
+    for module_name in modules:
         module = importlib.import_module(module_name)
         for name, fn in vars(module).items():
             if name.startswith("_") or not inspect.isfunction(fn):
@@ -117,7 +115,7 @@ def _add_stage(sub, command: str, fn: Callable) -> None:
 
 def run_files(run_dir: str, kinds: list[str]) -> dict[str, str]:
     """The files ``kinds`` (default: every kind present) of a run folder, kind -> path."""
-    from . import catalog
+    from fragility import catalog
 
     unknown = [k for k in kinds if k not in catalog.MODEL_FILES]
     if unknown:
@@ -132,7 +130,7 @@ def run_files(run_dir: str, kinds: list[str]) -> dict[str, str]:
 
 def run_outputs(rq: str, run_dir: str) -> list[str]:
     """The table files research question ``rq`` writes in a run folder."""
-    from . import catalog
+    from fragility import catalog
 
     if rq not in catalog.RUN_TABLES:
         raise FragilityError(f"unknown research question {rq!r}; one of {list(catalog.RUN_TABLES)}")
@@ -154,17 +152,19 @@ def _add_catalog_commands(sub) -> None:
     outputs.set_defaults(stage=run_outputs)
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(modules: tuple[str, ...] = STAGE_MODULES) -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="fragility", description=__doc__.split("\n")[0])
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command, fn in stages().items():
+    for command, fn in stages(modules).items():
         _add_stage(sub, command, fn)
     _add_catalog_commands(sub)
     return top
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = vars(parser().parse_args(argv))
+def main(argv: list[str] | None = None, modules: tuple[str, ...] = STAGE_MODULES) -> int:
+    """Run the command ``argv`` names (default: the process's arguments) among the stages of
+    ``modules``; 0 on success, 1 with one line on stderr for a :class:`FragilityError`."""
+    args = vars(parser(modules).parse_args(argv))
     stage, _ = args.pop("stage"), args.pop("command")
     try:
         result = stage(**args)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .errors import ConfigError, FragilityError
+from fragility.errors import ConfigError, FragilityError
 
 
 @contextlib.contextmanager

@@ -5,7 +5,7 @@ Inputs are the arrays stored in the embedding Parquet files: ``fe`` (N, H), ``lo
 ``normed`` for a cosine (LDAM) classifier.
 """
 
-from fragility.analysis.embeddings import (
+from fragility.analysis.ce import (
     class_means,
     classification_embeddings,
     own_class_ce,
@@ -14,6 +14,7 @@ from fragility.analysis.embeddings import (
     reference_and_alternative,
     top_n_per_row,
 )
+from fragility.analysis.inputs import majority_minority
 from fragility.analysis.rq1 import evaluate_linear, retrain_classifier, retrained_bac, table1
 from fragility.analysis.rq2 import per_class_train_test_accuracy, table2
 from fragility.analysis.rq3 import (
@@ -47,7 +48,6 @@ from fragility.analysis.rq7 import (
     top_identities,
 )
 from fragility.analysis.tables import TABLES, RunInputs, rq_tables
-from fragility.analysis.views import majority_minority
 
 __all__ = [
     "TABLES",

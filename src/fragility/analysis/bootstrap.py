@@ -2,7 +2,7 @@
 
 Each of the paper's claims (:data:`fragility.catalog.CLAIMS`) is a signed difference that is
 positive when the claim holds, computed by the function its catalog entry names (in the
-module of its research question) on :class:`~fragility.analysis.views.ClaimInputs`. This
+module of its research question) on :class:`~fragility.analysis.inputs.ClaimInputs`. This
 module draws the bootstrap replicates, calls every claim's function and writes one row per
 statistic: its value under the data as observed, its percentile interval, the values its
 detail quotes, and why it is *n/a* where it is.
@@ -25,6 +25,7 @@ from functools import cache
 import numpy as np
 import pyarrow as pa
 
+from fragility.analysis.inputs import ClaimInputs, Measured, ModelView
 from fragility.analysis.uncertainty import (
     N_BOOT,
     confusion_metrics,
@@ -32,7 +33,6 @@ from fragility.analysis.uncertainty import (
     stratified_weights,
     weighted_confusion,
 )
-from fragility.analysis.views import ClaimInputs, Measured, ModelView
 from fragility.catalog import CLAIMS, ClaimSpec
 
 HEADLINE = ("bac", "macro_f1", "gmean", "accuracy", "minority_acc", "majority_acc")

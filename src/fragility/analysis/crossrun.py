@@ -23,9 +23,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from fragility.analysis.inputs import majority_minority
 from fragility.analysis.rq1 import table1 as table1_row
 from fragility.analysis.uncertainty import combine_seeds, t_interval, verdict
-from fragility.analysis.views import majority_minority
 from fragility.catalog import CROSS_RUN_TABLES, MODEL_FILES, REMEDY, RUN_TABLES, model_file
 from fragility.errors import FragilityError
 from fragility.io import read_json, read_table
@@ -394,7 +394,7 @@ PAIRED = ("bac", "macro_f1", "gmean", "minority_acc", "majority_acc")
 def _test_predictions(run: RunRef, remedy: str | None, index: np.ndarray) -> np.ndarray:
     """A model's test predictions (the run's, or its remedied model's) in the row order of
     ``index`` (the untreated model's test images): methods are compared on the same images."""
-    from fragility.embeddings import read_embeddings
+    from fragility.embeddings.extraction import read_embeddings
 
     path = run.path("test", remedy)
     test = read_embeddings(path)
@@ -410,7 +410,7 @@ class _PairedBootstrap:
 
     def __init__(self, run: RunRef, counts, n_boot: int):
         from fragility.analysis.uncertainty import stratified_weights
-        from fragility.embeddings import read_embeddings
+        from fragility.embeddings.extraction import read_embeddings
 
         test = read_embeddings(run.path("test"))
         self.index, self.labels = test["index"], test["label"]

@@ -2,7 +2,7 @@
 gain against the imbalance ratio R, for runs that differ only in R.
 
 The inputs are the cross-run ``*_by_seed`` tables (one row per run) and
-``remedies_by_seed``; the imbalance spec is parsed by :class:`fragility.splits.Imbalance`
+``remedies_by_seed``; the imbalance spec is parsed by :class:`fragility.data.splits.Imbalance`
 (``balanced`` is R = 1, ``exp{R}`` and ``step{R}`` are two *families*). A curve is a
 (dataset, loss, family) group; the balanced runs of the same dataset and loss are its R = 1
 reference, shared by both families.
@@ -27,9 +27,9 @@ from pathlib import Path
 import pyarrow as pa
 
 from fragility.analysis.uncertainty import CONFIDENCE, t_interval
+from fragility.data.splits import Imbalance
 from fragility.errors import ConfigError, FragilityError
 from fragility.io import read_table
-from fragility.splits import Imbalance
 
 CURVE_KEYS = ("dataset", "family", "ratio", "imbalance", "loss")
 NEVER = "never in the range"

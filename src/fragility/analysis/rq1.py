@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from fragility.analysis.inputs import ClaimInputs, Measured, point
 from fragility.analysis.uncertainty import confusion_metrics, weighted_confusion
-from fragility.analysis.views import ClaimInputs, Measured, point
-from fragility.embeddings import head_logits
+from fragility.embeddings.extraction import head_logits
 from fragility.metrics import balanced_accuracy
-from fragility.remedies import fit_linear_head
+from fragility.remedies.methods import fit_linear_head
 
 
 def retrain_classifier(
@@ -23,7 +23,7 @@ def retrain_classifier(
     """Train ``logits = fe @ W.T + bias`` on ``fe_pool`` (N, H), ``y_pool`` (N,).
 
     Returns ``(W (C, H), bias (C,))`` as float32 numpy arrays. The same trainer as the
-    remedies' phase 3 (:func:`fragility.remedies.fit_linear_head`, whose defaults the other
+    remedies' phase 3 (:func:`fragility.remedies.methods.fit_linear_head`, whose defaults the other
     keywords ``lr``, ``momentum``, ``weight_decay``, ``batch_size``, ``seed``, ``device``
     keep): init U(-1/sqrt(H), 1/sqrt(H)) like ``nn.Linear``, shuffled minibatches, cosine
     learning-rate decay, here over 30 epochs by default.

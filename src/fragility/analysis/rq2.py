@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from fragility.analysis.inputs import ClaimInputs, Measured, majority_minority, point
 from fragility.analysis.uncertainty import confusion_metrics, weighted_confusion
-from fragility.analysis.views import ClaimInputs, Measured, majority_minority, point
 from fragility.catalog import MIN_MINORITY_GAP
 from fragility.metrics import per_class_accuracy
 

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fragility.analysis.embeddings import own_class_ce, prepare_fe
+from fragility.analysis.ce import own_class_ce, prepare_fe
+from fragility.analysis.inputs import ClaimInputs, Measured, ModelView, group_mean, point
 from fragility.analysis.uncertainty import weighted_class_means
-from fragility.analysis.views import ClaimInputs, Measured, ModelView, group_mean, point
 from fragility.catalog import FEW_FEATURES_COVERAGE, FEW_FEATURES_SHARE
 
 THRESHOLDS = (0.94, 0.90)  # the paper's "over 94 %" (CE, K = 7) and "over 90 %" (focal)

@@ -6,16 +6,15 @@ A logit share divides one ce by the instance's own logit; the paper's logit is b
 
 The largest class-mean ce of a class grows as the class shrinks (the largest of 64 noisy
 means), so wherever classes of different sizes are compared by it, every class is drawn down
-to the smallest one's size (:func:`fragility.analysis.views.matched_class_stat`).
+to the smallest one's size (:func:`fragility.analysis.inputs.matched_class_stat`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from fragility.analysis.embeddings import class_means, own_class_ce, safe_ratio, top_n_per_row
-from fragility.analysis.uncertainty import weighted_class_means
-from fragility.analysis.views import (
+from fragility.analysis.ce import class_means, own_class_ce, safe_ratio, top_n_per_row
+from fragility.analysis.inputs import (
     ClaimInputs,
     Measured,
     ModelView,
@@ -26,6 +25,7 @@ from fragility.analysis.views import (
     matched_class_stats,
     point,
 )
+from fragility.analysis.uncertainty import weighted_class_means
 from fragility.catalog import MIN_RATIO
 
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from fragility.analysis.embeddings import own_class_ce, safe_ratio, top_n_per_row
+from fragility.analysis.ce import own_class_ce, safe_ratio, top_n_per_row
+from fragility.analysis.inputs import N_TOP, ClaimInputs, Measured, largest_entry, log_ratio, point
 from fragility.analysis.uncertainty import weighted_class_means
-from fragility.analysis.views import N_TOP, ClaimInputs, Measured, largest_entry, log_ratio, point
 from fragility.catalog import FAR_LARGER
 
 

@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from fragility.analysis.embeddings import class_means, top_n_per_row
-from fragility.analysis.uncertainty import weighted_class_means
-from fragility.analysis.views import (
+from fragility.analysis.ce import class_means, top_n_per_row
+from fragility.analysis.inputs import (
     ClaimInputs,
     Measured,
     group_mean,
@@ -27,6 +26,7 @@ from fragility.analysis.views import (
     mean_over_draws,
     point,
 )
+from fragility.analysis.uncertainty import weighted_class_means
 
 
 def instance_topk_fe(fe: np.ndarray, k: int = 7) -> np.ndarray:

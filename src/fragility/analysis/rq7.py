@@ -14,10 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fragility.analysis.embeddings import class_means, own_class_ce, top_n_per_row
-from fragility.analysis.rq6 import instance_topk_fe, member_counts, member_order, topk_indicator
-from fragility.analysis.uncertainty import weighted_class_means
-from fragility.analysis.views import (
+from fragility.analysis.ce import class_means, own_class_ce, top_n_per_row
+from fragility.analysis.inputs import (
     N_MATCHED_DRAWS,
     N_TOP,
     ClaimInputs,
@@ -27,6 +25,8 @@ from fragility.analysis.views import (
     mean_over_draws,
     point,
 )
+from fragility.analysis.rq6 import instance_topk_fe, member_counts, member_order, topk_indicator
+from fragility.analysis.uncertainty import weighted_class_means
 
 
 def frobenius_gap(

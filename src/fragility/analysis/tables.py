@@ -11,7 +11,7 @@ Conventions shared by every table:
 - ``class`` (int) and ``class_name``; ``role`` = ``"majority"`` (largest training class,
   first on ties), ``"minority"`` (smallest, last on ties) or ``"other"``; ``class_group`` =
   ``"majority"`` / ``"minority"`` for the largest / smallest 40 % of the classes (the paper's
-  classes 0-3 and 6-9 of ten; :func:`fragility.analysis.views.class_groups`), else
+  classes 0-3 and 6-9 of ten; :func:`fragility.analysis.inputs.class_groups`), else
   ``"middle"``; ``n_train`` = the run's training images of that class (``metrics.json``
   ``train_class_counts``).
 - Accuracies, coverage ratios and shares are fractions in [0, 1], not percentages.
@@ -35,6 +35,15 @@ import pyarrow as pa
 
 from fragility.analysis import rq4, rq6, rq7
 from fragility.analysis.dynamics import dynamics_table
+from fragility.analysis.inputs import (
+    N_MATCHED_DRAWS,
+    N_TOP,
+    ClaimInputs,
+    ModelView,
+    class_groups,
+    group_mean,
+    majority_minority,
+)
 from fragility.analysis.rq2 import per_class_train_test_accuracy, table2
 from fragility.analysis.rq3 import THRESHOLDS, reference_classes, rq3_coverage
 from fragility.analysis.rq4 import (
@@ -47,17 +56,8 @@ from fragility.analysis.rq4 import (
 from fragility.analysis.rq5 import largest_weight_vs_ce, top_abs_weights, weight_sums
 from fragility.analysis.rq6 import class_topk_members, members_to_cover, top_class_mean_fe
 from fragility.analysis.rq7 import rq7_generalization
-from fragility.analysis.views import (
-    N_MATCHED_DRAWS,
-    N_TOP,
-    ClaimInputs,
-    ModelView,
-    class_groups,
-    group_mean,
-    majority_minority,
-)
 from fragility.catalog import FEW_FEATURES_SHARE, PREMISE_TRAIN_ACC, RUN_TABLES, model_file
-from fragility.embeddings import read_classifier, read_embeddings
+from fragility.embeddings.extraction import read_classifier, read_embeddings
 from fragility.errors import ConfigError, FragilityError
 from fragility.io import read_json, read_table
 
@@ -70,7 +70,7 @@ SUBSETS = ("train", "test", "val")  # history columns {subset}_acc
 class RunInputs:
     """Everything one run's RQ2-RQ7 analyses need, loaded once.
 
-    ``train``/``test``/``pool`` are :func:`fragility.embeddings.read_embeddings` dicts
+    ``train``/``test``/``pool`` are :func:`fragility.embeddings.extraction.read_embeddings` dicts
     (``pool`` is None when the file is absent or not asked for: RQ2-RQ7 do not use it),
     ``classifier`` a :func:`read_classifier` dict, ``history`` the per-epoch table (None
     when absent), ``class_counts`` (C,) the training images per class, ``kept_epoch`` the
@@ -186,7 +186,7 @@ class RunInputs:
     @property
     def groups(self) -> tuple[np.ndarray, np.ndarray]:
         """``(majority group, minority group)``: the largest and the smallest 40 % of the
-        classes (:func:`fragility.analysis.views.class_groups`)."""
+        classes (:func:`fragility.analysis.inputs.class_groups`)."""
         return class_groups(self.class_counts)
 
     def view(self) -> ModelView:

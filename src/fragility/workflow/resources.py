@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .splits import class_counts
+from fragility.data.splits import class_counts
 
 # images per second of a ResNet-32 training pass at 32 x 32 (evaluation: EVAL_SPEEDUP x that)
 RATES = {"cpu": 220.0, "cuda": 3000.0}
@@ -157,7 +157,7 @@ class RunWork:
 
 
 class JobSizes:
-    """Every job's :class:`Size` for one study (a :class:`fragility.config.Study`)."""
+    """Every job's :class:`Size` for one study (a :class:`fragility.workflow.config.Study`)."""
 
     def __init__(self, study, data_dir: str, device: str = "cpu"):
         """``device``: where training and embedding jobs run ("cpu" or "cuda", see

@@ -33,7 +33,7 @@ def run_logged(log_path: str, stage: Callable[[], object]) -> None:
     A :class:`FragilityError` ends the job with its one-line message (in the log and on the
     terminal); anything else is a bug and keeps its traceback in the log.
     """
-    from .errors import FragilityError
+    from fragility.errors import FragilityError
 
     log = open(log_path, "w", buffering=1)  # noqa: SIM115 (closed in the finally below)
     sys.stderr = _Tee(log, sys.__stderr__)
@@ -60,14 +60,14 @@ def run_device_job(
     job: str = "job",
 ) -> None:
     """A training or embedding job: ``threads`` torch threads and a GPU of its own, claimed
-    before ``stage`` can initialise CUDA (:func:`fragility.gpus.claim_for_job`), then
+    before ``stage`` can initialise CUDA (:func:`fragility.training.gpus.claim_for_job`), then
     ``stage``, logged as :func:`run_logged` logs it. A GPU job (``gpu_requested`` by its
     rule, on a machine or node that advertises a GPU) whose torch sees no GPU ends at once
-    with one line naming ``job`` (:func:`fragility.gpus.check_gpu_visible`), instead of
+    with one line naming ``job`` (:func:`fragility.training.gpus.check_gpu_visible`), instead of
     running ``stage`` on the CPU."""
     import torch
 
-    from .gpus import check_gpu_visible, claim_for_job
+    from fragility.training.gpus import check_gpu_visible, claim_for_job
 
     torch.set_num_threads(threads)
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import FragilityError
+from fragility.errors import FragilityError
 
 # the first refused global in torch's message (for files get_unsafe_globals_in_checkpoint
 # cannot scan: the legacy, non-zip format)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fragility.catalog import N_MATCHED_DRAWS
-from fragility.embeddings import prepare_fe
+from fragility.embeddings.extraction import prepare_fe
 
 N_TOP = 10  # the paper's "ten largest" (Figs 4, 7, 8, 10 and RQ7's top-10 identities)
 HEADS = ("linear", "normed")  # a plain linear classifier, and a cosine one (LDAM's)
@@ -73,7 +73,7 @@ def group_mean(per_class: np.ndarray, group: np.ndarray) -> np.ndarray:
 @dataclass
 class ModelView:
     """One model as the claims read it: ``train``/``test`` embedding dicts
-    (:func:`fragility.embeddings.read_embeddings`), the classifier ``W (C, H)``, ``bias
+    (:func:`fragility.embeddings.extraction.read_embeddings`), the classifier ``W (C, H)``, ``bias
     (C,)``, ``normed`` and the training class sizes ``counts (C,)``."""
 
     train: dict

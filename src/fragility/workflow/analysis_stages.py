@@ -1,6 +1,6 @@
 """The analysis stages as file-in, file-out functions (used by the workflow's analysis rules).
 
-Kept apart from :mod:`fragility.stages` so that these jobs never import torch at start-up
+Kept apart from :mod:`fragility.workflow.stages` so that these jobs never import torch at start-up
 (RQ1's re-training imports it when it runs): the workflow runs dozens of them.
 """
 
@@ -24,8 +24,8 @@ def analyze_run(files: dict, rq: str, outputs: list, *, ks, k_fe: int) -> None:
     table's ``.csv`` and ``.parquet``, as :data:`fragility.catalog.RUN_TABLES` names them).
     ``files``: the model files it reads, kind -> path (``train``, ``test``, ``classifier``,
     ``metrics``, ``history``; :meth:`RunInputs.from_files`)."""
-    from ..io import write_tables
-    from .tables import RunInputs, rq_tables
+    from fragility.analysis.tables import RunInputs, rq_tables
+    from fragility.io import write_tables
 
     inputs = RunInputs.from_files(files)
     write_tables(rq_tables(rq, inputs, ks=ks, k_fe=k_fe), _paths(outputs))
@@ -36,10 +36,10 @@ def retrain_run(files: dict, outputs: list, *, seed: int, epochs: int) -> None:
     this run's extractor and evaluate it on the test FE (``test``; ``classifier`` gives the
     class count); writes ``retrained.{csv,parquet}`` and ``retrained_predictions.parquet``
     to ``outputs``."""
-    from ..embeddings import read_classifier, read_embeddings
-    from ..io import write_tables
-    from ..metrics import balanced_accuracy
-    from .rq1 import evaluate_linear, retrain_classifier
+    from fragility.analysis.rq1 import evaluate_linear, retrain_classifier
+    from fragility.embeddings.extraction import read_classifier, read_embeddings
+    from fragility.io import write_tables
+    from fragility.metrics import balanced_accuracy
 
     pool, test = read_embeddings(files["pool"]), read_embeddings(files["test"])
     n_classes = read_classifier(files["classifier"])["weight"].shape[0]
@@ -63,13 +63,13 @@ def retrain_run(files: dict, outputs: list, *, seed: int, epochs: int) -> None:
 
 
 def _model_view(files: dict, prefix: str = ""):
-    """A :class:`~fragility.analysis.views.ModelView` of the model whose ``{prefix}train``,
+    """A :class:`~fragility.analysis.inputs.ModelView` of the model whose ``{prefix}train``,
     ``{prefix}test`` (optional), ``{prefix}classifier`` and ``{prefix}metrics`` files are
     given."""
     import numpy as np
 
-    from ..embeddings import read_classifier, read_embeddings
-    from .views import ModelView
+    from fragility.analysis.inputs import ModelView
+    from fragility.embeddings.extraction import read_classifier, read_embeddings
 
     classifier = read_classifier(files[f"{prefix}classifier"])
     metrics = read_json(files[f"{prefix}metrics"])
@@ -106,10 +106,10 @@ def bootstrap_run(
     balanced model's test embeddings, named ``balanced_name``) when there is one, and the
     balanced partner's ``partner_train``, ``partner_classifier`` and ``partner_metrics``
     (named ``partner_name``; ``partner_missing`` says why there is none)."""
-    from ..embeddings import read_embeddings
-    from ..errors import FragilityError
-    from ..io import write_table
-    from .bootstrap import run_bootstrap
+    from fragility.analysis.bootstrap import run_bootstrap
+    from fragility.embeddings.extraction import read_embeddings
+    from fragility.errors import FragilityError
+    from fragility.io import write_table
 
     view = _model_view(files)
     retrained = files.get("retrained_predictions")
@@ -142,7 +142,7 @@ def _aligned_preds(path: str | Path, test: dict):
     where = {int(i): p for i, p in zip(table["index"].to_pylist(), table["pred"].to_pylist())}
     missing = [int(i) for i in test["index"] if int(i) not in where]
     if missing:
-        from ..errors import FragilityError
+        from fragility.errors import FragilityError
 
         raise FragilityError(f"{path} lacks predictions for {len(missing)} test images")
     import numpy as np
@@ -152,13 +152,13 @@ def _aligned_preds(path: str | Path, test: dict):
 
 def plot_run_figure(figure: str, table_paths: dict, out_path: str | Path, title: str) -> None:
     """Draw one per-run figure from its tables (Parquet files keyed by table name)."""
-    from ..plotting import plot_figure
+    from fragility.plotting import plot_figure
 
     plot_figure(figure, {k: read_table(p) for k, p in table_paths.items()}, out_path, title)
 
 
 def _run_refs(runs: list[dict]):
-    from .crossrun import RunRef
+    from fragility.analysis.crossrun import RunRef
 
     return [RunRef(**r) for r in runs]
 
@@ -168,8 +168,8 @@ def cross_run_tables(name: str, runs: list[dict], outputs: list) -> None:
     ``outputs`` (CSV and Parquet). ``runs``: dicts with dataset, imbalance, loss, seed and
     ``files`` (kind -> path, the files :data:`fragility.catalog.CROSS_RUN_TABLES` says the
     table reads)."""
-    from ..io import write_tables
-    from .crossrun import cross_run_table
+    from fragility.analysis.crossrun import cross_run_table
+    from fragility.io import write_tables
 
     summary, by_seed = cross_run_table(name, _run_refs(runs))
     write_tables({name: summary, f"{name}_by_seed": by_seed}, _paths(outputs))
@@ -187,8 +187,8 @@ def check_claims(
     ``bootstrap.parquet`` (keyed by (dataset, imbalance, loss, seed)) and ``table2_by_seed``
     (``premise_path``: every seed's lowest class train accuracy); ``losses``, the study's loss
     entries, say which paper model each run group compares with."""
-    from ..io import write_table, write_text
-    from .claims import claims_summary, measure_claims
+    from fragility.analysis.claims import claims_summary, measure_claims
+    from fragility.io import write_table, write_text
 
     claims = measure_claims(
         read_table(premise_path),
@@ -206,8 +206,8 @@ def write_summary(files: dict, out_rst: str | Path, out_matrix: str | Path) -> N
     """The report's front page (``summary.rst``) from ``claims`` and, when present,
     ``table1`` and ``remedies`` (Parquet summary tables), and the claims at a glance
     (``claims_matrix.html``)."""
-    from ..io import write_text
-    from .summary import claims_matrix, front_page
+    from fragility.analysis.summary import claims_matrix, front_page
+    from fragility.io import write_text
 
     tables = {k: read_table(p) for k, p in files.items()}
     write_text(front_page(tables["claims"], tables.get("table1"), tables.get("remedies")), out_rst)
@@ -215,7 +215,7 @@ def write_summary(files: dict, out_rst: str | Path, out_matrix: str | Path) -> N
 
 
 def plot_cross_run_figure(figure: str, table_path: str | Path, out_path: str | Path) -> None:
-    from ..plotting import plot_cross_run
+    from fragility.plotting import plot_cross_run
 
     plot_cross_run(figure, read_table(table_path), out_path)
 
@@ -225,22 +225,22 @@ def remedies_tables(runs: list[dict], remedies: dict, outputs: list, n_boot: int
     ``remedies_by_seed.*`` to ``outputs``. ``runs`` as for :func:`cross_run_tables`, the
     treated ones with ``remedies`` (remedy name -> its files); ``remedies`` maps each remedy
     name to its method."""
-    from ..io import write_tables
-    from .crossrun import remedies_table
+    from fragility.analysis.crossrun import remedies_table
+    from fragility.io import write_tables
 
     summary, by_seed = remedies_table(_run_refs(runs), remedies, n_boot)
     write_tables({"remedies": summary, "remedies_by_seed": by_seed}, _paths(outputs))
 
 
 def plot_remedies(table_path: str | Path, out_path: str | Path) -> None:
-    from ..plotting import plot_remedy_costs
+    from fragility.plotting import plot_remedy_costs
 
     plot_remedy_costs(read_table(table_path), out_path)
 
 
 def write_provenance(runs: list[dict], out_csv: str | Path) -> None:
     """``provenance.csv``: what produced each run, from its ``metrics`` file."""
-    from ..io import write_table
-    from .crossrun import provenance_table
+    from fragility.analysis.crossrun import provenance_table
+    from fragility.io import write_table
 
     write_table(provenance_table(_run_refs(runs)), out_csv)

@@ -23,8 +23,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .errors import ConfigError
-from .settings import ARCHITECTURES
+from fragility.errors import ConfigError
+from fragility.training.settings import ARCHITECTURES
 
 FEATURE_DIM = 64
 

@@ -1,7 +1,7 @@
 """Feature-space remedies for class imbalance (SPEC §5): EOS and its baselines.
 
 Every remedy starts from a trained run (phase 1: its embeddings and classifier, as written by
-:mod:`fragility.embeddings`) and ends with a *linear head* ``(W, bias, normed)`` such that
+:mod:`fragility.embeddings.extraction`) and ends with a *linear head* ``(W, bias, normed)`` such that
 
     logits = fe' @ W.T + bias,     fe' = fe (normed False) or fe / ||fe|| (normed True),
 
@@ -38,9 +38,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .embeddings import NORM_EPS, head_logits
-from .errors import ConfigError, FragilityError
-from .metrics import balanced_accuracy, summary
+from fragility.embeddings.extraction import NORM_EPS, head_logits
+from fragility.errors import ConfigError, FragilityError
+from fragility.metrics import balanced_accuracy, summary
 
 _KNN_BUDGET = 2**25  # distance-matrix entries per chunk (float64: 256 MiB)
 
@@ -50,15 +50,16 @@ _KNN_BUDGET = 2**25  # distance-matrix entries per chunk (float64: 256 MiB)
 
 def _device(device):
     """The torch device a remedy computes on. ``auto`` is the CPU unless this process holds
-    a GPU of its own (:func:`fragility.gpus.holds_gpu`): a remedy job claims none, so it
+    a GPU of its own (:func:`fragility.training.gpus.holds_gpu`): a remedy job claims none, so it
     never opens a CUDA context outside ``--resources gpu=N``, and its numbers do not depend
     on whether it ran on a workstation with a GPU or on a CPU node of a cluster. An explicit
     CUDA device is refused inside a workflow job that holds no GPU."""
     import os
 
+    from fragility.training.engine import resolve_device
+
     # imported here: this module stays importable without torch until a remedy runs
-    from .gpus import SLOTS_ENV, holds_gpu
-    from .training import resolve_device
+    from fragility.training.gpus import SLOTS_ENV, holds_gpu
 
     if str(device) == "auto":
         return resolve_device("auto") if holds_gpu() else resolve_device("cpu")
@@ -882,8 +883,8 @@ def apply_remedy(
 ) -> RemedyResult:
     """Run remedy ``name`` (a key of :data:`REMEDIES`) on a trained run and evaluate it.
 
-    ``train``/``test``/``val`` are :func:`fragility.embeddings.read_embeddings`-like dicts
-    (``fe``, ``label``); ``classifier`` a :func:`~fragility.embeddings.read_classifier` dict.
+    ``train``/``test``/``val`` are :func:`fragility.embeddings.extraction.read_embeddings`-like dicts
+    (``fe``, ``label``); ``classifier`` a :func:`~fragility.embeddings.extraction.read_classifier` dict.
     The remedy sees only ``train``, ``classifier`` and ``val`` (τ-norm's τ, the over-sampling
     heads' epoch); ``test`` is evaluated once the head is fixed. ``params`` override the
     remedy's defaults (``REMEDIES[name].params``; unknown keys are an error). With ``val`` given, ``info["val_metrics"]`` reports it too.

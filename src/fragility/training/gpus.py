@@ -47,7 +47,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import FragilityError
+from fragility.errors import FragilityError
 
 SLOTS_ENV = "FRAGILITY_GPU_SLOTS"  # the folder of the slot files (absolute)
 GPUS_ENV = "FRAGILITY_GPUS"  # the config's `gpus:` list, comma-separated

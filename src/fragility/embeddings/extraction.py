@@ -6,7 +6,7 @@ with ``class``, ``weight`` (fixed_size_list<float32>[H]) and ``bias``, such that
 ``(fe' * weight[c]).sum() + bias[c] == logits[:, c]`` with fe' = fe (linear classifier) or
 fe / ‖fe‖ (normed classifier, metadata ``normed = true``; ``weight`` then carries the scale).
 
-Extraction runs in float32 on every device (:func:`fragility.precision.exact`), whatever
+Extraction runs in float32 on every device (:func:`fragility.training.precision.exact`), whatever
 precision the model was trained in, and checks that equation on every row it writes
 (:func:`check_decomposition`) before writing: a file that breaks it is never written.
 """
@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 
-from .errors import FragilityError
-from .io import read_parquet_metadata, read_table, write_parquet
+from fragility.errors import FragilityError
+from fragility.io import read_parquet_metadata, read_table, write_parquet
 
 if TYPE_CHECKING:  # torch is imported where a model runs: reading the files must not need it
     import torch
 
-    from .models import ResNetCifar
+    from fragility.training.models import ResNetCifar
 
 
 # Clamp of FE (and weight) row norms, as torch.nn.functional.normalize in models.NormedLinear.
@@ -90,7 +90,7 @@ def check_decomposition(
             f"{where} break sum_h CE + bias = logits: relative error "
             f"{error:.2e} > {DECOMPOSITION_TOLERANCE:g} over {len(logits)} rows (largest "
             f"|logit| {np.abs(logits).max():.3g}); nothing written. The extraction did not "
-            f"run in float32 (fragility.precision.exact)"
+            f"run in float32 (fragility.training.precision.exact)"
         )
     return error
 
@@ -108,12 +108,12 @@ def embed(
     batch_size: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """FE ``(N, H)`` and logits ``(N, C)`` of uint8 images ``(N, H, W, C)``, eval mode, no
-    augmentation, computed in float32 on every device (:func:`fragility.precision.exact`)
-    in batches of ``batch_size`` (default: :func:`fragility.training.eval_batch_size`)."""
+    augmentation, computed in float32 on every device (:func:`fragility.training.precision.exact`)
+    in batches of ``batch_size`` (default: :func:`fragility.training.engine.eval_batch_size`)."""
     import torch
 
-    from . import precision
-    from .training import (
+    from fragility.training import precision
+    from fragility.training.engine import (
         Normalizer,
         eval_batch_size,
         predict,

@@ -1,4 +1,4 @@
-"""The usual PyTorch training loop, kept as a yardstick for :mod:`fragility.training`.
+"""The usual PyTorch training loop, kept as a yardstick for :mod:`fragility.training.engine`.
 
 This is how public imbalanced-learning code trains (e.g. LDAM-DRW's ``cifar_train.py``): a
 ``Dataset`` hands out PIL images one at a time through per-sample torchvision transforms
@@ -8,7 +8,7 @@ Model, optimiser, LR schedule, loss and deferred re-weighting are those of the e
 (imported from it), so the two differ only in how the data reaches the model.
 
 ``compute="engine"`` gives the loop the engine's compute settings too: its precision policy
-(:mod:`fragility.precision`: a bf16 trunk on Ampere-or-later GPUs, a float32 head),
+(:mod:`fragility.training.precision`: a bf16 trunk on Ampere-or-later GPUs, a float32 head),
 channels-last tensors and cuDNN autotuning. A speed ratio against that loop measures the data
 path and the step loop alone; against the default ``"plain"`` loop (float32, NCHW, no
 autotuning) it also counts what the precision and the memory format buy.
@@ -25,24 +25,22 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision import transforms
 
-from . import metrics
-from . import precision as precisions
-from .losses import class_balanced_weights
-from .precision import Precision
-from .training import (
+from fragility import metrics
+from fragility.training import precision as precisions
+from fragility.training.engine import (
     Subset,
-    TrainConfig,
     _cudnn_autotuned,
     _epoch_generator,
     _new_model,
     build_criterion,
     build_optimizer,
     channel_stats,
-    class_weights_active,
     eval_batch_size,
-    learning_rate,
     resolve_device,
 )
+from fragility.training.losses import class_balanced_weights
+from fragility.training.precision import Precision
+from fragility.training.settings import TrainConfig, class_weights_active, learning_rate
 
 BATCH_ORDERS = ("shuffle", "engine")
 COMPUTE = ("plain", "engine")  # float32 NCHW as usual, or the engine's compute settings
@@ -209,7 +207,7 @@ def train_reference(
     like the engine's, from ``cfg.seed``. ``batch_order="engine"`` replaces the DataLoader's
     shuffle with the engine's per-epoch permutation (for equivalence tests). The test set is
     evaluated after every epoch, as LDAM-DRW does. ``compute="engine"`` trains with the
-    engine's ``precision`` (:func:`fragility.precision.training`), channels-last tensors and
+    engine's ``precision`` (:func:`fragility.training.precision.training`), channels-last tensors and
     cuDNN autotuning instead of plain float32. Returns per-epoch ``loss``, ``test_bac``,
     ``train_seconds``, ``eval_seconds`` and ``seconds_per_epoch`` (their sum) lists, the
     training throughput ``images_per_s`` and the final ``state_dict`` (on the CPU).

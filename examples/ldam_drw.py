@@ -1,6 +1,7 @@
 """LDAM-DRW's on-disk formats, written by our own code: its CIFAR ResNet, its checkpoints and
 CIFAR-10's python batches, so that the tests and the README's worked example can produce a
-checkpoint "trained elsewhere" without downloading one.
+checkpoint "trained elsewhere" without downloading one. Its functions are commands, as the
+package's stages are for ``python -m fragility``: ``python examples/ldam_drw.py --help``.
 
 The module follows the structure LDAM-DRW documents in ``models/resnet_cifar.py``
 (``ResNet_s``): ``conv1`` (3x3, 16), ``bn1``, ``layer1``-``layer3`` of option-A BasicBlocks
@@ -15,16 +16,22 @@ reproduction of LDAM-DRW's schedule.
 from __future__ import annotations
 
 import pickle
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from PIL import Image
 
-from .external import LDAM_DRW_NORMALIZATION, CosineHead
-from .models import FEATURE_DIM, BasicBlock
-from .settings import LDAM_DRW_ARCHS
+from fragility.cli import main
+from fragility.data.datasets import load_canonical, load_raw
+from fragility.data.splits import ldam_drw_indices, ldam_drw_parameters
+from fragility.embeddings.external import LDAM_DRW_NORMALIZATION, CosineHead
+from fragility.training.losses import LDAMLoss
+from fragility.training.models import FEATURE_DIM, BasicBlock
+from fragility.training.settings import LDAM_DRW_ARCHS
 
 
 class LdamResNet(nn.Module):
@@ -94,8 +101,6 @@ def train(
 ) -> torch.optim.Optimizer:
     """A few epochs of SGD (cross-entropy; LDAM's margins and scale ``s = 30`` on a normed
     head) on uint8 images ``(N, H, W, C)`` with labels ``(N,)``; returns the optimiser."""
-    from .losses import LDAMLoss
-
     torch.manual_seed(seed)
     mean = torch.tensor(normalization["mean"]).view(1, -1, 1, 1)
     std = torch.tensor(normalization["std"]).view(1, -1, 1, 1)
@@ -135,9 +140,6 @@ def train_ldam_checkpoint(
     -> ``imb_type``, ``imb_factor``; ``rand_number`` its sampling seed) and save it as
     LDAM-DRW saves it, to ``out_path``. ``normalization``: mean and std per channel
     (default LDAM-DRW's CIFAR constants)."""
-    from .data import load_raw
-    from .splits import ldam_drw_indices, ldam_drw_parameters
-
     data = load_raw(dataset, root=root)
     imb_type, imb_factor = ldam_drw_parameters(imbalance)
     rows = ldam_drw_indices(data.y_train, len(data.classes), imb_type, imb_factor, rand_number)
@@ -187,8 +189,6 @@ def write_cifar10(
 
 def _as_cifar_images(x: np.ndarray, size: int = 32) -> np.ndarray:
     """uint8 ``(N, H, W, C)`` -> ``(N, size, size, 3)``: bilinear resize, grey copied to RGB."""
-    from PIL import Image
-
     out = np.empty((len(x), size, size, 3), dtype=np.uint8)
     for i, image in enumerate(x):
         img = Image.fromarray(image[..., 0] if image.shape[2] == 1 else image)
@@ -202,8 +202,6 @@ def write_cifar_format(
     """Write the first ``train_per_class`` / ``test_per_class`` images of every class of a
     canonical dataset (e.g. Fashion-MNIST), resized to 32x32 RGB, in CIFAR-10's python format
     under ``out_root`` (the ``cifar10`` loader's ``root``)."""
-    from .data import load_canonical
-
     data = load_canonical(canonical_path)
 
     def firsts(y: np.ndarray, n: int) -> np.ndarray:
@@ -218,3 +216,7 @@ def write_cifar_format(
         data.y_test[test],
         data.classes,
     )
+
+
+if __name__ == "__main__":  # the worked example's commands: python examples/ldam_drw.py --help
+    sys.exit(main(modules=("__main__",)))

@@ -1,7 +1,7 @@
 """What determines a trained model, and the schedule derived from it, without torch.
 
 The workflow reads these names at start-up (config validation, ``snakemake -n``), so this
-module must stay importable without torch; :mod:`fragility.training` re-exports them.
+module must stay importable without torch; :mod:`fragility.training.engine` re-exports them.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from .errors import ConfigError
+from fragility.errors import ConfigError
 
 # loss-level methods: ce, focal and ldam (Cao et al.), then balanced softmax (Ren et al.
 # 2020), the logit-adjusted loss (Menon et al. 2021) and class-dependent temperatures (Ye et

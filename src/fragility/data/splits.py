@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from .catalog import IMBALANCE
-from .errors import ConfigError, FragilityError
+from fragility.catalog import IMBALANCE
+from fragility.errors import ConfigError, FragilityError
 
 _IMBALANCE = re.compile(rf"^(?:{IMBALANCE})$")
 
@@ -184,7 +184,7 @@ def check_recorded_class_orders(results: str | Path, dataset: str, class_order, 
     the models, embeddings and tables of the other order, and keeping them would mix two
     orders in one study. ``class_order`` is the config's setting (None = label order), ``key``
     its name in the config, for the one-line message."""
-    from .io import read_parquet_metadata
+    from fragility.io import read_parquet_metadata
 
     setting = "label" if class_order is None else class_order
     for path in sorted(Path(results).glob(f"{dataset}/*/split_seed*.parquet")):
@@ -252,11 +252,11 @@ SUBSETS = ("train", "pool", "val", "test")
 
 def read_split(path, canonical, canonical_path=None) -> pa.Table:
     """The split table in ``path``, checked against the dataset it indexes (``canonical``: a
-    :class:`fragility.data.Canonical`, read from ``canonical_path``): the columns ``index``,
+    :class:`fragility.data.datasets.Canonical`, read from ``canonical_path``): the columns ``index``,
     ``label`` (integers) and ``subset`` (one of :data:`SUBSETS`), rows inside the training or
     test array, labels inside the class range and equal to the dataset's own. Anything else is
     one :class:`FragilityError` naming the file."""
-    from .io import read_table
+    from fragility.io import read_table
 
     table = read_table(path)
     kinds = {"index": pa.types.is_integer, "label": pa.types.is_integer}

@@ -9,12 +9,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from . import data
-from .errors import FragilityError
-from .gpus import device_record
-from .io import read_json, write_json, write_parquet
-from .provenance import code_version, environment
-from .splits import (
+from fragility.data import datasets as data
+from fragility.data.splits import (
     class_order_metadata,
     make_split,
     read_split,
@@ -22,7 +18,12 @@ from .splits import (
     resolve_class_order,
     subset_indices,
 )
-from .training import Subset, TrainConfig, channel_stats, save_model, train
+from fragility.errors import FragilityError
+from fragility.io import read_json, write_json, write_parquet
+from fragility.training.engine import Subset, channel_stats, save_model, train
+from fragility.training.gpus import device_record
+from fragility.training.settings import TrainConfig
+from fragility.workflow.provenance import code_version, environment
 
 
 def prepare_data(name: str, settings: dict, out_path: str | Path) -> None:
@@ -47,7 +48,7 @@ def split_dataset(
     n_test: int | None = None,
     class_order: str | list[int] | None = None,
 ) -> pa.Table:
-    """Draw one run's split (:func:`fragility.splits.make_split`) and write it with its
+    """Draw one run's split (:func:`fragility.data.splits.make_split`) and write it with its
     settings and the class order it used (``class_order``, the class at each imbalance
     position, and ``class_order_mode``) as key-value metadata."""
     canonical = data.load_canonical(canonical_path)
@@ -101,7 +102,7 @@ def train_run(
     progress: bool = True,
 ) -> dict:
     """Train one run and write ``model.pt``, ``history.parquet`` and ``metrics.json``;
-    ``precision`` is the training's (:mod:`fragility.precision`)."""
+    ``precision`` is the training's (:mod:`fragility.training.precision`)."""
     cfg = TrainConfig(**settings)
     canonical = data.load_canonical(canonical_path)
     split = read_split(split_path, canonical, canonical_path)
@@ -172,8 +173,8 @@ def extract_run(
     """Write the ``train``, ``pool`` (the whole balanced pool: the training subset and the
     rest), ``val`` (empty without a validation split) and ``test`` embeddings and the
     ``classifier`` of one kept checkpoint, each to its path in ``outputs``."""
-    from .embeddings import write_embeddings
-    from .training import load_model
+    from fragility.embeddings.extraction import write_embeddings
+    from fragility.training.engine import load_model
 
     canonical = data.load_canonical(canonical_path)
     model, payload = load_model(model_path)
@@ -197,9 +198,9 @@ def convert_model(model_path: str | Path) -> None:
     Its weights are written back unchanged, and its time kept."""
     import torch
 
-    from .checkpoints import load_checkpoint, plain
-    from .io import atomic_path
-    from .training import load_model
+    from fragility.io import atomic_path
+    from fragility.training.checkpoints import load_checkpoint, plain
+    from fragility.training.engine import load_model
 
     payload = load_checkpoint(model_path, trusted=True)
     try:
@@ -245,13 +246,13 @@ def remedy_run(
     and ``outputs["train"/"test"/"classifier"]``, the embeddings of the new head. ``files``:
     the run's ``train``, ``val`` (optional), ``test`` and ``classifier`` embeddings and its
     ``metrics``."""
-    from .embeddings import (
+    from fragility.embeddings.extraction import (
         classifier_arrays_table,
         embeddings_table,
         read_classifier,
         read_embeddings,
     )
-    from .remedies import apply_remedy
+    from fragility.remedies.methods import apply_remedy
 
     train, test = read_embeddings(files["train"]), read_embeddings(files["test"])
     val = read_embeddings(files["val"]) if "val" in files else None
@@ -317,14 +318,14 @@ def split_external(
     settings: dict,
     index_path: str | Path | None = None,
 ) -> pa.Table:
-    """The split of a model trained elsewhere (:func:`fragility.splits.external_split`),
+    """The split of a model trained elsewhere (:func:`fragility.data.splits.external_split`),
     its training subset by ``settings["mode"]``: ``study`` this study's own split
     (:func:`make_split`), ``ldam_drw`` LDAM-DRW's sampling (``imb_type``, ``imb_factor``,
     ``rand_number``), ``index_file`` the rows in ``index_path``, ``none`` unknown (an
-    empty ``train``). ``settings`` (:meth:`fragility.config.Study.external_split_settings`)
+    empty ``train``). ``settings`` (:meth:`fragility.workflow.config.Study.external_split_settings`)
     also holds ``seed``, ``n_test``, ``class_order`` (which only ``study``'s subset
     follows) and, for ``study`` and ``none``, ``n_max`` (and ``n_val``)."""
-    from .splits import external_split, ldam_drw_indices, read_training_index
+    from fragility.data.splits import external_split, ldam_drw_indices, read_training_index
 
     canonical = data.load_canonical(canonical_path)
     y_train, y_test, mode = canonical.y_train, canonical.y_test, settings["mode"]
@@ -379,10 +380,10 @@ def extract_external(
     before anything is written."""
     import time
 
-    from .config import config_hash
-    from .embeddings import read_embeddings, write_embeddings
-    from .external import load_external, preprocessing, probe
-    from .training import resolve_device
+    from fragility.embeddings.external import load_external, preprocessing, probe
+    from fragility.embeddings.extraction import read_embeddings, write_embeddings
+    from fragility.training.engine import resolve_device
+    from fragility.workflow.config import config_hash
 
     start = time.perf_counter()
     canonical = data.load_canonical(canonical_path)
@@ -439,7 +440,7 @@ def extract_external(
 def _checkpoint_record(path: str | Path, format: str, loaded) -> dict:
     """What metrics.json records of a checkpoint from elsewhere: where, which bytes (sha256
     and size), its format, and the architecture and epoch it declared."""
-    from .external import file_sha256
+    from fragility.embeddings.external import file_sha256
 
     return {"path": str(path), "sha256": file_sha256(path), "bytes": Path(path).stat().st_size,
             "format": format, "arch": loaded.arch, "epoch": loaded.epoch}  # fmt: skip
@@ -453,9 +454,9 @@ def _external_metrics(
     test: dict, train_labels: np.ndarray, classes: list[str], model: dict, epoch: int | None
 ) -> dict:
     """The fields of a model trained elsewhere's ``metrics.json`` that come from its test
-    embeddings (``test``: :func:`fragility.embeddings.read_embeddings`), its training
+    embeddings (``test``: :func:`fragility.embeddings.extraction.read_embeddings`), its training
     subset's labels, its config entry and its checkpoint's epoch (None: not recorded)."""
-    from .metrics import summary
+    from fragility.metrics import summary
 
     known = model["training_subset"]["mode"] != "none"
     counts = np.bincount(train_labels, minlength=len(classes)).tolist() if known else None

@@ -10,7 +10,7 @@ import sys
 from functools import cache
 from pathlib import Path
 
-from . import __version__
+from fragility import __version__
 
 PACKAGES = ("torch", "torchvision", "numpy", "pyarrow", "matplotlib", "snakemake")
 
@@ -19,7 +19,7 @@ PACKAGES = ("torch", "torchvision", "numpy", "pyarrow", "matplotlib", "snakemake
 def code_version() -> str:
     """The git commit of this source tree (``-dirty`` with uncommitted changes), or the
     package version when the code is not a git checkout (an installed wheel)."""
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parents[1]  # the package: src/fragility
     try:
         commit = subprocess.run(
             ["git", "-C", str(here), "rev-parse", "HEAD"],

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .errors import ConfigError
+from fragility.errors import ConfigError
 
 SETTINGS = ("auto", "float32", "bfloat16")
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}

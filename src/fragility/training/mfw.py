@@ -3,7 +3,7 @@
 Within each mini-batch, instance n of class c has its features mixed with those of another
 instance of the same batch, ``f_n <- (1 - lam_c) f_n + lam_c f_partner(n)``, and keeps its
 label. ``lam_c`` grows with the class's training count and is 0 for the smallest class
-(:meth:`fragility.settings.MFWSettings.strengths`), so the major classes cannot be fitted
+(:meth:`fragility.training.settings.MFWSettings.strengths`), so the major classes cannot be fitted
 first while the minority's features stay untouched.
 
 Partners are drawn per epoch on the CPU from their own generator, seeded by
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .settings import MFWSettings
+from fragility.training.settings import MFWSettings
 
 
 def mfw_generator(seed: int, epoch: int) -> torch.Generator:

@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .errors import ConfigError
+from fragility.errors import ConfigError
 
 
 class WeightedMeanLoss(nn.Module):

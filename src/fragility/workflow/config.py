@@ -30,15 +30,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .catalog import Layout
-from .data import LOADERS, missing_raw_files
-from .errors import ConfigError
-from .settings import ARCHITECTURES, LDAM_DRW_ARCHS, LOSSES, TrainConfig
-from .splits import Imbalance, check_recorded_class_orders, ldam_drw_parameters
+from fragility.catalog import Layout
+from fragility.data.datasets import LOADERS, missing_raw_files
+from fragility.data.splits import Imbalance, check_recorded_class_orders, ldam_drw_parameters
+from fragility.errors import ConfigError
+from fragility.training.settings import ARCHITECTURES, LDAM_DRW_ARCHS, LOSSES, TrainConfig
 
 TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 # the workflow's schema, in the repository this package is installed from (editable)
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
+SCHEMA_PATH = Path(__file__).resolve().parents[3] / "config" / "schema.yaml"
 
 # Datasets whose per-class sizes are fixed and known without reading them: loader ->
 # (classes, images of the smallest class in train, in test). None: it depends on the files

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 RUN = "{dataset}/{imbalance}/{loss}/seed{seed}"  # a run's folder under the results root
 # the imbalance of a split (SPEC section 1): balanced, exp<R> or step<R>; the config schema's
-# pattern and the workflow's wildcard are this one (fragility.splits.Imbalance parses it)
+# pattern and the workflow's wildcard are this one (fragility.data.splits.Imbalance parses it)
 IMBALANCE = r"balanced|exp[0-9]+(?:\.[0-9]+)?|step[0-9]+(?:\.[0-9]+)?"
 REMEDY = "remedies/{remedy}"  # a remedied model's folder under its run's folder
 EMBEDDINGS = ("train", "pool", "val", "test", "classifier")
@@ -105,7 +105,7 @@ class Layout:
         return f"{self.results}/benchmarks/{'/'.join(parts)}.tsv"
 
     def gpu_slots(self) -> str:
-        """The lock files by which local GPU jobs claim a device each (fragility.gpus)."""
+        """The lock files by which local GPU jobs claim a device each (fragility.training.gpus)."""
         return f"{self.results}/.gpu_slots"
 
 
@@ -367,8 +367,8 @@ class ClaimSpec:
 
     ``compute`` names the function that measures it on one imbalanced run
     (``module:function`` under :mod:`fragility.analysis`, resolved when a job runs): it takes
-    :class:`fragility.analysis.views.ClaimInputs` and returns
-    :class:`~fragility.analysis.views.Measured`. ``detail`` is the plain-words reading of
+    :class:`fragility.analysis.inputs.ClaimInputs` and returns
+    :class:`~fragility.analysis.inputs.Measured`. ``detail`` is the plain-words reading of
     one seed, a format string over the function's named parts (a missing value reads
     "n/a"). ``resampled`` names the images its bootstrap redraws: ``test``, ``train``,
     ``partner`` (the training images of the run and of its balanced partner) or ``model``

@@ -1,12 +1,12 @@
 """Models trained elsewhere (config ``models``): a checkpoint of a known format loaded as a
-feature extractor and a linear head, which :func:`fragility.embeddings.write_embeddings`
+feature extractor and a linear head, which :func:`fragility.embeddings.extraction.write_embeddings`
 reads like one of our own models (SPEC §3: FE, the head's weights, ``Σ_h CE + bias =
 logits``).
 
 ===============  ===========================================================================
 format           what the checkpoint holds
 ===============  ===========================================================================
-``fragility``    our own ``model.pt`` (:func:`fragility.training.save_model`)
+``fragility``    our own ``model.pt`` (:func:`fragility.training.engine.save_model`)
 ``ldam_drw``     LDAM-DRW's ``{"state_dict": ..., "epoch": ...}`` of its CIFAR ResNet
                  (``models/resnet_cifar.py``: ``conv1``, ``bn1``, ``layer{1,2,3}.{b}``,
                  ``linear``), keys with or without DataParallel's ``module.``; ``linear`` an
@@ -35,10 +35,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .checkpoints import check_finite, load_checkpoint
-from .errors import ConfigError, FragilityError
-from .models import FEATURE_DIM, NormedLinear, ResNetCifar, build_model
-from .settings import ARCHITECTURES, LDAM_DRW_ARCHS
+from fragility.errors import ConfigError, FragilityError
+from fragility.training.checkpoints import check_finite, load_checkpoint
+from fragility.training.models import FEATURE_DIM, NormedLinear, ResNetCifar, build_model
+from fragility.training.settings import ARCHITECTURES, LDAM_DRW_ARCHS
 
 # the normalisation each format's own training code applies (entry points have none)
 LDAM_DRW_NORMALIZATION = {"mean": [0.4914, 0.4822, 0.4465], "std": [0.2023, 0.1994, 0.2010]}
@@ -67,7 +67,7 @@ HEADS = (nn.Linear, CosineHead, NormedLinear)  # linear heads whose CE decomposi
 
 class ExternalModel(nn.Module):
     """A feature extractor and a linear head with what the embedding stage reads of
-    :class:`fragility.models.ResNetCifar`: ``features(x)`` FE ``(N, H)``, ``classifier`` the
+    :class:`fragility.training.models.ResNetCifar`: ``features(x)`` FE ``(N, H)``, ``classifier`` the
     head, ``classifier_weights()`` and ``normed``."""
 
     def __init__(self, extractor: nn.Module, head: nn.Module):
@@ -75,7 +75,7 @@ class ExternalModel(nn.Module):
         if not isinstance(head, HEADS):
             raise FragilityError(
                 f"the model's head is a {type(head).__name__}; it must be an nn.Linear, "
-                "fragility.external.CosineHead or fragility.models.NormedLinear"
+                "fragility.embeddings.external.CosineHead or fragility.training.models.NormedLinear"
             )
         self.extractor = extractor
         self.classifier = head
@@ -178,7 +178,7 @@ def first_conv_channels(model: nn.Module) -> int | None:
 
 
 def _load_fragility(path: Path, arch: str | None, options: dict, read_args: dict) -> Loaded:
-    """Our own ``model.pt``: rebuilt exactly as :func:`fragility.training.load_model` does."""
+    """Our own ``model.pt``: rebuilt exactly as :func:`fragility.training.engine.load_model` does."""
     payload = load_checkpoint(path, **read_args)
     need = ("state_dict", "arch", "n_classes", "in_channels", "normed", "normalization")
     missing = [k for k in need if not isinstance(payload, Mapping) or k not in payload]
@@ -344,7 +344,7 @@ def load_external(
     name: str | None = None,
 ) -> Loaded:
     """Load the checkpoint at ``path`` in format ``fmt`` (:data:`FORMATS`), whole or not
-    at all. Without ``trusted`` it is read safely (:func:`fragility.checkpoints.load_checkpoint`:
+    at all. Without ``trusted`` it is read safely (:func:`fragility.training.checkpoints.load_checkpoint`:
     a file naming more than weights and plain values is refused); with it, in full, running
     what its pickle says. ``name``: the model's entry under ``models``, for the refusal's
     advice. Weights that are NaN or infinite are refused too."""

@@ -22,23 +22,21 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from . import metrics
-from . import precision as precisions
-from .checkpoints import UnsafeCheckpoint, check_finite, load_checkpoint, plain
-from .errors import ConfigError, FragilityError, TrainingDiverged
-from .io import atomic_path
-from .losses import build_loss, class_balanced_weights
-from .mfw import FeatureWeakening, draw_partners, mfw_generator
-from .models import ResNetCifar, build_model
-from .precision import Precision
-from .settings import (  # noqa: F401 (re-exported: the schedule belongs to training)
-    SELECTIONS,
+from fragility import metrics
+from fragility.errors import ConfigError, FragilityError, TrainingDiverged
+from fragility.io import atomic_path
+from fragility.training import precision as precisions
+from fragility.training.checkpoints import UnsafeCheckpoint, check_finite, load_checkpoint, plain
+from fragility.training.losses import build_loss, class_balanced_weights
+from fragility.training.mfw import FeatureWeakening, draw_partners, mfw_generator
+from fragility.training.models import ResNetCifar, build_model
+from fragility.training.precision import Precision
+from fragility.training.settings import (
     TrainConfig,
     class_weights_active,
     drw_active,
     learning_rate,
     selectable,
-    warmup_epochs,
 )
 
 # -- data on the device ------------------------------------------------------------------------
@@ -339,7 +337,7 @@ def _train_steps(
     gradient with respect to the FE the classifier reads, ``‖∂(w_y ℓ_n)/∂fe_n‖`` (the loss's
     own weights, margins and scale included): read from the step's own backward pass, so
     the weights are those of a run without it. With ``mfw``, batches carry each item's
-    partner and the features are weakened (:mod:`fragility.mfw`). ``precision``: the
+    partner and the features are weakened (:mod:`fragility.training.mfw`). ``precision``: the
     trunk's (default float32); the head always computes in float32, from FE cast to it.
     """
     device = labels.device
@@ -412,8 +410,8 @@ def setup(
     precision: str | Precision = "auto",
 ) -> Engine:
     """Check the data against ``cfg`` and put the model, its optimiser and the images on
-    ``device``; ``precision`` is the config's setting (:mod:`fragility.precision`) or a
-    :class:`~fragility.precision.Precision`."""
+    ``device``; ``precision`` is the config's setting (:mod:`fragility.training.precision`) or a
+    :class:`~fragility.training.precision.Precision`."""
     device = resolve_device(device)
     if cfg.select == "val_bac" and (val_set is None or len(val_set.y) == 0):
         raise ConfigError("select: val_bac needs a validation set: set n_val > 0")
@@ -617,7 +615,7 @@ def train(
     ``normalization`` is the per-channel (mean, std) in [0, 1] units (default: from the
     training subset). With ``resume_path``, a state file is written there after every epoch
     and a run with the same config picks up from it. ``precision``: the training's
-    (:mod:`fragility.precision`); the kept checkpoint's metrics are computed in float32.
+    (:mod:`fragility.training.precision`); the kept checkpoint's metrics are computed in float32.
     ``on_epoch`` is called with each epoch's history row once it is complete. The pieces:
     :func:`setup`, then per epoch :func:`train_epoch`, :func:`evaluate` and
     :func:`select_checkpoint`.
@@ -683,7 +681,7 @@ def train(
 
 def save_model(result: TrainResult, cfg: TrainConfig, path: str | Path, metadata: dict) -> None:
     """Weights plus everything needed to rebuild the model, written atomically; only what a
-    safe load (:func:`fragility.checkpoints.load_checkpoint`) reads back."""
+    safe load (:func:`fragility.training.checkpoints.load_checkpoint`) reads back."""
     model = result.model
     payload = {
         "state_dict": model.state_dict(),

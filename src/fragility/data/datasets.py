@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ConfigError, DatasetNotFound, FragilityError
-from .io import atomic_path
+from fragility.errors import ConfigError, DatasetNotFound, FragilityError
+from fragility.io import atomic_path
 
 DOWNLOAD_ROOT = Path("data/raw")
 DEFAULT_ROOTS: dict[str, str] = {
