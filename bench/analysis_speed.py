@@ -11,7 +11,7 @@ reads a real one, ``--run-dir``) and times, in one process, the parts of its ana
 * ``write``     -- every table of rq2..rq7 written as CSV and as Parquet (``write_table``);
 * ``rq1``       -- ``fragility.analysis.rq1.retrained_bac`` on the pool FE, evaluated on the
   test FE (its default settings: 30 epochs of minibatch SGD, batch 128, on the CPU);
-* ``figures``   -- every figure of ``fragility.catalog.RUN_FIGURES`` (``plot_figure``);
+* ``figures``   -- every figure of ``fragility.catalog.outputs.RUN_FIGURES`` (``plot_figure``);
 * ``bootstrap`` -- ``fragility.analysis.bootstrap.run_bootstrap``: the run's headline numbers
   and every claim difference with B = 1000 stratified replicates, against a balanced partner
   as the workflow's imbalanced runs have one (a synthetic balanced run with the majority's
@@ -288,7 +288,7 @@ def analyse(run_dir: Path, out_dir: Path) -> tuple[dict[str, float], dict]:
     """One full analysis of ``run_dir``; seconds per part, and facts about the output."""
     from fragility.analysis.rq1 import retrained_bac
     from fragility.analysis.tables import RunInputs, rq_tables
-    from fragility.catalog import RUN_FIGURES
+    from fragility.catalog.outputs import RUN_FIGURES
     from fragility.io import write_table
     from fragility.plotting import plot_figure
 

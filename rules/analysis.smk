@@ -10,7 +10,7 @@
 
 rule retrain_classifier:
     input:
-        **LAYOUT.files(catalog.RETRAIN_READS),
+        **LAYOUT.files(RETRAIN_READS),
     output:
         *[LAYOUT.run_table("rq1", "retrained", ext) for ext in ("csv", "parquet")],
         LAYOUT.file("retrained_predictions"),
@@ -59,13 +59,13 @@ rule bootstrap_run:
         "../workflow_scripts/bootstrap_run.py"
 
 
-# One rule per research question and kind of model folder (catalog.RUN_TABLES), each writing
+# One rule per research question and kind of model folder (RUN_TABLES), each writing
 # the tables the catalog names: a trained run, and a remedied model under it (SPEC section 5:
 # does a remedy change the minority's top-K, ce and FB signature?). A remedied model has no
 # training history.
 for rule_prefix, remedy in (("analyze", None), ("analyze_remedy", "{remedy}")):
-    for rq, spec in catalog.RUN_TABLES.items():
-        reads = [k for k in spec.reads if remedy is None or k in catalog.REMEDY_FILES]
+    for rq, spec in RUN_TABLES.items():
+        reads = [k for k in spec.reads if remedy is None or k in REMEDY_FILES]
 
         rule:
             name:
@@ -110,7 +110,7 @@ rule plot_run_figure:
     log:
         LAYOUT.log("figures", RUN_LOG, "{rq}", "{figure}"),
     params:
-        caption=lambda wildcards: catalog.RUN_FIGURES[wildcards.figure].caption,
+        caption=lambda wildcards: RUN_FIGURES[wildcards.figure].caption,
         what=lambda wildcards: f"Run: {run_of(wildcards).path} (kept checkpoint).",
         title=lambda wildcards: f"{wildcards.dataset} {wildcards.imbalance} {wildcards.loss} seed {wildcards.seed}",
     shadow:
@@ -126,7 +126,7 @@ rule plot_run_figure:
 
 
 # One rule per cross-run table of the catalog: each reads only the per-run files it declares.
-for name, spec in catalog.CROSS_RUN_TABLES.items():
+for name, spec in CROSS_RUN_TABLES.items():
     refs = cross_run_refs(spec)
 
     rule:
@@ -160,7 +160,7 @@ for name, spec in catalog.CROSS_RUN_TABLES.items():
 
 rule claims:
     input:
-        premise=LAYOUT.table(f"{catalog.PREMISE_TABLE}_by_seed"),
+        premise=LAYOUT.table(f"{PREMISE_TABLE}_by_seed"),
         bootstraps=[LAYOUT.bootstrap("parquet", run.path) for run in imbalanced_runs()],
     output:
         csv=report(
@@ -217,7 +217,7 @@ rule summary:
 
 rule plot_cross_run_figure:
     input:
-        lambda wildcards: LAYOUT.table(catalog.CROSS_RUN_FIGURES[wildcards.figure].tables[0]),
+        lambda wildcards: LAYOUT.table(CROSS_RUN_FIGURES[wildcards.figure].tables[0]),
     output:
         report(
             LAYOUT.figure("{figure}"),
@@ -227,10 +227,10 @@ rule plot_cross_run_figure:
     log:
         LAYOUT.log("figures", "{figure}"),
     params:
-        caption=lambda wildcards: catalog.CROSS_RUN_FIGURES[wildcards.figure].caption,
+        caption=lambda wildcards: CROSS_RUN_FIGURES[wildcards.figure].caption,
         what="All runs of the study, means over seeds; the figure names the intervals it draws.",
     wildcard_constraints:
-        figure="|".join(catalog.CROSS_RUN_FIGURES),
+        figure="|".join(CROSS_RUN_FIGURES),
     shadow:
         SHADOW
     conda:

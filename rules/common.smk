@@ -14,7 +14,21 @@ try:
 except WorkflowError as error:
     sys.exit(f"config error: {schema_error_line(error)}")
 
-from fragility import catalog
+from fragility.catalog.claims import PREMISE_TABLE
+from fragility.catalog.layout import EMBEDDINGS, IMBALANCE, REMEDY_FILES, Layout
+from fragility.catalog.outputs import (
+    CROSS_RUN_FIGURES,
+    CROSS_RUN_TABLES,
+    REMEDY_FIGURE,
+    REMEDY_READS,
+    REMEDY_RQS,
+    REMEDY_TABLE,
+    RETRAIN_READS,
+    RUN_FIGURES,
+    RUN_TABLES,
+    bootstrap_reads,
+    history_figure,
+)
 from fragility.training import gpus
 from fragility.analysis.crossrun import RunRef, balanced_partner
 from fragility.analysis.paper import paper_loss
@@ -31,9 +45,9 @@ except FragilityError as error:
 for note in STUDY.notes:  # what a model trained elsewhere cannot have (config `models`)
     print(f"note: {note}", file=sys.stderr)
 
-# Every path comes from the catalog (fragility.catalog.Layout: SPEC section 6), logs and
+# Every path comes from the catalog (fragility.catalog.layout.Layout: SPEC section 6), logs and
 # benchmarks included, under the study's results root.
-LAYOUT = catalog.Layout(results=config["results"], data_dir=config["data_dir"])
+LAYOUT = Layout(results=config["results"], data_dir=config["data_dir"])
 RUN_LOG = "{dataset}/{imbalance}/{loss}/seed{seed}"  # a run's part of a log path
 # check_inputs: every job runs in a shadow folder holding only its declared inputs, so a stage
 # reading an undeclared file fails (about 0.7 s more per job, hence off by default)
@@ -104,11 +118,11 @@ def sized(kind):
 
 wildcard_constraints:
     dataset="|".join(sorted(STUDY.datasets)),
-    imbalance=catalog.IMBALANCE,
+    imbalance=IMBALANCE,
     loss="|".join(STUDY.run_names()),
     seed=r"\d+",
     rq=r"rq[1-7]",
-    figure="|".join(catalog.RUN_FIGURES),
+    figure="|".join(RUN_FIGURES),
     remedy="|".join(STUDY.remedy_methods()) or "no_remedy_configured",
 
 
@@ -132,10 +146,10 @@ def has_remedies():
 def run_targets(run):
     """A run's metrics, its per-run tables and figures, and (imbalanced) its RQ1 table."""
     targets = [LAYOUT.file("metrics", run.path)]
-    for rq, spec in catalog.RUN_TABLES.items():
+    for rq, spec in RUN_TABLES.items():
         targets += [LAYOUT.run_table(rq, table, "csv", run.path) for table in spec.tables]
     external = STUDY.is_external(run)  # trained elsewhere: no figures of a training history
-    figures = [n for n in catalog.RUN_FIGURES if not (external and catalog.history_figure(n))]
+    figures = [n for n in RUN_FIGURES if not (external and history_figure(n))]
     targets += [LAYOUT.run_figure(name, run.path) for name in figures]
     return targets + test_only_targets(run)[1:]
 
@@ -153,13 +167,13 @@ def remedy_targets():
     """The remedies table and figure, and the default RQ tables of every remedied model."""
     if not has_remedies():
         return []
-    targets = [LAYOUT.table(catalog.REMEDY_TABLE, "csv"), LAYOUT.figure(catalog.REMEDY_FIGURE)]
+    targets = [LAYOUT.table(REMEDY_TABLE, "csv"), LAYOUT.figure(REMEDY_FIGURE)]
     for run in STUDY.remedy_base_runs():
         for name in STUDY.remedy_methods():
             targets += [
                 LAYOUT.run_table(rq, table, "csv", run.path, name)
-                for rq in catalog.REMEDY_RQS
-                for table in catalog.RUN_TABLES[rq].tables
+                for rq in REMEDY_RQS
+                for table in RUN_TABLES[rq].tables
             ]
     return targets
 
@@ -167,11 +181,11 @@ def remedy_targets():
 def get_all_targets():
     targets = [path for run in STUDY.runs for path in run_targets(run)]
     targets += [path for run in STUDY.test_only_runs for path in test_only_targets(run)]
-    targets += [LAYOUT.table(name, "csv") for name in catalog.CROSS_RUN_TABLES]
+    targets += [LAYOUT.table(name, "csv") for name in CROSS_RUN_TABLES]
     targets += [LAYOUT.table("claims", ext) for ext in ("csv", "txt")]
     targets += [LAYOUT.table("summary", "rst"), LAYOUT.table("claims_matrix", "html")]
     targets += [LAYOUT.table("provenance", "csv")]
-    targets += [LAYOUT.figure(name) for name in catalog.CROSS_RUN_FIGURES]
+    targets += [LAYOUT.figure(name) for name in CROSS_RUN_FIGURES]
     return targets + remedy_targets() + get_curve_targets()
 
 
@@ -208,7 +222,7 @@ def get_bootstrap_inputs(wildcards):
     """A run's files; for an imbalanced run also Table 1's balanced model's test embeddings
     and the files of its balanced partner (STUDY.claim_partner) that the claims read."""
     run = run_of(wildcards)
-    files = LAYOUT.files(catalog.bootstrap_reads(run.imbalance != "balanced"), run.path)
+    files = LAYOUT.files(bootstrap_reads(run.imbalance != "balanced"), run.path)
     if run.imbalance == "balanced":
         return files
     balanced = balanced_partner_of(run)
@@ -241,12 +255,12 @@ def get_summary_inputs(wildcards):
     if imbalanced_runs():
         files["table1"] = LAYOUT.table("table1")
     if has_remedies():
-        files["remedies"] = LAYOUT.table(catalog.REMEDY_TABLE)
+        files["remedies"] = LAYOUT.table(REMEDY_TABLE)
     return files
 
 
 def get_figure_tables(wildcards):
-    spec = catalog.RUN_FIGURES[wildcards.figure]
+    spec = RUN_FIGURES[wildcards.figure]
     if spec.rq != wildcards.rq:
         raise ValueError(f"figure {wildcards.figure} belongs under {spec.rq}/, not {wildcards.rq}/")
     run = run_of(wildcards).path

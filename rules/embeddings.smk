@@ -4,7 +4,7 @@ rule extract_embeddings:
         split=LAYOUT.split(),
         model=LAYOUT.file("model"),
     output:
-        **LAYOUT.files(catalog.EMBEDDINGS),
+        **LAYOUT.files(EMBEDDINGS),
     log:
         LAYOUT.log("embeddings", RUN_LOG),
     benchmark:

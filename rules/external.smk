@@ -32,7 +32,7 @@ rule extract_external_embeddings:
     input:
         unpack(get_external_inputs),
     output:
-        **LAYOUT.files((*catalog.EMBEDDINGS, "metrics", "history")),
+        **LAYOUT.files((*EMBEDDINGS, "metrics", "history")),
     log:
         LAYOUT.log("embeddings", RUN_LOG),
     benchmark:

@@ -7,7 +7,7 @@ rule apply_remedy:
     input:
         **LAYOUT.files(("train", "val", "test", "classifier", "metrics")),
     output:
-        **LAYOUT.files(catalog.REMEDY_FILES, remedy="{remedy}"),
+        **LAYOUT.files(REMEDY_FILES, remedy="{remedy}"),
     log:
         LAYOUT.log("remedies", RUN_LOG, "{remedy}"),
     benchmark:
@@ -28,7 +28,7 @@ rule apply_remedy:
 # every run (the loss-level methods are runs) with its test predictions, the treated ones
 # with their remedied models'
 REMEDY_RUNS = [
-    run_ref(run, catalog.REMEDY_READS, STUDY.remedy_methods() if run in STUDY.remedy_base_runs() else None)
+    run_ref(run, REMEDY_READS, STUDY.remedy_methods() if run in STUDY.remedy_base_runs() else None)
     for run in STUDY.runs
 ]
 
@@ -38,14 +38,14 @@ rule remedies_table:
         ref_files(REMEDY_RUNS),
     output:
         report(
-            LAYOUT.table(catalog.REMEDY_TABLE, "csv"),
+            LAYOUT.table(REMEDY_TABLE, "csv"),
             caption="../report/remedies.rst",
             category="Remedies",
         ),
-        LAYOUT.table(catalog.REMEDY_TABLE),
-        *[LAYOUT.table(f"{catalog.REMEDY_TABLE}_by_seed", ext) for ext in ("csv", "parquet")],
+        LAYOUT.table(REMEDY_TABLE),
+        *[LAYOUT.table(f"{REMEDY_TABLE}_by_seed", ext) for ext in ("csv", "parquet")],
     log:
-        LAYOUT.log("tables", catalog.REMEDY_TABLE),
+        LAYOUT.log("tables", REMEDY_TABLE),
     params:
         runs=REMEDY_RUNS,
         remedies=lambda wildcards: {k: v["method"] for k, v in STUDY.remedy_methods().items()},
@@ -62,15 +62,15 @@ rule remedies_table:
 
 rule plot_remedies:
     input:
-        LAYOUT.table(catalog.REMEDY_TABLE),
+        LAYOUT.table(REMEDY_TABLE),
     output:
         report(
-            LAYOUT.figure(catalog.REMEDY_FIGURE),
+            LAYOUT.figure(REMEDY_FIGURE),
             caption="../report/remedies_figure.rst",
             category="Remedies",
         ),
     log:
-        LAYOUT.log("figures", catalog.REMEDY_FIGURE),
+        LAYOUT.log("figures", REMEDY_FIGURE),
     shadow:
         SHADOW
     conda:

@@ -11,7 +11,7 @@ import pytest
 from fragility.analysis.bootstrap import HEADLINE, run_bootstrap
 from fragility.analysis.inputs import ModelView
 from fragility.analysis.tables import RunInputs, rq_tables
-from fragility.catalog import CLAIMS, FEW_FEATURES_COVERAGE, MIN_MINORITY_GAP
+from fragility.catalog.claims import CLAIMS, FEW_FEATURES_COVERAGE, MIN_MINORITY_GAP
 from fragility.embeddings.extraction import head_logits
 from fragility.metrics import balanced_accuracy, per_class_accuracy, summary
 

@@ -8,49 +8,49 @@ import pytest
 import yaml
 from snakemake_cli import REPO, SMOKE, run_snakemake
 
-from fragility import catalog
-from fragility.catalog import Layout
+from fragility.catalog import claims, layout, outputs, remedies
+from fragility.catalog.layout import Layout
 
 RULES = REPO / "rules"
 
 
-def test_the_layout_is_the_one_of_spec_section_6():
-    layout = Layout(results="res", data_dir="data")
+def test_the_layout_of_a_study():
+    paths = Layout(results="res", data_dir="data")
     run = "digits/exp10/ce/seed0"
-    assert layout.dataset("digits") == "data/digits.npz"
-    assert layout.split() == "res/{dataset}/{imbalance}/split_seed{seed}.parquet"
-    assert layout.file("metrics", run) == "res/digits/exp10/ce/seed0/metrics.json"
-    assert layout.file("test", run) == "res/digits/exp10/ce/seed0/embeddings/test.parquet"
-    assert layout.file("rq2/table2", run) == "res/digits/exp10/ce/seed0/rq2/table2.parquet"
+    assert paths.dataset("digits") == "data/digits.npz"
+    assert paths.split() == "res/{dataset}/{imbalance}/split_seed{seed}.parquet"
+    assert paths.file("metrics", run) == "res/digits/exp10/ce/seed0/metrics.json"
+    assert paths.file("test", run) == "res/digits/exp10/ce/seed0/embeddings/test.parquet"
+    assert paths.file("rq2/table2", run) == "res/digits/exp10/ce/seed0/rq2/table2.parquet"
     assert (
-        layout.file("test") == "res/{dataset}/{imbalance}/{loss}/seed{seed}/embeddings/test.parquet"
+        paths.file("test") == "res/{dataset}/{imbalance}/{loss}/seed{seed}/embeddings/test.parquet"
     )
     assert (
-        layout.file("metrics", run, remedy="eos")
+        paths.file("metrics", run, remedy="eos")
         == "res/digits/exp10/ce/seed0/remedies/eos/metrics.json"
     )
-    assert layout.run_figure("fig4_class_mean_ce", run) == f"res/{run}/rq4/fig4_class_mean_ce.png"
-    assert layout.table("claims", "txt") == "res/tables/claims.txt"
-    assert layout.figure("table1_bac") == "res/figures/table1_bac.png"
-    assert layout.log("train", run) == f"res/logs/train/{run}.log"
-    assert layout.benchmark("train", run) == f"res/benchmarks/train/{run}.tsv"
+    assert paths.run_figure("fig4_class_mean_ce", run) == f"res/{run}/rq4/fig4_class_mean_ce.png"
+    assert paths.table("claims", "txt") == "res/tables/claims.txt"
+    assert paths.figure("table1_bac") == "res/figures/table1_bac.png"
+    assert paths.log("train", run) == f"res/logs/train/{run}.log"
+    assert paths.benchmark("train", run) == f"res/benchmarks/train/{run}.tsv"
     with pytest.raises(KeyError, match="no model file of kind 'rq2/nothing'"):
-        catalog.model_file("rq2/nothing")
+        layout.model_file("rq2/nothing")
 
 
 def test_declarations_refer_to_what_exists():
-    per_run = {f"{rq}/{t}" for rq, spec in catalog.RUN_TABLES.items() for t in spec.tables}
-    kinds = set(catalog.MODEL_FILES) | per_run
-    for name, spec in catalog.CROSS_RUN_TABLES.items():
+    per_run = {f"{rq}/{t}" for rq, spec in outputs.RUN_TABLES.items() for t in spec.tables}
+    kinds = set(layout.MODEL_FILES) | per_run
+    for name, spec in outputs.CROSS_RUN_TABLES.items():
         assert set(spec.reads) | set(spec.balanced_reads) <= kinds, name
-    for spec in catalog.RUN_TABLES.values():
-        assert set(spec.reads) <= set(catalog.MODEL_FILES)
-    assert catalog.PREMISE_TABLE in catalog.CROSS_RUN_TABLES
-    for name, figure in catalog.RUN_FIGURES.items():
-        assert set(figure.tables) <= set(catalog.RUN_TABLES[figure.rq].tables), name
-    for name, figure in catalog.CROSS_RUN_FIGURES.items():
-        assert set(figure.tables) <= set(catalog.CROSS_RUN_TABLES), name
-    assert set(catalog.REMEDY_RQS) <= set(catalog.RUN_TABLES)
+    for spec in outputs.RUN_TABLES.values():
+        assert set(spec.reads) <= set(layout.MODEL_FILES)
+    assert claims.PREMISE_TABLE in outputs.CROSS_RUN_TABLES
+    for name, figure in outputs.RUN_FIGURES.items():
+        assert set(figure.tables) <= set(outputs.RUN_TABLES[figure.rq].tables), name
+    for name, figure in outputs.CROSS_RUN_FIGURES.items():
+        assert set(figure.tables) <= set(outputs.CROSS_RUN_TABLES), name
+    assert set(outputs.REMEDY_RQS) <= set(outputs.RUN_TABLES)
 
 
 def test_every_builder_and_claim_statistic_has_its_catalog_entry():
@@ -58,10 +58,10 @@ def test_every_builder_and_claim_statistic_has_its_catalog_entry():
     from fragility.analysis.crossrun import BUILDERS
     from fragility.remedies.methods import REMEDIES
 
-    assert set(BUILDERS) == set(catalog.CROSS_RUN_TABLES)
-    for name in catalog.CLAIMS:  # every claim names a function that exists
+    assert set(BUILDERS) == set(outputs.CROSS_RUN_TABLES)
+    for name in claims.CLAIMS:  # every claim names a function that exists
         assert callable(statistic(name)), name
-    assert set(REMEDIES) == set(catalog.REMEDY_METHODS)
+    assert set(REMEDIES) == set(remedies.REMEDY_METHODS)
 
 
 def _enum(schema: dict, *path: str) -> set:
@@ -78,14 +78,14 @@ def test_the_config_schema_enums_name_what_the_catalog_and_the_package_know():
 
     schema = yaml.safe_load((REPO / "config/schema.yaml").read_text())
     (methods,) = [e for e in _values(schema, "enum") if "eos" in e]
-    assert set(methods) == set(catalog.REMEDY_METHODS)
-    assert set(schema["$defs"]["remedy_params"]) == set(catalog.REMEDY_METHODS)
+    assert set(methods) == set(remedies.REMEDY_METHODS)
+    assert set(schema["$defs"]["remedy_params"]) == set(remedies.REMEDY_METHODS)
     assert schema["$defs"]["remedy_select"]["enum"] == list(HEAD_SELECTIONS)
     enums = {tuple(sorted(e)) for e in _values(schema, "enum")}
     for known in (LOSSES, SELECTIONS, ARCHITECTURES, MFW_LAYERS):
         assert tuple(sorted(known)) in enums, known
     patterns = [p for p in _values(schema, "pattern") if "balanced" in p]
-    assert patterns == [f"^(?:{catalog.IMBALANCE})$"]
+    assert patterns == [f"^(?:{layout.IMBALANCE})$"]
     datasets = schema["properties"]["datasets"]
     named = set(datasets.get("properties", {})) | set(
         datasets.get("propertyNames", {}).get("enum", [])
@@ -119,40 +119,40 @@ def test_the_rules_make_exactly_what_the_catalog_declares(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     planned = _planned_outputs(result.stdout)
     config = yaml.safe_load(SMOKE.read_text())
-    layout = Layout(results="results", data_dir=config.get("data_dir", "data"))
+    paths = Layout(results="results", data_dir=config.get("data_dir", "data"))
     runs = ["digits/balanced/ce/seed0", "digits/exp10/ce/seed0", "digits/exp10/ldam_drw/seed0"]
-    remedies = list(config["remedies"]["methods"])
-    expected = {layout.dataset("digits")}
+    methods = list(config["remedies"]["methods"])
+    expected = {paths.dataset("digits")}
     expected |= {f"results/digits/{i}/split_seed0.parquet" for i in ("balanced", "exp10")}
     for run in runs:
-        kinds = ["model", "history", "metrics", *catalog.EMBEDDINGS]
-        expected |= {layout.file(kind, run) for kind in kinds}
-        expected |= {layout.bootstrap(ext, run) for ext in ("csv", "parquet")}
-        for rq, spec in catalog.RUN_TABLES.items():
+        kinds = ["model", "history", "metrics", *layout.EMBEDDINGS]
+        expected |= {paths.file(kind, run) for kind in kinds}
+        expected |= {paths.bootstrap(ext, run) for ext in ("csv", "parquet")}
+        for rq, spec in outputs.RUN_TABLES.items():
             expected |= {
-                layout.run_table(rq, t, e, run) for t in spec.tables for e in ("csv", "parquet")
+                paths.run_table(rq, t, e, run) for t in spec.tables for e in ("csv", "parquet")
             }
-        expected |= {layout.run_figure(name, run) for name in catalog.RUN_FIGURES}
+        expected |= {paths.run_figure(name, run) for name in outputs.RUN_FIGURES}
         if "balanced" not in run:
-            expected |= {layout.run_table("rq1", "retrained", e, run) for e in ("csv", "parquet")}
-            expected.add(layout.file("retrained_predictions", run))
+            expected |= {paths.run_table("rq1", "retrained", e, run) for e in ("csv", "parquet")}
+            expected.add(paths.file("retrained_predictions", run))
     treated = "digits/exp10/ce/seed0"
-    for name in remedies:
-        expected |= {layout.file(kind, treated, name) for kind in catalog.REMEDY_FILES}
-        for rq in catalog.REMEDY_RQS:
+    for name in methods:
+        expected |= {paths.file(kind, treated, name) for kind in layout.REMEDY_FILES}
+        for rq in outputs.REMEDY_RQS:
             expected |= {
-                layout.run_table(rq, t, e, treated, name)
-                for t in catalog.RUN_TABLES[rq].tables
+                paths.run_table(rq, t, e, treated, name)
+                for t in outputs.RUN_TABLES[rq].tables
                 for e in ("csv", "parquet")
             }
-    for name in [*catalog.CROSS_RUN_TABLES, catalog.REMEDY_TABLE]:
+    for name in [*outputs.CROSS_RUN_TABLES, outputs.REMEDY_TABLE]:
         for table in (name, f"{name}_by_seed"):
-            expected |= {layout.table(table, ext) for ext in ("csv", "parquet")}
-    expected |= {layout.table("claims", ext) for ext in ("csv", "parquet", "txt")}
-    expected |= {layout.table("summary", "rst"), layout.table("provenance", "csv")}
-    expected.add(layout.table("claims_matrix", "html"))
+            expected |= {paths.table(table, ext) for ext in ("csv", "parquet")}
+    expected |= {paths.table("claims", ext) for ext in ("csv", "parquet", "txt")}
+    expected |= {paths.table("summary", "rst"), paths.table("provenance", "csv")}
+    expected.add(paths.table("claims_matrix", "html"))
     expected |= {
-        layout.figure(name) for name in [*catalog.CROSS_RUN_FIGURES, catalog.REMEDY_FIGURE]
+        paths.figure(name) for name in [*outputs.CROSS_RUN_FIGURES, outputs.REMEDY_FIGURE]
     }
     assert sorted(expected - planned) == []  # declared but made by no rule
     assert sorted(planned - expected) == []  # made but not declared

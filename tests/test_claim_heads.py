@@ -17,7 +17,7 @@ import pytest
 
 from fragility.analysis.bootstrap import measure
 from fragility.analysis.inputs import ClaimInputs, ModelView
-from fragility.catalog import CLAIMS
+from fragility.catalog.claims import CLAIMS
 from fragility.embeddings.extraction import head_logits
 
 H, S = 16, 10.0

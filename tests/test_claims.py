@@ -24,7 +24,7 @@ from fragility.analysis.inputs import ClaimInputs, ModelView, matched_draws
 from fragility.analysis.paper import paper_loss, reference, same_model
 from fragility.analysis.rq7 import at_class_top, control_subsets, matched_gap, set_overlap
 from fragility.analysis.uncertainty import Interval, verdict
-from fragility.catalog import CLAIMS, PAPER_MODELS
+from fragility.catalog.claims import CLAIMS, PAPER_MODELS
 
 
 def _view(fe, labels, W, counts, bias=None, test=None) -> ModelView:

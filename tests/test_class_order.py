@@ -16,7 +16,7 @@ from snakemake_cli import REPO, SMOKE, run_snakemake
 
 from fragility.analysis.inputs import GROUP_SHARE
 from fragility.analysis.tables import RunInputs, rq_tables
-from fragility.catalog import EMBEDDINGS
+from fragility.catalog.layout import EMBEDDINGS
 from fragility.data.splits import (
     CLASS_ORDER_MODES,
     class_counts,

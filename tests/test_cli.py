@@ -11,7 +11,7 @@ import pytest
 import fragility.workflow.analysis_stages
 import fragility.workflow.stages
 from fragility.analysis.tables import TABLES
-from fragility.catalog import EMBEDDINGS
+from fragility.catalog.layout import EMBEDDINGS
 from fragility.cli import main, parser, stages
 
 

@@ -15,7 +15,7 @@ from fragility.analysis.crossrun import (
     cross_run_table,
     over_seeds,
 )
-from fragility.catalog import CLAIMS
+from fragility.catalog.claims import CLAIMS
 from fragility.errors import FragilityError
 
 T975 = {1: 12.7062, 2: 4.30265}  # Student's t, 0.975 quantile, by degrees of freedom
@@ -510,7 +510,7 @@ def test_claims_summary_in_words():
 
 
 def test_cross_run_figures_draw_from_summary_tables(tmp_path):
-    from fragility.catalog import CROSS_RUN_FIGURES
+    from fragility.catalog.outputs import CROSS_RUN_FIGURES
     from fragility.plotting import plot_cross_run
 
     runs = [

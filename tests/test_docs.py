@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fragility.catalog import CLAIMS, CROSS_RUN_TABLES, RUN_FIGURES
+from fragility.catalog.claims import CLAIMS
+from fragility.catalog.outputs import CROSS_RUN_TABLES, RUN_FIGURES
 
 REPO = Path(__file__).resolve().parents[1]
 README_MAX_LINES = 200

@@ -173,7 +173,8 @@ def test_an_entry_point_returns_the_extractor_and_the_head(tmp_path):
 def test_our_model_pt_gives_the_runs_embeddings_and_tables_bit_for_bit(tmp_path):
     """The same weights through our pipeline's extraction and as an external model (format
     fragility, the study's split): equal embeddings and per-run tables."""
-    from fragility.catalog import EMBEDDINGS, RUN_TABLES
+    from fragility.catalog.layout import EMBEDDINGS
+    from fragility.catalog.outputs import RUN_TABLES
     from fragility.workflow.analysis_stages import analyze_run
 
     data, split = tmp_path / "digits.npz", tmp_path / "split.parquet"
@@ -562,7 +563,7 @@ def external_config(checkpoints: Path) -> dict:
 
 
 def external_targets() -> list[str]:
-    from fragility.catalog import RUN_TABLES
+    from fragility.catalog.outputs import RUN_TABLES
 
     targets = [f"results/{LDAM}/{rq}/{t}.csv" for rq, s in RUN_TABLES.items() for t in s.tables]
     targets += [f"results/{LDAM}/rq4/fig4_class_mean_ce.png"]

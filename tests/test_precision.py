@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from fragility.catalog import EMBEDDINGS
+from fragility.catalog.layout import EMBEDDINGS
 from fragility.embeddings.extraction import decomposition_error, read_classifier, read_embeddings
 from fragility.errors import ConfigError
 from fragility.metrics import balanced_accuracy, per_class_accuracy

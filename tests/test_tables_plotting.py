@@ -32,9 +32,9 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from fragility import catalog
 from fragility.analysis.tables import TABLES, RunInputs, rq_tables
-from fragility.catalog import RUN_FIGURES, figures_for
+from fragility.catalog import claims, outputs
+from fragility.catalog.outputs import RUN_FIGURES
 from fragility.errors import ConfigError, FragilityError
 from fragility.io import write_parquet, write_table
 from fragility.plotting import CROSS_RUN_PLOTS, RUN_PLOTS, plot_figure
@@ -430,7 +430,7 @@ def test_rq7_tables(tiny):
     # is the full FB(FP) (class 2 has no FP)
     assert gap["frobenius_train_vs_tp_matched"] == pytest.approx(math.sqrt(2.64125))
     assert gap["frobenius_train_vs_fp_matched"] == pytest.approx(math.sqrt(2.64125))
-    assert (gap["n_classes_matched"], gap["n_draws"]) == (2, catalog.N_MATCHED_DRAWS)
+    assert (gap["n_classes_matched"], gap["n_draws"]) == (2, claims.N_MATCHED_DRAWS)
     # FE identities (top-2 frequency): train {0,1,3,2} {2,1,3} {3,0}; TP {0,1} {2,0} {3,0};
     # FP {0,1} {2,3}. Over the classes with TP and FP (0 and 1), each divided by the smaller
     # set: TP 2/2 and 1/2, FP 2/2 and 2/2; with one FP a class, the matched TP are all of them
@@ -524,7 +524,7 @@ def test_figure_registry():
         assert name == name.lower() and " " not in name
         assert set(spec.tables) <= set(TABLES[spec.rq]), name
         assert 20 < len(spec.caption) < 500 and spec.caption.endswith(".")
-    assert set(figures_for("rq2")) == {
+    assert {name for name, spec in RUN_FIGURES.items() if spec.rq == "rq2"} == {
         "fig2_class_accuracy",
         "accuracy_over_epochs",
         "training_dynamics",
@@ -567,9 +567,9 @@ def test_every_catalog_figure_has_a_plot_function_and_reads_declared_tables():
     """The catalog declares the figures, the plotting package draws them: the same names on
     both sides, and a figure reads only tables its research question (per-run) or the
     cross-run step (cross-run) writes."""
-    assert set(RUN_PLOTS) == set(catalog.RUN_FIGURES)
-    assert set(CROSS_RUN_PLOTS) == set(catalog.CROSS_RUN_FIGURES)
-    for name, spec in catalog.RUN_FIGURES.items():
-        assert set(spec.tables) <= set(catalog.RUN_TABLES[spec.rq].tables), name
-    for name, spec in catalog.CROSS_RUN_FIGURES.items():
-        assert set(spec.tables) <= set(catalog.CROSS_RUN_TABLES), name
+    assert set(RUN_PLOTS) == set(outputs.RUN_FIGURES)
+    assert set(CROSS_RUN_PLOTS) == set(outputs.CROSS_RUN_FIGURES)
+    for name, spec in outputs.RUN_FIGURES.items():
+        assert set(spec.tables) <= set(outputs.RUN_TABLES[spec.rq].tables), name
+    for name, spec in outputs.CROSS_RUN_FIGURES.items():
+        assert set(spec.tables) <= set(outputs.CROSS_RUN_TABLES), name

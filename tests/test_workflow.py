@@ -12,7 +12,8 @@ import yaml
 from snakemake_cli import REPO, SMOKE, run_snakemake
 
 from fragility.analysis.tables import TABLES
-from fragility.catalog import CLAIMS, CROSS_RUN_FIGURES, CROSS_RUN_TABLES, RUN_FIGURES
+from fragility.catalog.claims import CLAIMS
+from fragility.catalog.outputs import CROSS_RUN_FIGURES, CROSS_RUN_TABLES, RUN_FIGURES
 
 RUNS = ["digits/balanced/ce/seed0", "digits/exp10/ce/seed0", "digits/exp10/ldam_drw/seed0"]
 

@@ -4,7 +4,7 @@ A page holds a marker such as ``<!-- claims-table -->`` on a line of its own; th
 replaces it with Markdown built from the code or the schema, so that no page copies a list
 by hand:
 
-- the claims, from :data:`fragility.catalog.CLAIMS` (``claims-summary``, ``claims-table``);
+- the claims, from :data:`fragility.catalog.claims.CLAIMS` (``claims-summary``, ``claims-table``);
 - the outputs of a run and of a study, from the catalog (``model-files``, ``run-tables``,
   ``cross-run-tables``, ``run-figures``, ``cross-run-figures``);
 - the config keys, from ``config/schema.yaml`` (``config-keys``, ``training-keys``,
@@ -46,12 +46,14 @@ def _catalog():
     if str(REPO / "src") not in sys.path:
         sys.path.insert(0, str(REPO / "src"))
     try:
-        from fragility import catalog
+        import fragility.catalog.claims
+        import fragility.catalog.layout
+        import fragility.catalog.outputs
     except ImportError as error:  # a clean clone needs only src/ on the path
         raise PluginError(
             f"docs/hooks/markers.py: cannot import fragility.catalog: {error}"
         ) from None
-    return catalog
+    return fragility.catalog
 
 
 def _cell(text: object) -> str:
@@ -75,7 +77,7 @@ def _code(names) -> str:
 def _paper_values(spec, catalog) -> list[str]:
     out = []
     for model, value in spec.paper.items():
-        label = catalog.PAPER_MODELS[model].label
+        label = catalog.claims.PAPER_MODELS[model].label
         if value.value is None:
             out.append(f"{label}: no number ({value.reported})")
         elif value.printed:
@@ -93,7 +95,7 @@ def _threshold(text: str) -> str:
 def claims_summary() -> str:
     catalog = _catalog()
     rows = []
-    for name, spec in catalog.CLAIMS.items():
+    for name, spec in catalog.claims.CLAIMS.items():
         heads = "all" if set(spec.heads) == set(HEADS) else " and ".join(spec.heads) + " only"
         compared = any(spec.comparable(value) for value in spec.paper.values())
         rows.append([
@@ -109,14 +111,16 @@ def claims_summary() -> str:
 def claims_table() -> str:
     catalog = _catalog()
     blocks = []
-    for name, spec in catalog.CLAIMS.items():
+    for name, spec in catalog.claims.CLAIMS.items():
         module, function = spec.compute.split(":")
         heads = " and ".join(HEADS[h] for h in spec.heads)
         if spec.head_reason:
             heads += f"; n/a on any other head: {spec.head_reason}"
         values = _paper_values(spec, catalog)
         compared = [
-            catalog.PAPER_MODELS[m].label for m, v in spec.paper.items() if spec.comparable(v)
+            catalog.claims.PAPER_MODELS[m].label
+            for m, v in spec.paper.items()
+            if spec.comparable(v)
         ]
         lines = [
             f"### {spec.label} {{#{name}}}",
@@ -158,7 +162,7 @@ def claims_table() -> str:
 
 def model_files() -> str:
     catalog = _catalog()
-    rows = [[f"`{kind}`", f"`{path}`"] for kind, path in catalog.MODEL_FILES.items()]
+    rows = [[f"`{kind}`", f"`{path}`"] for kind, path in catalog.layout.MODEL_FILES.items()]
     return _table(["kind", "file in a model folder"], rows)
 
 
@@ -166,7 +170,7 @@ def run_tables() -> str:
     catalog = _catalog()
     rows = [
         [f"`{rq}`", spec.what, _code(f"{rq}/{t}" for t in spec.tables), _code(spec.reads)]
-        for rq, spec in catalog.RUN_TABLES.items()
+        for rq, spec in catalog.outputs.RUN_TABLES.items()
     ]
     return _table(["question", "what", "tables (`.csv` and `.parquet`)", "reads"], rows)
 
@@ -174,7 +178,7 @@ def run_tables() -> str:
 def cross_run_tables() -> str:
     catalog = _catalog()
     rows = []
-    for name, spec in catalog.CROSS_RUN_TABLES.items():
+    for name, spec in catalog.outputs.CROSS_RUN_TABLES.items():
         scope = "imbalanced runs" if spec.imbalanced_only else "every run"
         rows.append([f"`{name}`", spec.description, f"{_code(spec.reads)} of {scope}"])
     return _table(["table", "what", "reads"], rows)
@@ -189,11 +193,11 @@ def _figures(figures: dict, per_run: bool) -> str:
 
 
 def run_figures() -> str:
-    return _figures(_catalog().RUN_FIGURES, per_run=True)
+    return _figures(_catalog().outputs.RUN_FIGURES, per_run=True)
 
 
 def cross_run_figures() -> str:
-    return _figures(_catalog().CROSS_RUN_FIGURES, per_run=False)
+    return _figures(_catalog().outputs.CROSS_RUN_FIGURES, per_run=False)
 
 
 # -- config keys of config/schema.yaml ---------------------------------------------------------------

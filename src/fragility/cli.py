@@ -115,28 +115,28 @@ def _add_stage(sub, command: str, fn: Callable) -> None:
 
 def run_files(run_dir: str, kinds: list[str]) -> dict[str, str]:
     """The files ``kinds`` (default: every kind present) of a run folder, kind -> path."""
-    from fragility import catalog
+    from fragility.catalog import layout
 
-    unknown = [k for k in kinds if k not in catalog.MODEL_FILES]
+    unknown = [k for k in kinds if k not in layout.MODEL_FILES]
     if unknown:
-        known = ", ".join(catalog.MODEL_FILES)
+        known = ", ".join(layout.MODEL_FILES)
         raise FragilityError(f"unknown file kinds {unknown}; known: {known}")
     folder = Path(run_dir)
     if kinds:
-        return {kind: str(folder / catalog.model_file(kind)) for kind in kinds}
-    present = {k: folder / catalog.model_file(k) for k in catalog.MODEL_FILES}
+        return {kind: str(folder / layout.model_file(kind)) for kind in kinds}
+    present = {k: folder / layout.model_file(k) for k in layout.MODEL_FILES}
     return {k: str(p) for k, p in present.items() if p.is_file()}
 
 
 def run_outputs(rq: str, run_dir: str) -> list[str]:
     """The table files research question ``rq`` writes in a run folder."""
-    from fragility import catalog
+    from fragility.catalog import outputs
 
-    if rq not in catalog.RUN_TABLES:
-        raise FragilityError(f"unknown research question {rq!r}; one of {list(catalog.RUN_TABLES)}")
+    if rq not in outputs.RUN_TABLES:
+        raise FragilityError(f"unknown research question {rq!r}; one of {list(outputs.RUN_TABLES)}")
     return [
         f"{run_dir}/{rq}/{table}.{ext}"
-        for table in catalog.RUN_TABLES[rq].tables
+        for table in outputs.RUN_TABLES[rq].tables
         for ext in ("csv", "parquet")
     ]
 

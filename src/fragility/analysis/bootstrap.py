@@ -1,6 +1,6 @@
 """One run's headline numbers and claim statistics with a stratified bootstrap.
 
-Each of the paper's claims (:data:`fragility.catalog.CLAIMS`) is a signed difference that is
+Each of the paper's claims (:data:`fragility.catalog.claims.CLAIMS`) is a signed difference that is
 positive when the claim holds, computed by the function its catalog entry names (in the
 module of its research question) on :class:`~fragility.analysis.inputs.ClaimInputs`. This
 module draws the bootstrap replicates, calls every claim's function and writes one row per
@@ -33,7 +33,7 @@ from fragility.analysis.uncertainty import (
     stratified_weights,
     weighted_confusion,
 )
-from fragility.catalog import CLAIMS, ClaimSpec
+from fragility.catalog.claims import CLAIMS, ClaimSpec
 
 HEADLINE = ("bac", "macro_f1", "gmean", "accuracy", "minority_acc", "majority_acc")
 KIND = {

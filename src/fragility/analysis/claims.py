@@ -1,7 +1,7 @@
 """The paper's claims, measured with uncertainty over a study's runs, beside the paper's own
 numbers and with the paper's premise checked.
 
-Each claim (:data:`fragility.catalog.CLAIMS`) is a signed difference that is positive when the
+Each claim (:data:`fragility.catalog.claims.CLAIMS`) is a signed difference that is positive when the
 claim holds, measured per imbalanced run into its ``uncertainty/bootstrap.parquet``
 (:mod:`fragility.analysis.bootstrap`). For a (dataset, imbalance, loss) group:
 
@@ -15,7 +15,7 @@ claim holds, measured per imbalanced run into its ``uncertainty/bootstrap.parque
 - **Its size against the paper's.** A claim that holds over three or more seeds reads
   *holds, as large as the paper's* when the interval's upper limit reaches the paper's value
   and *holds, smaller than the paper's* when the whole interval lies below it, wherever the
-  paper's value can be compared with ours (:meth:`fragility.catalog.ClaimSpec.comparable`);
+  paper's value can be compared with ours (:meth:`fragility.catalog.claims.ClaimSpec.comparable`);
   otherwise plain *holds*. ``size_compared_with`` names the paper's model.
 - **The premise.** The paper's mechanism presumes models that "almost perfectly memorize the
   training data" (§5.2). A seed meets it when every class's train accuracy at the kept
@@ -41,7 +41,7 @@ import pyarrow as pa
 from fragility.analysis.crossrun import GROUP_KEYS
 from fragility.analysis.paper import paper_loss, reference
 from fragility.analysis.uncertainty import MIN_SEEDS_FOR_VERDICT, combine_seeds, verdict
-from fragility.catalog import CLAIMS, PREMISE_TRAIN_ACC, ClaimSpec
+from fragility.catalog.claims import CLAIMS, PREMISE_TRAIN_ACC, ClaimSpec
 
 READ_AS_TEST = "test of the paper"
 PREMISE_NOT_MET = "premise not met"

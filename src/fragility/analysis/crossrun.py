@@ -26,7 +26,8 @@ import pyarrow.compute as pc
 from fragility.analysis.inputs import majority_minority
 from fragility.analysis.rq1 import table1 as table1_row
 from fragility.analysis.uncertainty import combine_seeds, t_interval, verdict
-from fragility.catalog import CROSS_RUN_TABLES, MODEL_FILES, REMEDY, RUN_TABLES, model_file
+from fragility.catalog.layout import MODEL_FILES, REMEDY, model_file
+from fragility.catalog.outputs import CROSS_RUN_TABLES, RUN_TABLES
 from fragility.errors import FragilityError
 from fragility.io import read_json, read_table
 
@@ -37,7 +38,7 @@ RUN_KEYS = (*GROUP_KEYS, "seed")
 @dataclass(frozen=True)
 class RunRef:
     """One run of the study and the files of it that a cross-run table may read: ``files``
-    maps a kind of :data:`fragility.catalog.MODEL_FILES` (or ``{rq}/{table}``) to the path
+    maps a kind of :data:`fragility.catalog.layout.MODEL_FILES` (or ``{rq}/{table}``) to the path
     the workflow declared; ``remedies`` maps a remedied model's name to its files likewise
     (empty unless the run is treated)."""
 
@@ -327,7 +328,7 @@ def _dynamics_rows(table: pa.Table) -> pa.Table:
     return role_rows(table)
 
 
-# How each table of :data:`fragility.catalog.CROSS_RUN_TABLES` is built from its runs' files
+# How each table of :data:`fragility.catalog.outputs.CROSS_RUN_TABLES` is built from its runs' files
 # (the catalog declares which files and how the summary groups).
 BUILDERS: dict[str, Callable[[Sequence[RunRef], Sequence[RunRef]], pa.Table]] = {
     "table1": table1_by_seed,

@@ -1,7 +1,7 @@
 """What a claim's statistic reads of one model, and what it gives back.
 
 A claim of the paper is computed per imbalanced run by one function (named in its
-:class:`fragility.catalog.ClaimSpec`) that takes :class:`ClaimInputs` and returns
+:class:`fragility.catalog.claims.ClaimSpec`) that takes :class:`ClaimInputs` and returns
 :class:`Measured`: the signed difference under the data as observed and under every bootstrap
 replicate, the named values its plain-words detail quotes, and why it is *n/a* where it
 cannot be measured.
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fragility.catalog import N_MATCHED_DRAWS
+from fragility.catalog.claims import N_MATCHED_DRAWS
 from fragility.embeddings.extraction import prepare_fe
 
 N_TOP = 10  # the paper's "ten largest" (Figs 4, 7, 8, 10 and RQ7's top-10 identities)

@@ -1,8 +1,8 @@
 """The paper beside us: which of the paper's five models a run group compares with, and the
 paper's numbers printed next to ours (SPEC §4, "Reference figures").
 
-The numbers themselves are declared once, in :data:`fragility.catalog.PAPER_NUMBERS` (tables)
-and each :data:`fragility.catalog.CLAIMS` entry (the claims' statistics).
+The numbers themselves are declared once, in :data:`fragility.catalog.claims.PAPER_NUMBERS` (tables)
+and each :data:`fragility.catalog.claims.CLAIMS` entry (the claims' statistics).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 import pyarrow as pa
 
-from fragility.catalog import PAPER_MODELS, PAPER_NUMBERS, PaperValue
+from fragility.catalog.claims import PAPER_MODELS, PAPER_NUMBERS, PaperValue
 
 PAPER_LOSSES = ("ce", "focal", "ldam")  # the paper's losses, plain (no DRW, no re-weighting)
 MODIFIERS = ("drw", "reweight", "oversample", "mfw")  # training options that make another loss

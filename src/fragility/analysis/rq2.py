@@ -6,7 +6,7 @@ import numpy as np
 
 from fragility.analysis.inputs import ClaimInputs, Measured, majority_minority, point
 from fragility.analysis.uncertainty import confusion_metrics, weighted_confusion
-from fragility.catalog import MIN_MINORITY_GAP
+from fragility.catalog.claims import MIN_MINORITY_GAP
 from fragility.metrics import per_class_accuracy
 
 
@@ -59,7 +59,7 @@ def table2(
 
 def minority_overfits(data: ClaimInputs) -> Measured:
     """Table 2's claim: the minority's train-test gap is above the majority's and at least
-    :data:`~fragility.catalog.MIN_MINORITY_GAP` (both conditions, as the smaller of the two
+    :data:`~fragility.catalog.claims.MIN_MINORITY_GAP` (both conditions, as the smaller of the two
     differences). Train accuracy is the run's own, held fixed; test accuracy is resampled."""
     view = data.view
     maj, mino = view.roles

@@ -24,7 +24,7 @@ import numpy as np
 from fragility.analysis.ce import own_class_ce, prepare_fe
 from fragility.analysis.inputs import ClaimInputs, Measured, ModelView, group_mean, point
 from fragility.analysis.uncertainty import weighted_class_means
-from fragility.catalog import FEW_FEATURES_COVERAGE, FEW_FEATURES_SHARE
+from fragility.catalog.claims import FEW_FEATURES_COVERAGE, FEW_FEATURES_SHARE
 
 THRESHOLDS = (0.94, 0.90)  # the paper's "over 94 %" (CE, K = 7) and "over 90 %" (focal)
 
@@ -153,7 +153,7 @@ def rq3_coverage(
     )
 
 
-# -- the claims of RQ3 (each measured per run by the bootstrap; see fragility.catalog.CLAIMS) --
+# -- the claims of RQ3 (each measured per run by the bootstrap; see fragility.catalog.claims.CLAIMS) --
 
 
 def _covered(view: ModelView) -> np.ndarray:

@@ -26,7 +26,7 @@ from fragility.analysis.inputs import (
     point,
 )
 from fragility.analysis.uncertainty import weighted_class_means
-from fragility.catalog import MIN_RATIO
+from fragility.catalog.claims import MIN_RATIO
 
 
 def class_mean_own_ce(
@@ -118,7 +118,7 @@ def table4(shares: np.ndarray, majority: int = 0) -> dict[str, float]:
     return _majority_vs_others(largest, majority)
 
 
-# -- the claims of RQ4 (each measured per run by the bootstrap; see fragility.catalog.CLAIMS) --
+# -- the claims of RQ4 (each measured per run by the bootstrap; see fragility.catalog.claims.CLAIMS) --
 
 
 def _own_ce(view: ModelView) -> np.ndarray:

@@ -11,7 +11,7 @@ import numpy as np
 from fragility.analysis.ce import own_class_ce, safe_ratio, top_n_per_row
 from fragility.analysis.inputs import N_TOP, ClaimInputs, Measured, largest_entry, log_ratio, point
 from fragility.analysis.uncertainty import weighted_class_means
-from fragility.catalog import FAR_LARGER
+from fragility.catalog.claims import FAR_LARGER
 
 
 def top_abs_weights(W: np.ndarray, n: int = 10) -> tuple[np.ndarray, np.ndarray]:
@@ -42,7 +42,7 @@ def largest_weight_vs_ce(W: np.ndarray, mean_ce: np.ndarray) -> dict[str, float]
     return {"largest_abs_w": w, "largest_mean_ce": ce, "ratio": safe_ratio(ce, w)}
 
 
-# -- the claims of RQ5 (each measured per run by the bootstrap; see fragility.catalog.CLAIMS) --
+# -- the claims of RQ5 (each measured per run by the bootstrap; see fragility.catalog.claims.CLAIMS) --
 # Both are defined on a linear head only: a cosine head's weight rows all have the norm of its
 # scale, and its ce never exceed its weights (the catalog's ``heads``).
 

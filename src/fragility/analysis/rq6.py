@@ -104,7 +104,7 @@ def top_class_mean_fe(
     return top_n_per_row(class_means(fe, labels, n_classes)[0], n)
 
 
-# -- the claims of RQ6 (each measured per run by the bootstrap; see fragility.catalog.CLAIMS) --
+# -- the claims of RQ6 (each measured per run by the bootstrap; see fragility.catalog.claims.CLAIMS) --
 
 
 def members_needed(weights: np.ndarray, topk: np.ndarray, in_class: np.ndarray) -> np.ndarray:

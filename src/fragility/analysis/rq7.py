@@ -270,7 +270,7 @@ def rq7_generalization(
     )
 
 
-# -- the claims of RQ7 (each measured per run by the bootstrap; see fragility.catalog.CLAIMS) --
+# -- the claims of RQ7 (each measured per run by the bootstrap; see fragility.catalog.claims.CLAIMS) --
 # True and false positives are the model's own test decisions, bias included: RQ7 contrasts
 # the predictions the model makes, right and wrong.
 

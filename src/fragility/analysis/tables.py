@@ -56,7 +56,9 @@ from fragility.analysis.rq4 import (
 from fragility.analysis.rq5 import largest_weight_vs_ce, top_abs_weights, weight_sums
 from fragility.analysis.rq6 import class_topk_members, members_to_cover, top_class_mean_fe
 from fragility.analysis.rq7 import rq7_generalization
-from fragility.catalog import FEW_FEATURES_SHARE, PREMISE_TRAIN_ACC, RUN_TABLES, model_file
+from fragility.catalog.claims import FEW_FEATURES_SHARE, PREMISE_TRAIN_ACC
+from fragility.catalog.layout import model_file
+from fragility.catalog.outputs import RUN_TABLES
 from fragility.embeddings.extraction import read_classifier, read_embeddings
 from fragility.errors import ConfigError, FragilityError
 from fragility.io import read_json, read_table
@@ -89,7 +91,7 @@ class RunInputs:
     @classmethod
     def from_files(cls, files: Mapping[str, str | Path]) -> RunInputs:
         """Read the files one analysis was handed: ``files`` maps kinds of
-        :data:`fragility.catalog.MODEL_FILES` to paths. ``train`` and ``classifier`` are
+        :data:`fragility.catalog.layout.MODEL_FILES` to paths. ``train`` and ``classifier`` are
         required; ``test``, ``pool``, ``history`` and ``metrics`` are read when given.
         ``metrics`` (metrics.json) supplies ``classes`` and ``train_class_counts``; without
         it names default to the class index and counts to the labels of the train

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from fragility.catalog import IMBALANCE
+from fragility.catalog.layout import IMBALANCE
 from fragility.errors import ConfigError, FragilityError
 
 _IMBALANCE = re.compile(rf"^(?:{IMBALANCE})$")

@@ -1,7 +1,7 @@
 """Figures over the study's runs (``results/figures/``), drawn from the cross-run summary
 tables of :mod:`fragility.analysis.crossrun`.
 
-Every figure is declared in :data:`fragility.catalog.CROSS_RUN_FIGURES` (the cross-run table it
+Every figure is declared in :data:`fragility.catalog.outputs.CROSS_RUN_FIGURES` (the cross-run table it
 reads and its caption); :data:`CROSS_RUN_PLOTS` holds its plot function under the same name.
 """
 
@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fragility.catalog import CROSS_RUN_FIGURES
+from fragility.catalog.outputs import CROSS_RUN_FIGURES
 from fragility.errors import ConfigError
 from fragility.plotting.dynamics import plot_cross_dynamics
 from fragility.plotting.style import (
@@ -134,7 +134,7 @@ CROSS_RUN_PLOTS: dict[str, Plot] = {
 
 
 def plot_cross_run(name: str, table: pa.Table, out_path: str | Path, title: str = "") -> None:
-    """Draw cross-run figure ``name`` (:data:`fragility.catalog.CROSS_RUN_FIGURES`) from its
+    """Draw cross-run figure ``name`` (:data:`fragility.catalog.outputs.CROSS_RUN_FIGURES`) from its
     cross-run summary table."""
     if name not in CROSS_RUN_FIGURES:
         raise ConfigError(

@@ -6,8 +6,8 @@ FE-gradient norm against the epoch.
 :func:`plot_cross_dynamics` puts every loss (ERM and each loss-level remedy, MFW among them)
 of one dataset and imbalance side by side from the cross-run ``training_dynamics`` table.
 A history from before the gradient was recorded gets its accuracy panels and a gradient
-panel that says so. Declared in :data:`fragility.catalog.RUN_FIGURES` and
-:data:`~fragility.catalog.CROSS_RUN_FIGURES`; their plot functions in
+panel that says so. Declared in :data:`fragility.catalog.outputs.RUN_FIGURES` and
+:data:`~fragility.catalog.outputs.CROSS_RUN_FIGURES`; their plot functions in
 :data:`fragility.plotting.run_figures.RUN_PLOTS` and
 :data:`~fragility.plotting.cross_run.CROSS_RUN_PLOTS`.
 """

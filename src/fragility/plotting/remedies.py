@@ -1,4 +1,4 @@
-"""The remedies figure (:data:`fragility.catalog.REMEDY_FIGURE`, SPEC section 5): test BAC
+"""The remedies figure (:data:`fragility.catalog.outputs.REMEDY_FIGURE`, SPEC section 5): test BAC
 with its interval and the wall-clock cost of every remedy, from the ``remedies`` summary table
 of :mod:`fragility.analysis.crossrun`.
 """

@@ -1,6 +1,6 @@
 """The paper's per-run figures, drawn from the RQ tables of :mod:`fragility.analysis.tables`.
 
-Every figure is declared in :data:`fragility.catalog.RUN_FIGURES` (its research question, the
+Every figure is declared in :data:`fragility.catalog.outputs.RUN_FIGURES` (its research question, the
 tables it reads and its caption); :data:`RUN_PLOTS` holds its plot function
 ``(tables, out_png, title)`` under the same name. Up to :data:`~.style.MAX_BAR_CLASSES` classes
 are drawn as the paper draws them (grouped bars, one group per class); with more classes
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from fragility.catalog import RUN_FIGURES
+from fragility.catalog.outputs import RUN_FIGURES
 from fragility.errors import ConfigError
 from fragility.plotting.dynamics import plot_training_dynamics
 from fragility.plotting.style import (
@@ -372,7 +372,7 @@ def plot_figure(
     name: str, tables: dict[str, pa.Table], out_path: str | Path, title: str = ""
 ) -> None:
     """Draw per-run figure ``name`` from ``tables`` (at least the ``tables`` that
-    :data:`fragility.catalog.RUN_FIGURES` declares for it) to a PNG."""
+    :data:`fragility.catalog.outputs.RUN_FIGURES` declares for it) to a PNG."""
     if name not in RUN_FIGURES:
         raise ConfigError(f"unknown figure {name!r}; valid figures: {', '.join(RUN_FIGURES)}")
     spec = RUN_FIGURES[name]

@@ -21,7 +21,7 @@ def _paths(outputs) -> list[str]:
 
 def analyze_run(files: dict, rq: str, outputs: list, *, ks, k_fe: int) -> None:
     """Write the per-run tables of research question ``rq`` (RQ2-RQ7) to ``outputs`` (each
-    table's ``.csv`` and ``.parquet``, as :data:`fragility.catalog.RUN_TABLES` names them).
+    table's ``.csv`` and ``.parquet``, as :data:`fragility.catalog.outputs.RUN_TABLES` names them).
     ``files``: the model files it reads, kind -> path (``train``, ``test``, ``classifier``,
     ``metrics``, ``history``; :meth:`RunInputs.from_files`)."""
     from fragility.analysis.tables import RunInputs, rq_tables
@@ -166,7 +166,7 @@ def _run_refs(runs: list[dict]):
 def cross_run_tables(name: str, runs: list[dict], outputs: list) -> None:
     """Write cross-run table ``name`` (summary over seeds, and ``{name}_by_seed``) to
     ``outputs`` (CSV and Parquet). ``runs``: dicts with dataset, imbalance, loss, seed and
-    ``files`` (kind -> path, the files :data:`fragility.catalog.CROSS_RUN_TABLES` says the
+    ``files`` (kind -> path, the files :data:`fragility.catalog.outputs.CROSS_RUN_TABLES` says the
     table reads)."""
     from fragility.analysis.crossrun import cross_run_table
     from fragility.io import write_tables

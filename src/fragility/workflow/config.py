@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from fragility.catalog import Layout
+from fragility.catalog.layout import Layout
 from fragility.data.datasets import LOADERS, missing_raw_files
 from fragility.data.splits import Imbalance, check_recorded_class_orders, ldam_drw_parameters
 from fragility.errors import ConfigError
