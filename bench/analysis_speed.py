@@ -5,7 +5,7 @@ Requirement: the analysis of one run (all RQs, ~10k x 64 embeddings) takes under
 The benchmark writes a synthetic but realistic run directory into a temporary folder (or
 reads a real one, ``--run-dir``) and times, in one process, the parts of its analysis:
 
-* ``load``      -- ``fragility.analysis.tables.RunInputs.load`` (train, test, pool and
+* ``load``      -- ``fragility.analysis.inputs.RunInputs.load`` (train, test, pool and
   classifier embeddings, history.parquet, metrics.json);
 * ``rq2``..``rq7`` -- one ``rq_tables(rq, inputs)`` call each;
 * ``write``     -- every table of rq2..rq7 written as CSV and as Parquet (``write_table``);
@@ -153,7 +153,8 @@ def build_run(run_dir: Path, args) -> dict:
     import pyarrow as pa
     import torch
 
-    from fragility.embeddings.extraction import classifier_table, embeddings_table
+    from fragility.embeddings.extraction import classifier_table
+    from fragility.embeddings.files import embeddings_table
     from fragility.io import write_json, write_parquet
     from fragility.training.models import build_model
 
@@ -286,8 +287,9 @@ def check_run(inputs) -> float:
 
 def analyse(run_dir: Path, out_dir: Path) -> tuple[dict[str, float], dict]:
     """One full analysis of ``run_dir``; seconds per part, and facts about the output."""
+    from fragility.analysis.inputs import RunInputs
     from fragility.analysis.rq1 import retrained_bac
-    from fragility.analysis.tables import RunInputs, rq_tables
+    from fragility.analysis.tables import rq_tables
     from fragility.catalog.outputs import RUN_FIGURES
     from fragility.io import write_table
     from fragility.plotting import plot_figure
@@ -354,12 +356,12 @@ def bootstrap_intervals(inputs, partner=None):
 
     balanced = dict(inputs.test)
     return run_bootstrap(
-        inputs.view(),
+        inputs,
         seed=0,
         retrained_pred=inputs.test["pred"],
         balanced_test=balanced,
         balanced_name="synthetic",
-        partner=None if partner is None else partner.view(),
+        partner=partner,
         partner_name="synthetic balanced run",
         partner_missing="no synthetic partner",
     )

@@ -26,7 +26,7 @@ import yaml
 from snakemake.utils import validate
 
 from fragility.analysis.inputs import class_groups, majority_minority
-from fragility.embeddings.extraction import read_classifier, read_embeddings
+from fragility.embeddings.files import read_classifier, read_embeddings
 from fragility.metrics import per_class_accuracy
 from fragility.remedies.methods import apply_remedy
 from fragility.workflow.config import SCHEMA_PATH, Run, Study

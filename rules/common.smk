@@ -30,7 +30,7 @@ from fragility.catalog.outputs import (
     history_figure,
 )
 from fragility.training import gpus
-from fragility.analysis.crossrun import RunRef, balanced_partner
+from fragility.analysis.runs import RunFiles, balanced_partner
 from fragility.analysis.paper import paper_loss
 from fragility.analysis.curves import CURVE_SOURCES, REMEDY_SOURCE, curve_groups, curve_input
 from fragility.errors import FragilityError
@@ -213,7 +213,7 @@ def cross_run_refs(spec):
 
 def balanced_partner_of(run):
     """The balanced run a run's RQ1 claim compares with (crossrun.balanced_partner)."""
-    refs = {r: RunRef(r.dataset, r.imbalance, r.loss, r.seed) for r in STUDY.runs}
+    refs = {r: RunFiles(r.dataset, r.imbalance, r.loss, r.seed) for r in STUDY.runs}
     partner = balanced_partner(refs[run], list(refs.values()))
     return None if partner is None else next(r for r, ref in refs.items() if ref == partner)
 

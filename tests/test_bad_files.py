@@ -29,7 +29,7 @@ from PIL import Image
 from snakemake_cli import run_snakemake
 
 from fragility.data.splits import read_split
-from fragility.embeddings.extraction import read_classifier, read_embeddings
+from fragility.embeddings.files import read_classifier, read_embeddings
 from fragility.errors import FragilityError
 
 RUN = "results/tiny/exp4/ce/seed0"

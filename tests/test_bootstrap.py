@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from fragility.analysis.bootstrap import HEADLINE, run_bootstrap
-from fragility.analysis.inputs import ModelView
-from fragility.analysis.tables import RunInputs, rq_tables
+from fragility.analysis.inputs import RunInputs
+from fragility.analysis.tables import rq_tables
 from fragility.catalog.claims import CLAIMS, FEW_FEATURES_COVERAGE, MIN_MINORITY_GAP
-from fragility.embeddings.extraction import head_logits
+from fragility.embeddings.files import head_logits
 from fragility.metrics import balanced_accuracy, per_class_accuracy, summary
 
 C, H = 3, 16
@@ -59,16 +59,9 @@ def _data(normed: bool):
 def run(request):
     normed = request.param
     train, test, W, bias = _data(normed)
-    inputs = RunInputs(
-        train=train,
-        test=test,
-        pool=None,
-        classifier={"weight": W, "bias": bias, "normed": normed},
-        history=None,
-        class_names=["a", "b", "c"],
-        class_counts=np.array(TRAIN_COUNTS),
-    )
-    view = ModelView(train, test, W, bias, normed, np.array(TRAIN_COUNTS))
+    W64, bias64 = np.asarray(W, np.float64), np.asarray(bias, np.float64)  # as from_files reads
+    inputs = RunInputs(train, test, W64, bias64, normed, np.array(TRAIN_COUNTS), ["a", "b", "c"])
+    view = inputs  # the claims read the model the tables are built from
     # the data must exercise every claim: each class predicted in train and test, errors
     for subset in (train, test):
         assert set(subset["pred"].tolist()) == {0, 1, 2}

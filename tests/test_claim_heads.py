@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 from fragility.analysis.bootstrap import measure
-from fragility.analysis.inputs import ClaimInputs, ModelView
+from fragility.analysis.inputs import ClaimInputs, RunInputs
 from fragility.catalog.claims import CLAIMS
-from fragility.embeddings.extraction import head_logits
+from fragility.embeddings.files import head_logits
 
 H, S = 16, 10.0
 COUNTS = (12, 6, 3)  # majority class 0 (group {0}), minority class 2 (group {2})
@@ -64,7 +64,7 @@ def subset(rows: list[tuple[int, np.ndarray]], W, normed, start=0) -> dict:
     }
 
 
-def model(styles, normed, counts=COUNTS, train=None, test=None, W=None) -> ModelView:
+def model(styles, normed, counts=COUNTS, train=None, test=None, W=None) -> RunInputs:
     """A model whose classes have ``styles``; its training set holds ``counts`` instances of
     each class in its style unless ``train`` rows are given; ``test`` rows default to one
     instance a class."""
@@ -72,10 +72,10 @@ def model(styles, normed, counts=COUNTS, train=None, test=None, W=None) -> Model
     train = train or [(c, instance(c, s)) for c, s in enumerate(styles) for _ in range(counts[c])]
     test = test or [(c, instance(c, s)) for c, s in enumerate(styles)]
     tr, te = subset(train, W, normed), subset(test, W, normed, 1000)
-    return ModelView(tr, te, W, np.zeros(len(W)), normed, np.bincount(tr["label"], minlength=3))
+    return RunInputs(tr, te, W, np.zeros(len(W)), normed, np.bincount(tr["label"], minlength=3))
 
 
-def inputs(view: ModelView, partner: ModelView | None = None, **kw) -> ClaimInputs:
+def inputs(view: RunInputs, partner: RunInputs | None = None, **kw) -> ClaimInputs:
     data = ClaimInputs(
         view,
         np.ones((1, len(view.train["label"]))),
@@ -249,7 +249,7 @@ def test_the_claim_can_hold_and_can_fail(name, head):
     values = {}
     for holds in (True, False):
         data = BUILDERS[name](normed, holds)
-        assert data.view.head == head
+        assert data.run.head == head
         result = measure(name, data)
         assert result.values is not None, (name, head, holds, result.reason)
         values[holds] = float(result.values[0])

@@ -20,23 +20,24 @@ from fragility.analysis.claims import (
     render_detail,
     sized_verdict,
 )
-from fragility.analysis.inputs import ClaimInputs, ModelView, matched_draws
+from fragility.analysis.inputs import ClaimInputs, RunInputs
+from fragility.analysis.matching import matched_draws
 from fragility.analysis.paper import paper_loss, reference, same_model
 from fragility.analysis.rq7 import at_class_top, control_subsets, matched_gap, set_overlap
 from fragility.analysis.uncertainty import Interval, verdict
 from fragility.catalog.claims import CLAIMS, PAPER_MODELS
 
 
-def _view(fe, labels, W, counts, bias=None, test=None) -> ModelView:
+def _view(fe, labels, W, counts, bias=None, test=None) -> RunInputs:
     fe = np.asarray(fe, dtype=np.float64)
     W = np.asarray(W, dtype=np.float64)
     bias = np.zeros(len(W)) if bias is None else np.asarray(bias, dtype=np.float64)
     logits = fe @ W.T + bias
     train = {"fe": fe, "label": np.asarray(labels), "pred": logits.argmax(1), "logits": logits}
-    return ModelView(train, train if test is None else test, W, bias, False, np.asarray(counts))
+    return RunInputs(train, train if test is None else test, W, bias, False, np.asarray(counts))
 
 
-def _observed(view: ModelView, partner: ModelView | None = None, **kw) -> ClaimInputs:
+def _observed(view: RunInputs, partner: RunInputs | None = None, **kw) -> ClaimInputs:
     data = ClaimInputs(view, np.ones((1, len(view.train["label"]))),
                        np.ones((1, len(view.test["label"]))), **kw)  # fmt: skip
     if partner is not None:

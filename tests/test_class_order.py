@@ -14,8 +14,8 @@ import yaml
 from snakemake.utils import update_config, validate
 from snakemake_cli import REPO, SMOKE, run_snakemake
 
-from fragility.analysis.inputs import GROUP_SHARE
-from fragility.analysis.tables import RunInputs, rq_tables
+from fragility.analysis.inputs import GROUP_SHARE, RunInputs
+from fragility.analysis.tables import rq_tables
 from fragility.catalog.layout import EMBEDDINGS
 from fragility.data.splits import (
     CLASS_ORDER_MODES,

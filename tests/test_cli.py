@@ -10,8 +10,8 @@ import pytest
 
 import fragility.workflow.analysis_stages
 import fragility.workflow.stages
-from fragility.analysis.tables import TABLES
 from fragility.catalog.layout import EMBEDDINGS
+from fragility.catalog.outputs import RUN_TABLES
 from fragility.cli import main, parser, stages
 
 
@@ -67,7 +67,9 @@ def test_the_stages_chain_from_raw_data_to_a_research_question(tmp_path, capsys)
     rq3 = ["analyze-run", json.dumps(files), "rq3", outputs, "--ks", "[2, 7]", "--k-fe", "7"]
     assert main(rq3) == 0
     written = {p.name for p in (run / "rq3").iterdir()}
-    assert {f"{table}.{ext}" for table in TABLES["rq3"] for ext in ("csv", "parquet")} == written
+    assert {
+        f"{table}.{ext}" for table in RUN_TABLES["rq3"].tables for ext in ("csv", "parquet")
+    } == written
     assert main(["run-files", str(run), "weights"]) == 1  # not a kind of file
     assert "unknown file kinds ['weights']" in capsys.readouterr().err
 

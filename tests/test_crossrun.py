@@ -8,13 +8,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from fragility.analysis.claims import claims_summary, measure_claims
-from fragility.analysis.crossrun import (
-    SINGLE_SEED_BOOTSTRAP,
-    RunRef,
-    balanced_partner,
-    cross_run_table,
-    over_seeds,
-)
+from fragility.analysis.crossrun import cross_run_table
+from fragility.analysis.runs import SINGLE_SEED_BOOTSTRAP, RunFiles, balanced_partner, over_seeds
 from fragility.catalog.claims import CLAIMS
 from fragility.errors import FragilityError
 
@@ -32,7 +27,7 @@ def _boot_file(run_dir, stats: dict) -> None:
     pq.write_table(pa.Table.from_pylist(rows), run_dir / "uncertainty/bootstrap.parquet")
 
 
-def _run(tmp_path, imbalance, loss, seed, bac, retrained=None, boot=True) -> RunRef:
+def _run(tmp_path, imbalance, loss, seed, bac, retrained=None, boot=True) -> RunFiles:
     """A run folder with metrics.json, the RQ1 re-training (imbalanced runs) and a bootstrap
     whose interval of each BAC is the BAC -0.03 / +0.02 (so it is recognisable)."""
     run_dir = tmp_path / imbalance / loss / f"seed{seed}"
@@ -49,7 +44,7 @@ def _run(tmp_path, imbalance, loss, seed, bac, retrained=None, boot=True) -> Run
         )
     if boot:
         _boot_file(run_dir, stats)
-    return RunRef.in_folder("toy", imbalance, loss, seed, run_dir)
+    return RunFiles.in_folder("toy", imbalance, loss, seed, run_dir)
 
 
 def test_over_seeds_gives_mean_and_sample_std_and_keeps_identities():
@@ -109,7 +104,7 @@ def test_balanced_partner_prefers_the_same_seed_and_loss_then_cross_entropy(tmp_
     assert balanced_partner(imb_seed1, runs) is bal_ce
     # the same seed first, even with cross-entropy rather than the same loss
     assert balanced_partner(imb_seed2, runs) is bal_ce2
-    other = RunRef.in_folder("other", "exp100", "ce", 0, tmp_path)
+    other = RunFiles.in_folder("other", "exp100", "ce", 0, tmp_path)
     assert balanced_partner(other, runs) is None  # no balanced run of that dataset
 
 
@@ -556,7 +551,7 @@ def _preds(fixed: int = 0, broken: int = 0) -> np.ndarray:
 
 def _model_folder(folder, preds, seconds, counts=None, order=None) -> dict:
     """metrics.json (from the predictions) and embeddings/test.parquet (rows in ``order``)."""
-    from fragility.embeddings.extraction import embeddings_table
+    from fragility.embeddings.files import embeddings_table
     from fragility.metrics import summary
 
     (folder / "embeddings").mkdir(parents=True, exist_ok=True)
@@ -571,7 +566,7 @@ def _model_folder(folder, preds, seconds, counts=None, order=None) -> dict:
     return metrics
 
 
-def _remedied_seed(tmp_path, seed: int, fixed: int) -> list[RunRef]:
+def _remedied_seed(tmp_path, seed: int, fixed: int) -> list[RunFiles]:
     """An untreated ce run, its eos remedy fixing ``fixed`` minority errors, a remedy that
     breaks 10 majority images, and a focal run predicting exactly as the untreated model."""
     shuffled = np.random.default_rng(seed).permutation(60)  # files in another row order
@@ -580,7 +575,7 @@ def _remedied_seed(tmp_path, seed: int, fixed: int) -> list[RunRef]:
         run_dir = tmp_path / "toy/exp100" / loss / f"seed{seed}"
         _model_folder(run_dir, _preds(), seconds, [100, 30, 10], None if loss == "ce" else shuffled)
         treated = tuple(REMEDIES) if loss == "ce" else ()
-        runs.append(RunRef.in_folder("toy", "exp100", loss, seed, run_dir, treated))
+        runs.append(RunFiles.in_folder("toy", "exp100", loss, seed, run_dir, treated))
     base = tmp_path / "toy/exp100/ce" / f"seed{seed}"
     _model_folder(base / "remedies/eos", _preds(fixed=fixed), 2.0, order=shuffled)
     _model_folder(base / "remedies/bad", _preds(broken=10), 3.0)

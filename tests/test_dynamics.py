@@ -11,8 +11,9 @@ import torch
 import torch.nn.functional as F
 
 import fragility.training.engine as training
-from fragility.analysis.crossrun import RunRef
-from fragility.analysis.dynamics import cross_run_dynamics, dynamics_table
+from fragility.analysis.crossrun import cross_run_table
+from fragility.analysis.dynamics import dynamics_table
+from fragility.analysis.runs import RunFiles
 from fragility.plotting import plot_cross_run, plot_figure
 from fragility.training.engine import train
 from fragility.training.losses import build_loss, class_balanced_weights
@@ -134,7 +135,7 @@ def test_dynamics_table_and_figure_cope_with_histories_without_gradients(grad, t
     plot_figure("training_dynamics", {"training_dynamics": empty}, tmp_path / "empty.png")
 
 
-def test_cross_run_dynamics_averages_seeds_per_role(tmp_path):
+def test_the_cross_run_training_dynamics_average_seeds_per_role(tmp_path):
     runs = []
     for loss in ("ce", "mfw"):
         for seed in (0, 1):
@@ -142,8 +143,8 @@ def test_cross_run_dynamics_averages_seeds_per_role(tmp_path):
             (run_dir / "rq2").mkdir(parents=True)
             table = dynamics_table(_history(3, loss == "mfw", seed), 3, _class_columns, 2)
             pq.write_table(table, run_dir / "rq2" / "training_dynamics.parquet")
-            runs.append(RunRef.in_folder("digits", "exp10", loss, seed, run_dir))
-    summary, by_seed = cross_run_dynamics(runs)
+            runs.append(RunFiles.in_folder("digits", "exp10", loss, seed, run_dir))
+    summary, by_seed = cross_run_table("training_dynamics", runs)
     assert by_seed.num_rows == 4 * 3 * 3  # runs x epochs x (majority, minority, mean)
     assert summary.num_rows == 2 * 3 * 3 and set(summary["n_seeds"].to_pylist()) == {2}
     ce = [r for r in by_seed.to_pylist() if r["loss"] == "ce" and r["seed"] == 0]

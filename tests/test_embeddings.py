@@ -2,7 +2,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from fragility.embeddings.extraction import read_classifier, read_embeddings, write_embeddings
+from fragility.embeddings.extraction import write_embeddings
+from fragility.embeddings.files import read_classifier, read_embeddings
 from fragility.training.engine import channel_stats, train
 from fragility.training.settings import TrainConfig
 
@@ -66,7 +67,7 @@ def test_an_empty_subset_gives_an_empty_well_typed_file(tmp_path):
 
 
 def test_the_decomposition_error_is_the_largest_miss_over_the_largest_logit():
-    from fragility.embeddings.extraction import decomposition_error
+    from fragility.embeddings.files import decomposition_error
 
     fe, W, bias = np.array([[1.0, 2.0]]), np.eye(2), np.array([0.5, -0.5])  # logits 1.5, 1.5
     assert decomposition_error(fe, [[1.5, 1.5]], W, bias) == 0.0
@@ -83,7 +84,7 @@ def test_an_extraction_whose_precision_was_changed_stops_before_writing(
     policy): the runtime check refuses it in one line naming the run and the error."""
     import torch
 
-    from fragility.embeddings.extraction import DecompositionError
+    from fragility.embeddings.files import DecompositionError
     from fragility.training import precision
     from fragility.training.precision import Precision
 

@@ -31,7 +31,7 @@ from fragility.embeddings.external import (
     preprocessing,
     probe,
 )
-from fragility.embeddings.extraction import prepare_fe, read_classifier, read_embeddings
+from fragility.embeddings.files import prepare_fe, read_classifier, read_embeddings
 from fragility.errors import ConfigError, FragilityError
 from fragility.workflow import stages
 from fragility.workflow.config import SCHEMA_PATH, Study

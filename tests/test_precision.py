@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from fragility.catalog.layout import EMBEDDINGS
-from fragility.embeddings.extraction import decomposition_error, read_classifier, read_embeddings
+from fragility.embeddings.files import decomposition_error, read_classifier, read_embeddings
 from fragility.errors import ConfigError
 from fragility.metrics import balanced_accuracy, per_class_accuracy
 from fragility.training import precision

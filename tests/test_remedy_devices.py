@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from fragility.embeddings.extraction import classifier_arrays_table, embeddings_table
+from fragility.embeddings.files import classifier_arrays_table, embeddings_table
 from fragility.errors import ConfigError
 from fragility.io import write_json, write_parquet
 from fragility.remedies import methods as remedies
@@ -74,7 +74,7 @@ def _workstation_job(monkeypatch, tmp_path):
 def test_a_remedy_never_touches_cuda_when_its_job_claimed_no_gpu(
     run_files, cuda_faked_and_trapped, monkeypatch, tmp_path, name
 ):
-    from fragility.embeddings.extraction import read_classifier, read_embeddings
+    from fragility.embeddings.files import read_classifier, read_embeddings
 
     _workstation_job(monkeypatch, tmp_path)
     train, test = read_embeddings(run_files["train"]), read_embeddings(run_files["test"])

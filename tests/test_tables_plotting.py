@@ -32,9 +32,10 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from fragility.analysis.tables import TABLES, RunInputs, rq_tables
+from fragility.analysis.inputs import RunInputs
+from fragility.analysis.tables import rq_tables
 from fragility.catalog import claims, outputs
-from fragility.catalog.outputs import RUN_FIGURES
+from fragility.catalog.outputs import RUN_FIGURES, RUN_TABLES
 from fragility.errors import ConfigError, FragilityError
 from fragility.io import write_parquet, write_table
 from fragility.plotting import CROSS_RUN_PLOTS, RUN_PLOTS, plot_figure
@@ -181,13 +182,13 @@ def _col(table: pa.Table, name: str) -> list:
 
 def test_run_inputs_load(tiny, tmp_path):
     assert tiny.class_names == ["zero", "one", "two"]
-    assert tiny.class_counts.tolist() == [4, 2, 1]
+    assert tiny.counts.tolist() == [4, 2, 1]
     assert (tiny.majority, tiny.minority) == (0, 2)
-    assert tiny.roles() == ["majority", "other", "minority"]
+    assert tiny.role_names() == ["majority", "other", "minority"]
     assert tiny.train["pred"].tolist() == [0, 0, 1, 0, 1, 1, 2]
     assert tiny.test["pred"].tolist() == [0, 1, 2, 0, 1, 2]
     assert tiny.pool is not None and len(tiny.pool["label"]) == 7
-    assert tiny.classifier["weight"].shape == (3, 4) and tiny.classifier["normed"] is False
+    assert tiny.W.shape == (3, 4) and tiny.normed is False
     assert tiny.history is not None and tiny.history.num_rows == 2
     assert tiny.kept_epoch == 2
     assert RunInputs.load(tmp_path / "run", pool=False).pool is None
@@ -217,11 +218,11 @@ def test_run_inputs_missing_files(tmp_path):
         RunInputs.load(run)
     (run / "metrics.json").unlink()  # fall back to indices and train label counts
     inputs = RunInputs.load(run)
-    assert inputs.class_names == ["0", "1", "2"] and inputs.class_counts.tolist() == [4, 2, 1]
+    assert inputs.class_names == ["0", "1", "2"] and inputs.counts.tolist() == [4, 2, 1]
 
 
 def test_every_rq_returns_its_declared_tables(tiny):
-    for rq, names in TABLES.items():
+    for rq, names in ((rq, spec.tables) for rq, spec in RUN_TABLES.items()):
         tables = _tables(tiny, rq)
         assert tuple(tables) == names
         for name, table in tables.items():
@@ -513,16 +514,16 @@ def synthetic_run(run_dir, n_classes: int, seed: int = 0, width: int = 16, norme
 def all_tables(run_dir) -> dict[str, pa.Table]:
     inputs = RunInputs.load(run_dir)
     out: dict[str, pa.Table] = {}
-    for rq in TABLES:
+    for rq in RUN_TABLES:
         out.update(rq_tables(rq, inputs))
     return out
 
 
 def test_figure_registry():
-    assert {spec.rq for spec in RUN_FIGURES.values()} == set(TABLES)
+    assert {spec.rq for spec in RUN_FIGURES.values()} == set(RUN_TABLES)
     for name, spec in RUN_FIGURES.items():
         assert name == name.lower() and " " not in name
-        assert set(spec.tables) <= set(TABLES[spec.rq]), name
+        assert set(spec.tables) <= set(RUN_TABLES[spec.rq].tables), name
         assert 20 < len(spec.caption) < 500 and spec.caption.endswith(".")
     assert {name for name, spec in RUN_FIGURES.items() if spec.rq == "rq2"} == {
         "fig2_class_accuracy",
@@ -555,7 +556,7 @@ def test_figures_without_history_or_false_positives(tmp_path):
     )
     inputs = RunInputs.load(run)
     tables = {}
-    for rq in TABLES:
+    for rq in RUN_TABLES:
         tables.update(rq_tables(rq, inputs, ks=(1, 2), k_fe=2))
     for name in RUN_FIGURES:
         out = tmp_path / f"{name}.png"

@@ -25,7 +25,7 @@ from functools import cache
 import numpy as np
 import pyarrow as pa
 
-from fragility.analysis.inputs import ClaimInputs, Measured, ModelView
+from fragility.analysis.inputs import ClaimInputs, Measured, RunInputs
 from fragility.analysis.uncertainty import (
     N_BOOT,
     confusion_metrics,
@@ -55,26 +55,26 @@ def statistic(name: str):
 def measure(name: str, data: ClaimInputs) -> Measured:
     """Claim ``name`` on one run: n/a on a head its statistic means nothing on."""
     spec: ClaimSpec = CLAIMS[name]
-    if data.view.head not in spec.heads:
-        return Measured.not_measurable(f"{data.view.head} head: {spec.head_reason}")
+    if data.run.head not in spec.heads:
+        return Measured.not_measurable(f"{data.run.head} head: {spec.head_reason}")
     return statistic(name)(data)
 
 
-def headline_statistics(view: ModelView, test_w: np.ndarray) -> dict[str, np.ndarray]:
+def headline_statistics(run: RunInputs, test_w: np.ndarray) -> dict[str, np.ndarray]:
     """BAC, macro-F1, G-mean, accuracy, minority and majority test accuracy under each row
     of ``test_w`` (R, N_test)."""
-    maj, mino = view.roles
-    conf = weighted_confusion(test_w, view.test["label"], view.test["pred"], view.n_classes)
+    maj, mino = run.roles
+    conf = weighted_confusion(test_w, run.test["label"], run.test["pred"], run.n_classes)
     return confusion_metrics(conf, maj, mino)
 
 
-def _balanced_weights(view: ModelView, balanced_test: dict, test_w: np.ndarray, seed: int, n_boot):
+def _balanced_weights(run: RunInputs, balanced_test: dict, test_w: np.ndarray, seed: int, n_boot):
     """``(labels, preds, weights)`` of the balanced model's test images: paired image by
     image with ours (the same bootstrap rows) when it saw the same images, else its own."""
-    same = np.array_equal(np.sort(balanced_test["index"]), np.sort(view.test["index"]))
+    same = np.array_equal(np.sort(balanced_test["index"]), np.sort(run.test["index"]))
     if same:  # the same images: reorder the balanced model's rows to ours
         where = {int(i): r for r, i in enumerate(balanced_test["index"])}
-        order = np.array([where[int(i)] for i in view.test["index"]])
+        order = np.array([where[int(i)] for i in run.test["index"]])
         return balanced_test["label"][order], balanced_test["pred"][order], test_w
     weights = stratified_weights(balanced_test["label"], n_boot, (seed, 2), observed_first=True)
     return balanced_test["label"], balanced_test["pred"], weights
@@ -108,14 +108,14 @@ def _json(parts: dict) -> str:
 
 
 def run_bootstrap(
-    view: ModelView,
+    run: RunInputs,
     *,
     seed: int,
     n_boot: int = N_BOOT,
     retrained_pred: np.ndarray | None = None,
     balanced_test: dict | None = None,
     balanced_name: str = "",
-    partner: ModelView | None = None,
+    partner: RunInputs | None = None,
     partner_name: str = "",
     partner_missing: str = "",
     ks=(2, 3, 5, 7),
@@ -135,16 +135,16 @@ def run_bootstrap(
     balanced-vs-imbalanced claims compare with (``partner_missing`` says why there is none).
     The replicates are seeded by ``seed`` (the run's), so the same files give the same
     intervals on every machine."""
-    test_w = stratified_weights(view.test["label"], n_boot, (seed, 0), observed_first=True)
+    test_w = stratified_weights(run.test["label"], n_boot, (seed, 0), observed_first=True)
     rows: list[tuple[str, np.ndarray | None, str, str, dict]] = []
-    for name, values in headline_statistics(view, test_w).items():
+    for name, values in headline_statistics(run, test_w).items():
         rows.append((name, values, "test", "", {}))
     if claims:
-        train_w = stratified_weights(view.train["label"], n_boot, (seed, 1), observed_first=True)
-        data = ClaimInputs(view, train_w, test_w, ks=tuple(ks), k_fe=int(k_fe))
+        train_w = stratified_weights(run.train["label"], n_boot, (seed, 1), observed_first=True)
+        data = ClaimInputs(run, train_w, test_w, ks=tuple(ks), k_fe=int(k_fe))
         data.retrained_pred = retrained_pred
         if balanced_test is not None:
-            data.balanced_test = _balanced_weights(view, balanced_test, test_w, seed, n_boot)
+            data.balanced_test = _balanced_weights(run, balanced_test, test_w, seed, n_boot)
             data.balanced_name = balanced_name
         if partner is not None:
             data.partner = partner
@@ -160,9 +160,9 @@ def run_bootstrap(
             for extra, values in result.extra.items():
                 rows.append((extra, values, spec.resampled, "", {}))
     n_of = {
-        "test": len(view.test["label"]),
-        "train": len(view.train["label"]),
-        "partner": len(view.train["label"]),
+        "test": len(run.test["label"]),
+        "train": len(run.train["label"]),
+        "partner": len(run.train["label"]),
         "model": 1,
     }
     out: dict[str, list] = {field.name: [] for field in SCHEMA}

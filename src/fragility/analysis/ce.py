@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 # fe' and the logits of a linear head have one definition, next to the file format they read
-from fragility.embeddings.extraction import head_logits, prepare_fe
+from fragility.embeddings.files import head_logits, prepare_fe
 
 
 def classification_embeddings(fe: np.ndarray, W: np.ndarray, normed: bool = False) -> np.ndarray:

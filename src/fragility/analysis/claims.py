@@ -38,8 +38,8 @@ from collections.abc import Mapping
 import numpy as np
 import pyarrow as pa
 
-from fragility.analysis.crossrun import GROUP_KEYS
 from fragility.analysis.paper import paper_loss, reference
+from fragility.analysis.runs import GROUP_KEYS
 from fragility.analysis.uncertainty import MIN_SEEDS_FOR_VERDICT, combine_seeds, verdict
 from fragility.catalog.claims import CLAIMS, PREMISE_TRAIN_ACC, ClaimSpec
 

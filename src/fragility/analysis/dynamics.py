@@ -1,12 +1,13 @@
-"""The lecture's training-progress diagnostic (issue 14): per epoch and class, training
-accuracy, test accuracy and the mean norm of the loss gradient with respect to the FE of the
-class's training instances, read from a run's ``history.parquet``.
+"""The lecture's training-progress diagnostic: per epoch and class, training accuracy, test
+accuracy and the mean norm of the loss gradient with respect to the FE of the class's
+training instances, read from a run's ``history.parquet``.
 
 A network fits the major classes first and under-fits the minor ones; later it must push
 the minority's features across the boundary with much larger gradients, and over-fits. The
 per-run table :func:`dynamics_table` holds one row per (epoch, class); the cross-run table
-:func:`cross_run_dynamics` reduces it to the majority, the minority and the mean over
-classes per epoch, averaged over seeds, for every (dataset, imbalance, loss).
+the cross-run table ``training_dynamics`` (:func:`dynamics_by_seed`) reduces it to the
+majority, the minority and the mean over classes per epoch, averaged over seeds, for every
+(dataset, imbalance, loss).
 
 Histories written before the gradient was recorded have no ``fe_grad_norm``: the column is
 then null, never an error.
@@ -19,7 +20,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pyarrow as pa
 
-from fragility.analysis.crossrun import RunRef, cross_run_table
+from fragility.analysis.runs import RunFiles, stack
+from fragility.catalog.outputs import CrossRunTable
 
 MEASURES = ("train_acc", "test_acc", "fe_grad_norm")  # history columns, one list per epoch
 ROLES = ("majority", "minority", "mean")
@@ -96,8 +98,9 @@ def role_rows(table: pa.Table) -> pa.Table:
     )
 
 
-def cross_run_dynamics(runs: Sequence[RunRef]) -> tuple[pa.Table, pa.Table]:
-    """``(summary, by seed)``: per run, epoch and role (majority, minority, mean over
-    classes) the three measures; the summary holds their mean and std over seeds per
-    (dataset, imbalance, loss, epoch, role). The cross-run table ``training_dynamics``."""
-    return cross_run_table("training_dynamics", runs)
+def dynamics_by_seed(
+    spec: CrossRunTable, runs: Sequence[RunFiles], all_runs: Sequence[RunFiles]
+) -> pa.Table:
+    """The cross-run table ``training_dynamics`` per run: the :func:`role_rows` of each
+    run's per-run table (the one its catalog entry ``spec`` reads)."""
+    return stack(runs, spec.reads[0], role_rows)

@@ -1,31 +1,37 @@
-"""What a claim's statistic reads of one model, and what it gives back.
+"""One model folder as every analysis reads it (:class:`RunInputs`), and what a claim's
+statistic reads of a run and gives back (:class:`ClaimInputs`, :class:`Measured`).
 
-A claim of the paper is computed per imbalanced run by one function (named in its
-:class:`fragility.catalog.claims.ClaimSpec`) that takes :class:`ClaimInputs` and returns
-:class:`Measured`: the signed difference under the data as observed and under every bootstrap
-replicate, the named values its plain-words detail quotes, and why it is *n/a* where it
-cannot be measured.
+A run's files are loaded once into a :class:`RunInputs`: its per-run tables are built from
+it, and a claim of the paper is computed on it by one function (named in its
+:class:`fragility.catalog.claims.ClaimSpec`) that takes :class:`ClaimInputs` (the run and the
+bootstrap multiplicities of its images) and returns :class:`Measured`: the signed difference
+under the data as observed and under every bootstrap replicate, the named values its
+plain-words detail quotes, and why it is *n/a* where it cannot be measured.
 
 Two conventions every statistic shares:
 
 - **The paper's logit** is ``LG = Σ_h CE`` without the bias, and the paper's prediction its
-  argmax (:func:`paper_pred`). Statistics of the training set that group instances by their
-  predicted class use it; accuracy statistics (RQ1, RQ2) and RQ7's true and false positives
-  use the head's own decisions, bias included (the embeddings' ``pred``).
-- **Size matching.** A statistic that moves with the number of instances it is computed on
-  (a top-10 set, a most-frequent share, a largest class mean) compares a small group with a
-  large one only after the large one is drawn down to the small one's size, per class,
-  without replacement, averaged over :data:`N_MATCHED_DRAWS` seeded draws (:func:`matched_draws`).
+  argmax (:meth:`RunInputs.paper_pred`). Statistics of the training set that group instances
+  by their predicted class use it; accuracy statistics (RQ1, RQ2) and RQ7's true and false
+  positives use the head's own decisions, bias included (the embeddings' ``pred``).
+- **Size matching** (:mod:`fragility.analysis.matching`): a statistic that moves with the
+  number of instances it is computed on compares a small group with a large one only after
+  the large one is drawn down to the small one's size.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 
-from fragility.catalog.claims import N_MATCHED_DRAWS
-from fragility.embeddings.extraction import prepare_fe
+from fragility.catalog.layout import model_file
+from fragility.embeddings.files import prepare_fe, read_classifier, read_embeddings
+from fragility.errors import FragilityError
+from fragility.io import read_json, read_table
 
 N_TOP = 10  # the paper's "ten largest" (Figs 4, 7, 8, 10 and RQ7's top-10 identities)
 HEADS = ("linear", "normed")  # a plain linear classifier, and a cosine one (LDAM's)
@@ -71,10 +77,15 @@ def group_mean(per_class: np.ndarray, group: np.ndarray) -> np.ndarray:
 
 
 @dataclass
-class ModelView:
-    """One model as the claims read it: ``train``/``test`` embedding dicts
-    (:func:`fragility.embeddings.extraction.read_embeddings`), the classifier ``W (C, H)``, ``bias
-    (C,)``, ``normed`` and the training class sizes ``counts (C,)``."""
+class RunInputs:
+    """One model folder (a run, or a remedied model under it) as the analyses read it,
+    loaded once: the ``train`` and ``test`` embeddings
+    (:func:`fragility.embeddings.files.read_embeddings` dicts; ``test`` is empty when not
+    read), the classifier ``W (C, H)`` and ``bias (C,)`` in float64 and ``normed`` (a cosine
+    head), the training images per class ``counts (C,)``, and what some tables read besides:
+    the ``class_names``, the ``pool`` embeddings, the per-epoch ``history`` (None when
+    absent) and ``kept_epoch``, the epoch whose checkpoint was embedded (None when unknown).
+    """
 
     train: dict
     test: dict
@@ -82,6 +93,95 @@ class ModelView:
     bias: np.ndarray
     normed: bool
     counts: np.ndarray
+    class_names: list[str] | None = None
+    pool: dict | None = None
+    history: pa.Table | None = None
+    kept_epoch: int | None = None
+
+    # the kinds of model file it reads (fragility.catalog.layout.MODEL_FILES)
+    KINDS = ("train", "test", "pool", "classifier", "history", "metrics")
+
+    def __post_init__(self):
+        if self.class_names is None:
+            self.class_names = [str(c) for c in range(self.n_classes)]
+
+    @classmethod
+    def from_files(cls, files: Mapping[str, str | Path], prefix: str = "") -> RunInputs:
+        """Read the files one analysis was handed: ``files`` maps kinds of
+        :data:`fragility.catalog.layout.MODEL_FILES`, each after ``prefix`` (``partner_train``
+        ...), to paths; other kinds are the caller's. ``train`` and ``classifier`` are
+        required; ``test``, ``pool``, ``history`` and ``metrics`` are read when given.
+        ``metrics`` (metrics.json) supplies ``classes`` and ``train_class_counts``; without
+        it names default to the class index and counts to the labels of the train
+        embeddings."""
+        own = {kind: Path(files[prefix + kind]) for kind in cls.KINDS if prefix + kind in files}
+        required = [prefix + kind for kind in ("train", "classifier") if kind not in own]
+        if required:
+            raise FragilityError(
+                f"the per-run analyses need the {' and '.join(required)} embeddings; "
+                f"got only {sorted(files)}"
+            )
+        missing = [str(path) for path in own.values() if not path.is_file()]
+        if missing:
+            raise FragilityError(
+                f"{', '.join(missing)} missing; produce the embeddings of this run first "
+                "(the workflow's embeddings step)"
+            )
+
+        def embeddings(kind: str) -> dict | None:
+            return read_embeddings(own[kind]) if kind in own else None
+
+        classifier = read_classifier(own["classifier"])
+        n_classes = classifier["weight"].shape[0]
+        train = embeddings("train")
+        metrics = read_json(own["metrics"]) if "metrics" in own else {}
+        names = [str(n) for n in metrics.get("classes") or range(n_classes)]
+        counts = metrics.get("train_class_counts")
+        if counts is None:
+            counts = np.bincount(train["label"], minlength=n_classes)
+        counts = np.asarray(counts, dtype=np.int64)
+        if len(names) != n_classes or len(counts) != n_classes:
+            raise FragilityError(
+                f"{own.get('metrics')} lists {len(names)} class names and {len(counts)} class "
+                f"counts, but the classifier in {own['classifier']} has {n_classes} classes"
+            )
+        kept = metrics.get("kept_epoch")
+        return cls(
+            train=train,
+            test=embeddings("test") or {},
+            W=np.asarray(classifier["weight"], dtype=np.float64),
+            bias=np.asarray(classifier["bias"], dtype=np.float64),
+            normed=bool(classifier["normed"]),
+            counts=counts,
+            class_names=names,
+            pool=embeddings("pool"),
+            history=read_table(own["history"]) if "history" in own else None,
+            kept_epoch=None if kept is None else int(kept),
+        )
+
+    @classmethod
+    def load(cls, run_dir: str | Path, *, pool: bool | None = None) -> RunInputs:
+        """Read a run folder (``results/{dataset}/{imbalance}/{loss}/seed{seed}``) laid out
+        as :mod:`fragility.catalog.layout` says: a convenience for the Python API (the
+        workflow's stages are handed their files, see :meth:`from_files`).
+
+        ``pool``: True requires ``embeddings/pool.parquet``, False skips it, None (default)
+        reads it when present; ``history.parquet`` and ``metrics.json`` are read when present.
+        """
+        run_dir = Path(run_dir)
+        required = ["train", "test", "classifier", *(["pool"] if pool else [])]
+        optional = [*([] if pool is not None else ["pool"]), "history", "metrics"]
+        files = {kind: run_dir / model_file(kind) for kind in required}
+        missing = [str(p) for p in files.values() if not p.is_file()]
+        if missing:
+            raise FragilityError(
+                f"run {run_dir} lacks {', '.join(missing)}; produce the embeddings of this run "
+                "first (the workflow's embeddings step)"
+            )
+        for kind in optional:
+            if (run_dir / model_file(kind)).is_file():
+                files[kind] = run_dir / model_file(kind)
+        return cls.from_files(files)
 
     @property
     def n_classes(self) -> int:
@@ -89,6 +189,7 @@ class ModelView:
 
     @property
     def width(self) -> int:
+        """H, the width of the feature embeddings."""
         return int(self.W.shape[1])
 
     @property
@@ -102,34 +203,65 @@ class ModelView:
         return majority_minority(self.counts)
 
     @property
+    def majority(self) -> int:
+        return self.roles[0]
+
+    @property
+    def minority(self) -> int:
+        return self.roles[1]
+
+    @property
     def groups(self) -> tuple[np.ndarray, np.ndarray]:
-        """The majority and minority groups: the largest and the smallest 40 % of the classes."""
+        """``(majority group, minority group)``: the largest and the smallest 40 % of the
+        classes (:func:`class_groups`)."""
         return class_groups(self.counts)
+
+    def role_names(self) -> list[str]:
+        """Each class's role: ``majority``, ``minority`` or ``other``."""
+        out = ["other"] * self.n_classes
+        out[self.minority] = "minority"
+        out[self.majority] = "majority"
+        return out
+
+    def group_names(self) -> list[str]:
+        """Each class's group: ``majority``, ``minority`` or ``middle``."""
+        majority, minority = self.groups
+        out = ["middle"] * self.n_classes
+        for c in minority:
+            out[c] = "minority"
+        for c in majority:
+            out[c] = "majority"
+        return out
 
     def bias_free_logits(self, subset: str = "train") -> np.ndarray:
         """``fe' @ W.T`` (N, C): the paper's logit ``Σ_h CE`` of ``subset``'s instances."""
-        return (
-            prepare_fe(getattr(self, subset)["fe"], self.normed)
-            @ np.asarray(self.W, dtype=np.float64).T
-        )
+        fe = prepare_fe(getattr(self, subset)["fe"], self.normed)
+        return fe @ np.asarray(self.W, dtype=np.float64).T
 
     def paper_pred(self, subset: str = "train") -> np.ndarray:
         """The paper's prediction (N,): the argmax of the bias-free logit."""
         return np.argmax(self.bias_free_logits(subset), axis=1)
+
+    def observed(self, k_fe: int = 7, ks: Sequence[int] = (2, 3, 5, 7)) -> ClaimInputs:
+        """The claims' inputs with the data as observed (no bootstrap replicate): a per-run
+        table quotes the same numbers as the claim it shows."""
+        n_test = len(self.test["label"]) if self.test else 0
+        return ClaimInputs(self, np.ones((1, len(self.train["label"]))), np.ones((1, n_test)),
+                           ks=tuple(ks), k_fe=k_fe)  # fmt: skip
 
 
 @dataclass
 class ClaimInputs:
     """Everything a claim's statistic may read of one imbalanced run.
 
-    ``view`` is the run; ``train_w`` and ``test_w`` ``(1 + B, N)`` are the bootstrap
+    ``run`` is the run; ``train_w`` and ``test_w`` ``(1 + B, N)`` are the bootstrap
     multiplicities of its training and test images, row 0 the data as observed. RQ1 reads ``retrained_pred`` (the re-trained classifier's
     test predictions) and ``balanced_test`` (``(labels, preds, weights)`` of Table 1's
     balanced model). The balanced-vs-imbalanced claims read ``partner`` (the balanced run of
     the same loss, head, architecture and epochs) with ``partner_train_w``; without one
     ``partner_missing`` says why."""
 
-    view: ModelView
+    run: RunInputs
     train_w: np.ndarray
     test_w: np.ndarray
     ks: tuple[int, ...] = (2, 3, 5, 7)
@@ -138,7 +270,7 @@ class ClaimInputs:
     balanced_test: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
     balanced_name: str = ""  # Table 1's balanced model, in words ("ce seed 0")
     balanced_missing: str = "no balanced run of this dataset"
-    partner: ModelView | None = None
+    partner: RunInputs | None = None
     partner_train_w: np.ndarray | None = None
     partner_name: str = ""  # the balanced partner, in words ("ce seed 0")
     partner_missing: str = "no balanced run of the same loss, head, architecture and epochs"
@@ -177,80 +309,3 @@ def log_ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     ok = (num > 0) & (den > 0)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(ok, np.log(np.where(ok, num, 1.0) / np.where(ok, den, 1.0)), np.nan)
-
-
-def matched_draws(
-    classes: np.ndarray, sizes: dict[int, int], draws: int = N_MATCHED_DRAWS, seed=0
-) -> np.ndarray:
-    """Size-matched subsets ``(D, N)`` bool: per draw, ``sizes[c]`` instances of every class
-    ``c`` named in ``sizes`` drawn without replacement (all of them when it has fewer);
-    instances of other classes are in no subset. Seeded: the same inputs give the same draws
-    on every machine."""
-    classes = np.asarray(classes, dtype=np.int64)
-    rng = np.random.default_rng(seed)
-    members = np.zeros((draws, len(classes)), dtype=bool)
-    for c in sorted(sizes):
-        pool = np.flatnonzero(classes == c)
-        size = min(int(sizes[c]), len(pool))
-        for d in range(draws):
-            members[d, rng.choice(pool, size=size, replace=False)] = True
-    return members
-
-
-def largest_entry(means: np.ndarray) -> np.ndarray:
-    """``(..., C, H)`` → the largest entry per class ``(..., C)``, NaN for an empty class."""
-    filled = np.where(np.isnan(means), -np.inf, means)
-    out = filled.max(axis=-1)
-    return np.where(np.isneginf(out), np.nan, out)
-
-
-def matched_class_stats(
-    weights: np.ndarray,
-    x: np.ndarray,
-    classes: np.ndarray,
-    n_classes: int,
-    sizes: dict[int, int],
-    stats: tuple,
-    draws: int = N_MATCHED_DRAWS,
-) -> tuple[np.ndarray, ...]:
-    """For each of ``stats`` (each maps class mean vectors ``(..., H)`` to ``(...)``), its mean
-    over size-matched draws (:func:`matched_draws` with ``sizes``) of a class's mean of ``x
-    (N, H)`` over each draw's instances, under every replicate's multiplicities ``weights (B,
-    N)``: one ``(B, C)`` array each, NaN for a class not in ``sizes`` or where no draw
-    measured it. A class drawn at its full size is the same in every draw and is computed
-    once. The sums are float32 (B x D small products per class; the multiplicities are whole
-    numbers), the statistics float64."""
-    weights = np.atleast_2d(weights)
-    classes = np.asarray(classes, dtype=np.int64)
-    subsets = matched_draws(classes, sizes, draws)
-    out = [np.full((weights.shape[0], n_classes), np.nan) for _ in stats]
-    for c in sizes:
-        pool = np.flatnonzero(classes == c)
-        if len(pool) == 0:
-            continue
-        masks = subsets[:, pool]
-        block_w = weights[:, pool].astype(np.float32)  # gathered once, drawn from per draw
-        block_x = np.asarray(x, dtype=np.float32)[pool]
-        values: list[list[np.ndarray]] = [[] for _ in stats]
-        for mask in masks[:1] if masks.all() else masks:
-            w = block_w[:, mask]
-            with np.errstate(invalid="ignore", divide="ignore"):
-                means = (w @ block_x[mask]).astype(np.float64) / w.sum(axis=1, keepdims=True)
-            for i, stat in enumerate(stats):
-                values[i].append(stat(means))
-        for i in range(len(stats)):
-            out[i][:, c] = mean_over_draws(np.vstack(values[i]))
-    return tuple(out)
-
-
-def matched_class_stat(weights, x, classes, n_classes, sizes, stat, draws=N_MATCHED_DRAWS):
-    """:func:`matched_class_stats` of one statistic ``stat``: ``(B, C)``."""
-    return matched_class_stats(weights, x, classes, n_classes, sizes, (stat,), draws)[0]
-
-
-def mean_over_draws(values: np.ndarray) -> np.ndarray:
-    """Mean over axis 0 of ``values (D, ...)`` ignoring non-finite entries; NaN where none."""
-    ok = np.isfinite(values)
-    count = ok.sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count > 0, np.where(ok, values, 0.0).sum(axis=0) / count, np.nan)

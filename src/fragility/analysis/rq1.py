@@ -8,11 +8,24 @@ test FE. Training is minibatch SGD with momentum; initialisation and shuffling d
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from fragility.analysis.inputs import ClaimInputs, Measured, point
+from fragility.analysis.runs import (
+    RunFiles,
+    balanced_partner,
+    bootstrap_columns,
+    read_run_table,
+    run_metrics,
+)
 from fragility.analysis.uncertainty import confusion_metrics, weighted_confusion
-from fragility.embeddings.extraction import head_logits
+from fragility.catalog.outputs import CrossRunTable
+from fragility.embeddings.files import head_logits
+from fragility.errors import FragilityError
 from fragility.metrics import balanced_accuracy
 from fragility.remedies.methods import fit_linear_head
 
@@ -82,9 +95,9 @@ def bac_order(data: ClaimInputs) -> Measured:
     balanced model it is not measurable (its first half, re-trained > imbalanced, is still
     reported as ``bac_retrained_gain``). Extra statistics: the three BACs and the gain, Table
     1's intervals."""
-    view = data.view
-    labels, c = view.test["label"], view.n_classes
-    imbalanced = _bac(data.test_w, labels, view.test["pred"], c)
+    run = data.run
+    labels, c = run.test["label"], run.n_classes
+    imbalanced = _bac(data.test_w, labels, run.test["pred"], c)
     parts: dict = {"imbalanced": point(imbalanced), "partner": data.balanced_name or "none"}
     if data.retrained_pred is None:
         return Measured(None, parts, {"bac_imbalanced": imbalanced}, "no re-trained classifier")
@@ -103,3 +116,56 @@ def bac_order(data: ClaimInputs) -> Measured:
     parts["balanced"] = point(balanced)
     order = np.minimum(retrained - imbalanced, balanced - retrained)
     return Measured(order, parts, extra)
+
+
+# -- Table 1 over the study's runs (fragility.catalog.outputs.CROSS_RUN_TABLES["table1"]) ------
+
+
+def _run_bac(run: RunFiles) -> float:
+    return float(run_metrics(run)["bac"])
+
+
+def table1_by_seed(
+    spec: CrossRunTable, runs: Sequence[RunFiles], all_runs: Sequence[RunFiles]
+) -> pa.Table:
+    """RQ1 / Table 1 per imbalanced run (``runs``): test BAC of the balanced model (its
+    balanced partner among ``all_runs``), of the imbalanced model, and of the imbalanced
+    extractor with a classifier re-trained on the pool FE. ``spec``: its catalog entry."""
+    rows = []
+    for run in runs:
+        retrained = read_run_table(run, "retrained")
+        partner = balanced_partner(run, all_runs)
+        row = table1(
+            None if partner is None else _run_bac(partner),
+            _run_bac(run),
+            float(retrained["bac_retrained"][0].as_py()),
+        )
+        boot = bootstrap_columns(
+            run,
+            {
+                "imbalanced": "bac_imbalanced",
+                "retrained": "bac_retrained",
+                "retrain_gain": "bac_retrained_gain",
+            },  # fmt: skip
+        )
+        if partner is not None:
+            boot.update(bootstrap_columns(partner, {"balanced": "bac"}))
+        else:
+            boot.update(balanced_boot_low=None, balanced_boot_high=None)
+        rows.append(
+            dict(
+                run.keys(),
+                balanced_loss=None if partner is None else partner.loss,
+                balanced_seed=None if partner is None else str(partner.seed),
+                **{k: v[0] for k, v in row.items() if k != "description"},
+                **boot,
+            )
+        )
+    if not rows:
+        raise FragilityError("Table 1 needs at least one imbalanced run with its RQ1 re-training")
+    table = pa.Table.from_pylist(rows)
+    return table.set_column(
+        table.schema.get_field_index("balanced"),
+        "balanced",
+        pc.if_else(pc.is_nan(table["balanced"]), None, table["balanced"]),
+    )

@@ -17,12 +17,15 @@ evaluated; a tie is never covered; at K = H every instance is covered in either 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
 
 from fragility.analysis.ce import own_class_ce, prepare_fe
-from fragility.analysis.inputs import ClaimInputs, Measured, ModelView, group_mean, point
+from fragility.analysis.columns import class_columns, float_column, groups_row, int_column, one_row
+from fragility.analysis.inputs import ClaimInputs, Measured, RunInputs, group_mean, point
 from fragility.analysis.uncertainty import weighted_class_means
 from fragility.catalog.claims import FEW_FEATURES_COVERAGE, FEW_FEATURES_SHARE
 
@@ -156,34 +159,34 @@ def rq3_coverage(
 # -- the claims of RQ3 (each measured per run by the bootstrap; see fragility.catalog.claims.CLAIMS) --
 
 
-def _covered(view: ModelView) -> np.ndarray:
-    tr = view.train
-    return topk_coverage_matrix(tr["fe"], view.W, view.bias, tr["logits"], view.normed)
+def _covered(run: RunInputs) -> np.ndarray:
+    tr = run.train
+    return topk_coverage_matrix(tr["fe"], run.W, run.bias, tr["logits"], run.normed)
 
 
 def few_features_decide(data: ClaimInputs) -> Measured:
     """H/5 − the smallest K whose bias-free coverage of all training instances reaches 90 %,
     per replicate; a replicate where no K does counts K = H + 1."""
-    view, w = data.view, data.train_w
-    coverage = (w @ _covered(view).astype(np.float64)) / w.sum(axis=1, keepdims=True)  # (B, H)
+    run, w = data.run, data.train_w
+    coverage = (w @ _covered(run).astype(np.float64)) / w.sum(axis=1, keepdims=True)  # (B, H)
     reached = coverage >= FEW_FEATURES_COVERAGE
-    k = np.where(reached.any(axis=1), reached.argmax(axis=1) + 1, view.width + 1)
-    bound = FEW_FEATURES_SHARE * view.width
+    k = np.where(reached.any(axis=1), reached.argmax(axis=1) + 1, run.width + 1)
+    bound = FEW_FEATURES_SHARE * run.width
     found = bool(reached[0].any())
     parts = {
         "k": int(k[0]) if found else None,
         "coverage": float(coverage[0, k[0] - 1]) if found else None,
-        "width": view.width,
+        "width": run.width,
         "bound": bound,
     }
     return Measured(bound - k, parts)
 
 
-def group_trend(view: ModelView, weights: np.ndarray, k: int, groups) -> tuple[np.ndarray, ...]:
+def group_trend(run: RunInputs, weights: np.ndarray, k: int, groups) -> tuple[np.ndarray, ...]:
     """``(minority − majority, minority, majority)`` group mean class coverage ``(B,)`` at
     ``k``, classes by the paper's prediction, ``groups`` = (majority, minority) classes."""
-    covered = _covered(view)[:, [k - 1]].astype(np.float64)
-    ratio = weighted_class_means(weights, covered, view.paper_pred(), view.n_classes)[:, :, 0]
+    covered = _covered(run)[:, [k - 1]].astype(np.float64)
+    ratio = weighted_class_means(weights, covered, run.paper_pred(), run.n_classes)[:, :, 0]
     majority, minority = groups
     low, high = group_mean(ratio, minority), group_mean(ratio, majority)
     return low - high, low, high
@@ -196,17 +199,17 @@ def _classes(group) -> str:
 def minority_smaller_k(data: ClaimInputs) -> Measured:
     """Mean class coverage at the smallest configured K over the minority group minus the
     majority group's (classes never predicted in a replicate left out)."""
-    view, k = data.view, min(data.ks)
-    trend, minority, majority = group_trend(view, data.train_w, k, view.groups)
-    changed = int(np.sum(view.paper_pred() != np.argmax(view.train["logits"], axis=1)))
+    run, k = data.run, min(data.ks)
+    trend, minority, majority = group_trend(run, data.train_w, k, run.groups)
+    changed = int(np.sum(run.paper_pred() != np.argmax(run.train["logits"], axis=1)))
     parts = {
         "k": k,
         "minority": point(minority),
         "majority": point(majority),
-        "minority_group": _classes(view.groups[1]),
-        "majority_group": _classes(view.groups[0]),
+        "minority_group": _classes(run.groups[1]),
+        "majority_group": _classes(run.groups[0]),
         "changed": changed,
-        "n": len(view.train["label"]),
+        "n": len(run.train["label"]),
     }
     return Measured(trend, parts)
 
@@ -214,11 +217,61 @@ def minority_smaller_k(data: ClaimInputs) -> Measured:
 def fig3_trend(data: ClaimInputs) -> Measured:
     """The same trend on the imbalanced model minus on its balanced partner, both with the
     imbalanced split's groups; each model's training images resampled on their own."""
-    view, k = data.view, min(data.ks)
+    run, k = data.run, min(data.ks)
     if data.partner is None:
         return Measured.not_measurable(data.partner_missing)
-    trend = group_trend(view, data.train_w, k, view.groups)[0]
-    partner = group_trend(data.partner, data.partner_train_w, k, view.groups)[0]
+    trend = group_trend(run, data.train_w, k, run.groups)[0]
+    partner = group_trend(data.partner, data.partner_train_w, k, run.groups)[0]
     parts = {"k": k, "trend": point(trend), "partner_trend": point(partner)}
     parts["partner"] = data.partner_name
     return Measured(trend - partner, parts)
+
+
+# -- the per-run tables (fragility.catalog.outputs.RUN_TABLES["rq3"]) ----------------------
+
+
+def _smallest_k_row(inputs: RunInputs, res) -> dict:
+    """The smallest K covering each threshold of all training instances, bias-free (the
+    claims' reading) and with the bias; ``few_features_bound`` = H/5, the claim's K << H."""
+    row: dict = {
+        "n_features": inputs.width,
+        "n_instances": len(inputs.train["label"]),
+        "few_features_bound": FEW_FEATURES_SHARE * inputs.width,
+    }
+    for suffix, with_bias in (("", False), ("_with_bias", True)):
+        for threshold in THRESHOLDS:
+            k = res.smallest_k(threshold, with_bias)
+            pct = round(100 * threshold)
+            row[f"smallest_k_{pct}{suffix}"] = k
+            row[f"coverage_k_{pct}{suffix}"] = res.coverage_at(k, with_bias)
+    return row
+
+
+def run_tables(inputs: RunInputs, *, ks: Sequence[int], **_) -> dict[str, pa.Table]:
+    W, bias, normed = inputs.W, inputs.bias, inputs.normed
+    tr = inputs.train
+    res = rq3_coverage(tr["fe"], W, bias, tr["logits"], normed, tuple(ks))
+    n_classes, n_k = res.class_ratio.shape
+    classes = np.repeat(np.arange(n_classes), n_k)
+    cols = class_columns(inputs, classes)
+    cols["n_pred"] = int_column(res.n_per_class[classes])
+    cols["n_pred_with_bias"] = int_column(res.n_per_class_with_bias[classes])
+    cols["k"] = int_column(np.tile(np.asarray(res.ks), n_classes))
+    cols["coverage_ratio"] = float_column(res.class_ratio.ravel())
+    cols["coverage_ratio_with_bias"] = float_column(res.class_ratio_with_bias.ravel())
+    row = _smallest_k_row(inputs, res)
+    # the paper's prediction ignores the bias: how many instances it moves to another class
+    row["n_changed_by_bias"] = res.n_changed
+    smallest = one_row(row, int_keys=tuple(k for k in row if k.startswith("smallest_k")))
+    majority, minority = inputs.groups
+    group_cols: dict[str, pa.Array] = {"k": int_column(np.asarray(res.ks))}
+    for name, value in groups_row(inputs).items():
+        group_cols[name] = pa.array([value] * n_k, type=pa.string())
+    for suffix, ratio in (("", res.class_ratio), ("_with_bias", res.class_ratio_with_bias)):
+        for name, group in (("majority", majority), ("minority", minority)):
+            group_cols[f"coverage_{name}_group{suffix}"] = float_column(group_mean(ratio.T, group))
+    return {
+        "topk_coverage": pa.table(cols),
+        "smallest_k": smallest,
+        "group_coverage": pa.table(group_cols),
+    }

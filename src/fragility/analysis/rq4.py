@@ -6,25 +6,26 @@ A logit share divides one ce by the instance's own logit; the paper's logit is b
 
 The largest class-mean ce of a class grows as the class shrinks (the largest of 64 noisy
 means), so wherever classes of different sizes are compared by it, every class is drawn down
-to the smallest one's size (:func:`fragility.analysis.inputs.matched_class_stat`).
+to the smallest one's size (:func:`fragility.analysis.matching.matched_class_stat`).
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
 
 from fragility.analysis.ce import class_means, own_class_ce, safe_ratio, top_n_per_row
+from fragility.analysis.columns import one_row, ranked_table, roles_row, row_max
 from fragility.analysis.inputs import (
+    N_TOP,
     ClaimInputs,
     Measured,
-    ModelView,
+    RunInputs,
     group_mean,
-    largest_entry,
     log_ratio,
-    matched_class_stat,
-    matched_class_stats,
     point,
 )
+from fragility.analysis.matching import largest_entry, matched_class_stat, matched_class_stats
 from fragility.analysis.uncertainty import weighted_class_means
 from fragility.catalog.claims import MIN_RATIO
 
@@ -121,30 +122,30 @@ def table4(shares: np.ndarray, majority: int = 0) -> dict[str, float]:
 # -- the claims of RQ4 (each measured per run by the bootstrap; see fragility.catalog.claims.CLAIMS) --
 
 
-def _own_ce(view: ModelView) -> np.ndarray:
-    tr = view.train
-    return own_class_ce(tr["fe"], view.W, tr["label"], view.normed)
+def _own_ce(run: RunInputs) -> np.ndarray:
+    tr = run.train
+    return own_class_ce(tr["fe"], run.W, tr["label"], run.normed)
 
 
-def _labels(view: ModelView) -> np.ndarray:
-    return np.asarray(view.train["label"], dtype=np.int64)
+def _labels(run: RunInputs) -> np.ndarray:
+    return np.asarray(run.train["label"], dtype=np.int64)
 
 
-def _smallest_class(view: ModelView) -> dict[int, int]:
+def _smallest_class(run: RunInputs) -> dict[int, int]:
     """Every class with training images, drawn down to the smallest one's count."""
-    counts = np.bincount(_labels(view), minlength=view.n_classes)
+    counts = np.bincount(_labels(run), minlength=run.n_classes)
     size = int(counts[counts > 0].min())
     return {int(c): size for c in np.flatnonzero(counts)}
 
 
-def largest_mean_ce(view: ModelView, weights: np.ndarray, sizes=None) -> np.ndarray:
+def largest_mean_ce(run: RunInputs, weights: np.ndarray, sizes=None) -> np.ndarray:
     """Each class's largest class-mean ce ``(B, C)`` on the training images, under each
     replicate ``weights (B, N)``; with ``sizes`` (class -> count), the mean over size-matched
     draws."""
-    ce, labels = _own_ce(view), _labels(view)
+    ce, labels = _own_ce(run), _labels(run)
     if sizes is None:
-        return largest_entry(weighted_class_means(weights, ce, labels, view.n_classes))
-    return matched_class_stat(weights, ce, labels, view.n_classes, sizes, largest_entry)
+        return largest_entry(weighted_class_means(weights, ce, labels, run.n_classes))
+    return matched_class_stat(weights, ce, labels, run.n_classes, sizes, largest_entry)
 
 
 def others_to_majority(largest: np.ndarray, majority: int) -> tuple[np.ndarray, np.ndarray]:
@@ -159,11 +160,11 @@ def others_to_majority(largest: np.ndarray, majority: int) -> tuple[np.ndarray, 
 def majority_ce_smaller(data: ClaimInputs) -> Measured:
     """Table 3: log(others' mean / the majority's largest class-mean ce) − log 2, every
     class drawn down to the smallest class's size (all images in the detail)."""
-    view = data.view
-    majority = view.roles[0]
-    sizes = _smallest_class(view)
-    others, major = others_to_majority(largest_mean_ce(view, data.train_w, sizes), majority)
-    others_all, major_all = others_to_majority(largest_mean_ce(view, data.train_w[:1]), majority)
+    run = data.run
+    majority = run.roles[0]
+    sizes = _smallest_class(run)
+    others, major = others_to_majority(largest_mean_ce(run, data.train_w, sizes), majority)
+    others_all, major_all = others_to_majority(largest_mean_ce(run, data.train_w[:1]), majority)
     parts = {
         "majority": point(major),
         "others": point(others),
@@ -176,24 +177,24 @@ def majority_ce_smaller(data: ClaimInputs) -> Measured:
     return Measured(log_ratio(others, major) - np.log(MIN_RATIO), parts)
 
 
-def largest_share(view: ModelView, weights: np.ndarray, with_bias: bool = False, k: int = 7):
+def largest_share(run: RunInputs, weights: np.ndarray, with_bias: bool = False, k: int = 7):
     """Each class's largest class-mean single-ce share of its own logit ``(B, C)`` (instances
     whose logit is positive), bias-free unless ``with_bias``."""
-    tr = view.train
-    bias = view.bias if with_bias else np.zeros(view.n_classes)
-    shares, usable = instance_logit_shares(tr["fe"], view.W, bias, tr["label"], view.n_classes,
-                                           view.normed, k=k)  # fmt: skip
+    tr = run.train
+    bias = run.bias if with_bias else np.zeros(run.n_classes)
+    shares, usable = instance_logit_shares(tr["fe"], run.W, bias, tr["label"], run.n_classes,
+                                           run.normed, k=k)  # fmt: skip
     classes = np.where(usable, tr["label"], -1)
-    return largest_entry(weighted_class_means(weights, shares, classes, view.n_classes))
+    return largest_entry(weighted_class_means(weights, shares, classes, run.n_classes))
 
 
 def majority_share_smaller(data: ClaimInputs) -> Measured:
     """Table 4 on the paper's bias-free logit: log(others' mean / the majority's largest
     single-ce share) − log 2 (the head's own logit, with its bias, in the detail)."""
-    view = data.view
-    majority = view.roles[0]
-    others, major = others_to_majority(largest_share(view, data.train_w, k=data.k_fe), majority)
-    biased = others_to_majority(largest_share(view, data.train_w[:1], True, data.k_fe), majority)
+    run = data.run
+    majority = run.roles[0]
+    others, major = others_to_majority(largest_share(run, data.train_w, k=data.k_fe), majority)
+    biased = others_to_majority(largest_share(run, data.train_w[:1], True, data.k_fe), majority)
     parts = {
         "majority": point(major),
         "others": point(others),
@@ -219,12 +220,12 @@ def fig45_magnitude(data: ClaimInputs) -> Measured:
     balanced partner), the partner's classes drawn down to the imbalanced counts. Beside it
     (extra ``fig45_magnitude_logit_normalised``) the same with each largest ce as a share of
     its class's logit, which takes out a difference in the two models' overall scale."""
-    view, partner = data.view, data.partner
+    run, partner = data.run, data.partner
     if partner is None:
         return Measured.not_measurable(data.partner_missing)
-    counts = np.bincount(_labels(view), minlength=view.n_classes)
+    counts = np.bincount(_labels(run), minlength=run.n_classes)
     sizes = {int(c): int(counts[c]) for c in np.flatnonzero(counts)}
-    own_means = weighted_class_means(data.train_w, _own_ce(view), _labels(view), view.n_classes)
+    own_means = weighted_class_means(data.train_w, _own_ce(run), _labels(run), run.n_classes)
     own, own_share = largest_entry(own_means), _share_of_logit(own_means)
     other, other_share = matched_class_stats(
         data.partner_train_w, _own_ce(partner), _labels(partner), partner.n_classes, sizes,
@@ -245,14 +246,14 @@ def fig45_magnitude(data: ClaimInputs) -> Measured:
     return Measured(log_ratio(mean, partner_mean), parts, extra)
 
 
-def top_share(view: ModelView, weights: np.ndarray) -> np.ndarray:
+def top_share(run: RunInputs, weights: np.ndarray) -> np.ndarray:
     """Each class's class-mean top-1 share of the bias-free logit ``(B, C)``: for every
     instance with a positive logit, its largest ce over its logit."""
-    tr = view.train
-    shares, usable = instance_logit_shares(tr["fe"], view.W, np.zeros(view.n_classes),
-                                           tr["label"], view.n_classes, view.normed, k=1)  # fmt: skip
+    tr = run.train
+    shares, usable = instance_logit_shares(tr["fe"], run.W, np.zeros(run.n_classes),
+                                           tr["label"], run.n_classes, run.normed, k=1)  # fmt: skip
     classes = np.where(usable, tr["label"], -1)
-    return weighted_class_means(weights, shares, classes, view.n_classes)[:, :, 0]
+    return weighted_class_means(weights, shares, classes, run.n_classes)[:, :, 0]
 
 
 def fig6_shares(data: ClaimInputs) -> Measured:
@@ -260,7 +261,7 @@ def fig6_shares(data: ClaimInputs) -> Measured:
     imbalanced / balanced partner)."""
     if data.partner is None:
         return Measured.not_measurable(data.partner_missing)
-    own = top_share(data.view, data.train_w)
+    own = top_share(data.run, data.train_w)
     other = top_share(data.partner, data.partner_train_w)
     mean, partner_mean = np.nanmean(own, axis=1), np.nanmean(other, axis=1)
     parts = {
@@ -276,11 +277,11 @@ def fig6_shares(data: ClaimInputs) -> Measured:
 def minority_ce_larger(data: ClaimInputs) -> Measured:
     """§5.4: log(minority group's mean largest class-mean ce / the other classes'), every
     class drawn down to the smallest class's size (all images in the detail)."""
-    view = data.view
-    minority = view.groups[1]
-    others = np.setdiff1d(np.arange(view.n_classes), minority)
-    matched = largest_mean_ce(view, data.train_w, _smallest_class(view))
-    plain = largest_mean_ce(view, data.train_w[:1])
+    run = data.run
+    minority = run.groups[1]
+    others = np.setdiff1d(np.arange(run.n_classes), minority)
+    matched = largest_mean_ce(run, data.train_w, _smallest_class(run))
+    plain = largest_mean_ce(run, data.train_w[:1])
     low, rest = group_mean(matched, minority), group_mean(matched, others)
     parts = {
         "minority": point(low),
@@ -290,3 +291,63 @@ def minority_ce_larger(data: ClaimInputs) -> Measured:
         "minority_group": ",".join(str(int(c)) for c in minority),
     }
     return Measured(log_ratio(low, rest), parts)
+
+
+# -- the per-run tables (fragility.catalog.outputs.RUN_TABLES["rq4"]) ----------------------
+
+
+def run_tables(inputs: RunInputs, *, k_fe: int, **_) -> dict[str, pa.Table]:
+    W, bias, normed = inputs.W, inputs.bias, inputs.normed
+    tr, n_classes = inputs.train, inputs.n_classes
+    maj, mino = inputs.majority, inputs.minority
+    mean_ce = class_mean_own_ce(tr["fe"], W, tr["label"], n_classes, normed)
+    vals, idx = top_class_mean_ce(mean_ce, N_TOP)
+    t3 = table3(mean_ce, maj)
+    largest_ce = row_max(mean_ce)
+    observed = inputs.observed(k_fe)
+    matched = majority_ce_smaller(observed).parts
+    groups = minority_ce_larger(observed).parts
+    row3 = roles_row(inputs)
+    row3.update(
+        majority_largest_mean_ce=t3["majority"],
+        minority_largest_mean_ce=float(largest_ce[mino]),
+        others_mean_largest_mean_ce=t3["others_mean"],
+        ratio_others_to_majority=t3["ratio"],
+        # every class drawn down to the smallest one's size (the claim's reading)
+        matched_size=matched["size"],
+        majority_largest_mean_ce_matched=matched["majority"],
+        others_mean_largest_mean_ce_matched=matched["others"],
+        ratio_others_to_majority_matched=matched["ratio"],
+        minority_group=groups["minority_group"],
+        minority_group_largest_mean_ce=groups["minority_all"],
+        other_classes_largest_mean_ce=groups["others_all"],
+        minority_group_largest_mean_ce_matched=groups["minority"],
+        other_classes_largest_mean_ce_matched=groups["others"],
+    )
+    # Fig 6 / Table 4 on the paper's bias-free logit, the head's own logit beside it
+    free = np.zeros(n_classes)
+    shares, n_used = topk_logit_share(tr["fe"], W, free, tr["label"], n_classes, normed, k=k_fe)
+    biased, n_biased = topk_logit_share(tr["fe"], W, bias, tr["label"], n_classes, normed, k=k_fe)
+    t4, t4_bias = table4(shares, maj), table4(biased, maj)
+    row4 = roles_row(inputs)
+    row4.update(
+        k=k_fe,
+        majority_largest_share=t4["majority"],
+        minority_largest_share=float(row_max(shares)[mino]),
+        others_mean_largest_share=t4["others_mean"],
+        ratio_others_to_majority=t4["ratio"],
+        majority_largest_share_with_bias=t4_bias["majority"],
+        minority_largest_share_with_bias=float(row_max(biased)[mino]),
+        others_mean_largest_share_with_bias=t4_bias["others_mean"],
+        ratio_others_to_majority_with_bias=t4_bias["ratio"],
+    )
+    share_table = ranked_table(
+        inputs, shares, "share", per_class={"n_used": n_used, "n_used_with_bias": n_biased},
+        extra={"share_with_bias": biased},
+    )  # fmt: skip
+    return {
+        "class_mean_ce_top10": ranked_table(inputs, vals, "mean_ce", idx),
+        "table3": one_row(row3),
+        "topk_logit_share": share_table,
+        "table4": one_row(row4),
+    }

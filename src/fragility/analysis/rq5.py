@@ -7,9 +7,13 @@ nothing else for one model) is the largest ``|W|`` of the whole classifier.
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
 
 from fragility.analysis.ce import own_class_ce, safe_ratio, top_n_per_row
-from fragility.analysis.inputs import N_TOP, ClaimInputs, Measured, largest_entry, log_ratio, point
+from fragility.analysis.columns import one_row, ranked_table, roles_row
+from fragility.analysis.inputs import N_TOP, ClaimInputs, Measured, RunInputs, log_ratio, point
+from fragility.analysis.matching import largest_entry
+from fragility.analysis.rq4 import class_mean_own_ce
 from fragility.analysis.uncertainty import weighted_class_means
 from fragility.catalog.claims import FAR_LARGER
 
@@ -50,9 +54,9 @@ def largest_weight_vs_ce(W: np.ndarray, mean_ce: np.ndarray) -> dict[str, float]
 def majority_weights_larger(data: ClaimInputs) -> Measured:
     """Sum of the ten largest |W| of the majority class minus the minority class's: a number
     of the trained weights alone (no bootstrap: NaN replicates)."""
-    view = data.view
-    maj, mino = view.roles
-    sums = weight_sums(view.W, maj, mino, N_TOP)
+    run = data.run
+    maj, mino = run.roles
+    sums = weight_sums(run.W, maj, mino, N_TOP)
     values = np.full(data.n_boot + 1, np.nan)
     values[0] = sums["majority_sum"] - sums["minority_sum"]
     return Measured(values, {"majority": sums["majority_sum"], "minority": sums["minority_sum"]})
@@ -61,15 +65,42 @@ def majority_weights_larger(data: ClaimInputs) -> Measured:
 def ce_far_above_weights(data: ClaimInputs) -> Measured:
     """log(largest class-mean ce / largest |W|) − log 2: the weights fixed, the training
     images resampled."""
-    view = data.view
-    tr = view.train
-    ce = own_class_ce(tr["fe"], view.W, tr["label"], view.normed)
-    means = weighted_class_means(data.train_w, ce, tr["label"], view.n_classes)
+    run = data.run
+    tr = run.train
+    ce = own_class_ce(tr["fe"], run.W, tr["label"], run.normed)
+    means = weighted_class_means(data.train_w, ce, tr["label"], run.n_classes)
     largest_ce = np.nanmax(largest_entry(means), axis=1)
-    largest_w = float(np.max(np.abs(view.W)))
+    largest_w = float(np.max(np.abs(run.W)))
     parts = {
         "largest_mean_ce": point(largest_ce),
         "largest_abs_w": largest_w,
         "ratio": point(largest_ce / largest_w),
     }
     return Measured(log_ratio(largest_ce, largest_w) - np.log(FAR_LARGER), parts)
+
+
+# -- the per-run tables (fragility.catalog.outputs.RUN_TABLES["rq5"]) ----------------------
+
+
+def run_tables(inputs: RunInputs, **_) -> dict[str, pa.Table]:
+    W, normed = inputs.W, inputs.normed
+    tr, n_classes = inputs.train, inputs.n_classes
+    maj, mino = inputs.majority, inputs.minority
+    vals, idx = top_abs_weights(W, N_TOP)
+    signed = np.take_along_axis(W, np.maximum(idx, 0), axis=1)
+    sums = weight_sums(W, maj, mino, N_TOP)
+    mean_ce = class_mean_own_ce(tr["fe"], W, tr["label"], n_classes, normed)
+    vs = largest_weight_vs_ce(W, mean_ce)
+    row = roles_row(inputs)
+    row.update(
+        n_top=int(vals.shape[1]),
+        majority_top_abs_w_sum=sums["majority_sum"],
+        minority_top_abs_w_sum=sums["minority_sum"],
+        largest_abs_w=vs["largest_abs_w"],
+        largest_mean_ce=vs["largest_mean_ce"],
+        ratio_ce_to_w=vs["ratio"],
+    )
+    return {
+        "top_weights": ranked_table(inputs, vals, "abs_weight", idx, extra={"weight": signed}),
+        "weight_sums": one_row(row),
+    }

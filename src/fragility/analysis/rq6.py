@@ -13,20 +13,32 @@ after drawing the larger ones down to the smaller one's size.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from fragility.analysis.ce import class_means, top_n_per_row
-from fragility.analysis.inputs import (
-    ClaimInputs,
-    Measured,
-    group_mean,
+from fragility.analysis.columns import (
+    class_columns,
+    groups_row,
+    int_column,
+    one_row,
+    ranked_table,
+    roles_row,
+)
+from fragility.analysis.inputs import N_TOP, ClaimInputs, Measured, RunInputs, group_mean, point
+from fragility.analysis.matching import (
     largest_entry,
     matched_class_stat,
     matched_draws,
     mean_over_draws,
-    point,
 )
+from fragility.analysis.rq3 import reference_classes
+from fragility.analysis.runs import RunFiles, stack
 from fragility.analysis.uncertainty import weighted_class_means
+from fragility.catalog.outputs import CrossRunTable
 
 
 def instance_topk_fe(fe: np.ndarray, k: int = 7) -> np.ndarray:
@@ -132,19 +144,19 @@ def minority_features_frequent(data: ClaimInputs) -> Measured:
     """Fig 8: the share of a class's instances holding its most frequent top-K feature,
     minority-group mean minus majority-group mean, classes by the paper's prediction, every
     class of the two groups drawn down to the smallest one's predicted count."""
-    view = data.view
-    preds = view.paper_pred()
-    majority, minority = view.groups
-    counts = np.bincount(preds, minlength=view.n_classes)
+    run = data.run
+    preds = run.paper_pred()
+    majority, minority = run.groups
+    counts = np.bincount(preds, minlength=run.n_classes)
     compared = [int(c) for c in np.union1d(majority, minority) if counts[c] > 0]
     if not compared:
         return Measured.not_measurable("no class of either group is predicted")
     size = int(counts[compared].min())
-    indicator = topk_indicator(instance_topk_fe(view.train["fe"], data.k_fe), view.width)
+    indicator = topk_indicator(instance_topk_fe(run.train["fe"], data.k_fe), run.width)
     sizes = dict.fromkeys(compared, size)
-    matched = matched_class_stat(data.train_w, indicator, preds, view.n_classes, sizes,
+    matched = matched_class_stat(data.train_w, indicator, preds, run.n_classes, sizes,
                                  largest_entry)  # fmt: skip
-    plain = largest_entry(weighted_class_means(data.train_w[:1], indicator, preds, view.n_classes))
+    plain = largest_entry(weighted_class_means(data.train_w[:1], indicator, preds, run.n_classes))
     low, high = group_mean(matched, minority), group_mean(matched, majority)
     parts = {
         "k": data.k_fe,
@@ -161,13 +173,13 @@ def majority_needs_more_members(data: ClaimInputs) -> Measured:
     """Fig 9: members the majority class needs minus the minority class's, classes by the
     paper's prediction, the majority drawn down to the minority's predicted count (mean
     over the draws)."""
-    view = data.view
-    maj, mino = view.roles
-    preds = view.paper_pred()
+    run = data.run
+    maj, mino = run.roles
+    preds = run.paper_pred()
     n_minority = int(np.sum(preds == mino))
     if n_minority == 0:
         return Measured.not_measurable("the minority class is never predicted")
-    topk = instance_topk_fe(view.train["fe"], data.k_fe)
+    topk = instance_topk_fe(run.train["fe"], data.k_fe)
     minority = members_needed(data.train_w, topk, preds == mino)
     draws = matched_draws(preds, {maj: n_minority})
     majority = mean_over_draws(
@@ -181,3 +193,74 @@ def majority_needs_more_members(data: ClaimInputs) -> Measured:
         "majority_all": point(members_needed(data.train_w[:1], topk, preds == maj)),
     }
     return Measured(majority - minority, parts)
+
+
+# -- the per-run tables (fragility.catalog.outputs.RUN_TABLES["rq6"]) ----------------------
+
+
+def run_tables(inputs: RunInputs, *, k_fe: int, **_) -> dict[str, pa.Table]:
+    W, normed = inputs.W, inputs.normed
+    tr, n_classes = inputs.train, inputs.n_classes
+    # instance measures group by the paper's prediction (bias-free); the head's own beside it
+    preds = reference_classes(tr["fe"], W, tr["logits"], normed)
+    biased = reference_classes(tr["fe"], W, tr["logits"], normed, with_bias=True)
+    members, shares, n_class = class_topk_members(tr["fe"], preds, n_classes, k_fe, N_TOP)
+    members = np.where(np.isnan(shares), -1, members)
+    members_b, shares_b, n_class_b = class_topk_members(tr["fe"], biased, n_classes, k_fe, N_TOP)
+    members_b = np.where(np.isnan(shares_b), -1, members_b)
+    needed = members_to_cover(tr["fe"], preds, n_classes, k_fe)
+    needed_b = members_to_cover(tr["fe"], biased, n_classes, k_fe)
+    cols = class_columns(inputs, np.arange(n_classes))
+    cols["n_pred"] = int_column(n_class)
+    cols["n_pred_with_bias"] = int_column(n_class_b)
+    cols["k"] = int_column(np.full(n_classes, k_fe))
+    cols["members_needed"] = int_column(needed, missing=lambda a: a < 0)
+    cols["members_needed_with_bias"] = int_column(needed_b, missing=lambda a: a < 0)
+    fe_vals, fe_idx = top_class_mean_fe(tr["fe"], tr["label"], n_classes, N_TOP)
+    topk = ranked_table(inputs, shares, "share", members, per_class={"n_pred": n_class},
+                         extra={"share_with_bias": shares_b})  # fmt: skip
+    topk = topk.add_column(
+        topk.schema.get_field_index("rank"), "k", int_column(np.full(topk.num_rows, k_fe))
+    )
+    topk = topk.append_column(
+        "feature_with_bias", int_column(members_b.ravel(), missing=lambda a: a < 0)
+    )
+    observed = inputs.observed(k_fe)
+    frequent = minority_features_frequent(observed).parts
+    more = majority_needs_more_members(observed).parts
+    row = roles_row(inputs)
+    row.update(groups_row(inputs))
+    row.update(
+        k=k_fe,
+        top_member_share_majority_group=frequent.get("majority_all"),
+        top_member_share_minority_group=frequent.get("minority_all"),
+        # every class of the two groups drawn down to the smallest one's predicted count
+        matched_size=frequent.get("size"),
+        top_member_share_majority_group_matched=frequent.get("majority"),
+        top_member_share_minority_group_matched=frequent.get("minority"),
+        members_needed_majority=int(needed[inputs.majority]),
+        members_needed_minority=int(needed[inputs.minority]),
+        # the majority drawn down to the minority's predicted count
+        members_needed_majority_matched=more.get("majority"),
+    )
+    for key in ("members_needed_majority", "members_needed_minority"):
+        row[key] = None if row[key] < 0 else row[key]
+    int_keys = ("members_needed_majority", "members_needed_minority", "matched_size")
+    return {
+        "class_topk_members": topk,
+        "members_to_cover": pa.table(cols),
+        "class_mean_fe_top10": ranked_table(inputs, fe_vals, "mean_fe", fe_idx),
+        "diversity": one_row(row, int_keys=int_keys),
+    }
+
+
+def members_by_seed(
+    spec: CrossRunTable, runs: Sequence[RunFiles], all_runs: Sequence[RunFiles]
+) -> pa.Table:
+    """The cross-run table of Fig 9 per run: the majority's and the minority's rows of each
+    run's ``rq6/members_to_cover`` (the table its catalog entry ``spec`` reads)."""
+    return stack(runs, spec.reads[0], _role_rows)
+
+
+def _role_rows(table: pa.Table) -> pa.Table:
+    return table.filter(pc.is_in(table["role"], pa.array(["majority", "minority"])))

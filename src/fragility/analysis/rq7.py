@@ -13,20 +13,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
 
 from fragility.analysis.ce import class_means, own_class_ce, top_n_per_row
-from fragility.analysis.inputs import (
-    N_MATCHED_DRAWS,
-    N_TOP,
-    ClaimInputs,
-    Measured,
-    ModelView,
-    log_ratio,
-    mean_over_draws,
-    point,
-)
+from fragility.analysis.columns import class_columns, int_column, one_row, ranked_table
+from fragility.analysis.inputs import N_TOP, ClaimInputs, Measured, RunInputs, log_ratio, point
+from fragility.analysis.matching import mean_over_draws
 from fragility.analysis.rq6 import instance_topk_fe, member_counts, member_order, topk_indicator
 from fragility.analysis.uncertainty import weighted_class_means
+from fragility.catalog.claims import N_MATCHED_DRAWS
 
 
 def frobenius_gap(
@@ -275,10 +270,10 @@ def rq7_generalization(
 # the predictions the model makes, right and wrong.
 
 
-def _train_top(view: ModelView) -> tuple[np.ndarray, np.ndarray]:
+def _train_top(run: RunInputs) -> tuple[np.ndarray, np.ndarray]:
     """The training FE class means at each class's ten largest, and those features' indices."""
-    tr = view.train
-    mu_train = class_means(tr["fe"], tr["label"], view.n_classes)[0]
+    tr = run.train
+    mu_train = class_means(tr["fe"], tr["label"], run.n_classes)[0]
     top = top_n_per_row(mu_train, N_TOP)[1]
     return np.take_along_axis(mu_train, np.maximum(top, 0), axis=1), top
 
@@ -287,15 +282,15 @@ def tp_closer_than_fp(data: ClaimInputs) -> Measured:
     """FB(FP) − FB(size-matched TP control): the training means fixed, the test images
     resampled, the control's subsets fixed (:func:`control_subsets`, the per-run table's own
     draws)."""
-    view = data.view
-    te = view.test
-    ref, top = _train_top(view)
+    run = data.run
+    te = run.test
+    ref, top = _train_top(run)
     tp = te["pred"] == te["label"]
-    control = control_subsets(te["pred"], tp, view.n_classes, N_MATCHED_DRAWS)
+    control = control_subsets(te["pred"], tp, run.n_classes, N_MATCHED_DRAWS)
     x_top = at_class_top(te["fe"], te["pred"], top)
     fb_fp, fb_tp = matched_gap(data.test_w, x_top, te["pred"], tp, ref, control)
-    mu_tp = class_means(te["fe"], te["pred"], view.n_classes, mask=tp)[0]
-    mu_train = class_means(view.train["fe"], view.train["label"], view.n_classes)[0]
+    mu_tp = class_means(te["fe"], te["pred"], run.n_classes, mask=tp)[0]
+    mu_train = class_means(run.train["fe"], run.train["label"], run.n_classes)[0]
     parts = {
         "fb_fp": point(fb_fp),
         "fb_tp": point(fb_tp),
@@ -353,11 +348,11 @@ def identity_overlaps(data: ClaimInputs, kind: str) -> dict[str, np.ndarray]:
     """``tp`` (TP drawn per class to the class's FP count, mean over draws), ``tp_all`` and
     ``fp``: the overlap ``(B,)`` of each group's class top-10 ``kind`` (``"ce"`` or ``"fe"``)
     identities with the training set's, over the classes that have both TP and FP."""
-    view = data.view
-    tr, te, c, h = view.train, view.test, view.n_classes, view.width
+    run = data.run
+    tr, te, c, h = run.train, run.test, run.n_classes, run.width
     if kind == "ce":
-        x_train = own_class_ce(tr["fe"], view.W, tr["label"], view.normed)
-        x_test = own_class_ce(te["fe"], view.W, te["pred"], view.normed)
+        x_train = own_class_ce(tr["fe"], run.W, tr["label"], run.normed)
+        x_test = own_class_ce(te["fe"], run.W, te["pred"], run.normed)
     else:
         x_train, x_test = tr["fe"], te["fe"]
     train_counts = member_counts(instance_topk_fe(x_train, data.k_fe), tr["label"], c, h)
@@ -405,16 +400,16 @@ def fig10_direction(data: ClaimInputs) -> Measured:
     """Fig 10 read as a direction: log(TP / FP) of the minority group's mean fe at each
     class's ten largest training-mean features, over the group's classes with both TP and FP
     (both test images, so the training-set choice of features favours neither side)."""
-    view = data.view
-    te = view.test
-    ref, top = _train_top(view)
+    run = data.run
+    te = run.test
+    ref, top = _train_top(run)
     tp = te["pred"] == te["label"]
     x_top = at_class_top(te["fe"], te["pred"], top)
-    c = view.n_classes
+    c = run.n_classes
     tp_means = weighted_class_means(data.test_w, x_top, np.where(tp, te["pred"], -1), c)
     fp_means = weighted_class_means(data.test_w, x_top, np.where(tp, -1, te["pred"]), c)
     minority = np.zeros(c, dtype=bool)
-    minority[view.groups[1]] = True
+    minority[run.groups[1]] = True
     both = minority[None, :] & np.isfinite(tp_means).all(2) & np.isfinite(fp_means).all(2)
     count = both.sum(axis=1)
     if count[0] == 0:
@@ -435,3 +430,86 @@ def fig10_direction(data: ClaimInputs) -> Measured:
         "classes": int(count[0]),
     }
     return Measured(log_ratio(tp_mean, fp_mean), parts)
+
+
+# -- the per-run tables (fragility.catalog.outputs.RUN_TABLES["rq7"]) ----------------------
+
+
+def run_tables(inputs: RunInputs, *, k_fe: int, **_) -> dict[str, pa.Table]:
+    W, normed = inputs.W, inputs.normed
+    tr, te, n_classes = inputs.train, inputs.test, inputs.n_classes
+    res = rq7_generalization(
+        tr["fe"],
+        tr["label"],
+        te["fe"],
+        te["label"],
+        te["pred"],
+        W,
+        n_classes,
+        normed,
+        n_top=N_TOP,
+        identity="frequency",
+        k=k_fe,
+        draws=N_MATCHED_DRAWS,
+    )
+    groups = (
+        ("train", res.mu_train, res.n_train),
+        ("test_tp", res.mu_tp, res.n_tp),
+        ("test_fp", res.mu_fp, res.n_fp),
+    )
+    parts = []
+    for group, mu, n_group in groups:
+        vals = np.where(res.top_idx >= 0, res.at_top(mu), np.nan)
+        t = ranked_table(inputs, vals, "mean_fe", res.top_idx)
+        n_top = res.top_idx.shape[1]
+        t = t.add_column(4, "group", pa.array([group] * t.num_rows, type=pa.string()))
+        t = t.add_column(5, "n_group", int_column(np.repeat(n_group, n_top)))
+        parts.append(t)
+    n_top = int(res.top_idx.shape[1])
+    summary = res.summary()
+    observed = inputs.observed(k_fe)
+    overlaps = {kind: identity_overlaps(observed, kind) for kind in ("fe", "ce")}
+    direction = fig10_direction(observed).parts
+    gap = one_row(
+        {
+            "n_top": n_top,
+            "k": k_fe,
+            "frobenius_train_vs_tp": summary["fb_tp"],
+            "frobenius_train_vs_fp": summary["fb_fp"],
+            "n_classes_tp": summary["rows_tp"],
+            "n_classes_fp": summary["rows_fp"],
+            "frobenius_train_vs_tp_matched": summary["fb_tp_matched"],
+            "frobenius_train_vs_fp_matched": summary["fb_fp_matched"],
+            "n_classes_matched": summary["rows_matched"],
+            "n_draws": summary["draws"],
+            # top-10 identity overlaps over the classes with TP and FP, each divided by the
+            # smaller set; TP all, and drawn per class down to the FP count
+            **{
+                f"overlap_{kind}_{group}": float(values[0])
+                for kind, groups in overlaps.items()
+                for group, values in (
+                    ("tp", groups["tp_all"]),
+                    ("tp_matched", groups["tp"]),
+                    ("fp", groups["fp"]),
+                )
+            },  # fmt: skip
+            # Fig 10 as a direction: the minority group's top-10 fe means
+            "fe_top_mean_train_minority_group": direction.get("train"),
+            "fe_top_mean_tp_minority_group": direction.get("tp"),
+            "fe_top_mean_fp_minority_group": direction.get("fp"),
+            "n_classes_direction": direction.get("classes", 0),
+        }
+    )
+    cols = class_columns(inputs, np.arange(n_classes))
+    cols["n_tp"] = int_column(res.n_tp)
+    cols["n_fp"] = int_column(res.n_fp)
+    cols["n_top"] = int_column(np.full(n_classes, n_top))
+    for key in ("fe_tp", "fe_fp", "ce_tp", "ce_fp"):
+        cols[f"overlap_{key}"] = int_column(
+            np.nan_to_num(res.overlap[key], nan=-1), missing=lambda a: a < 0
+        )
+    return {
+        "fe_means_top10": pa.concat_tables(parts),
+        "generalization_gap": gap,
+        "top_feature_overlap": pa.table(cols),
+    }

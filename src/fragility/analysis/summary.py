@@ -19,7 +19,7 @@ from fragility.analysis.claims import (
     group_tally,
     paper_text,
 )
-from fragility.analysis.crossrun import GROUP_KEYS
+from fragility.analysis.runs import GROUP_KEYS
 
 
 def _num(value, spec: str = ".3f") -> str:

@@ -1,7 +1,10 @@
 """The study's outputs, each declared once: the per-run tables of every research question,
 the tables over the study's runs, and the figures with their captions.
 
-The workflow's rules (``rules/*.smk``) and targets are generated from these declarations.
+The workflow's rules (``rules/*.smk``), its targets and the report are generated from these
+declarations. Each entry names the function that makes it by import path
+(``"package.module:function"``, :func:`fragility.catalog.resolve`), so adding an output is
+one entry here and one function there.
 """
 
 from __future__ import annotations
@@ -12,11 +15,14 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class RunTables:
     """The tables one research question writes for a model folder (``{rq}/{table}.{csv,
-    parquet}``) and the model files it reads."""
+    parquet}``), the model files it reads, and ``build``, the function that makes them:
+    ``build(inputs, *, ks, k_fe) -> {table: pa.Table}`` on the folder's
+    :class:`~fragility.analysis.inputs.RunInputs`."""
 
     tables: tuple[str, ...]
     reads: tuple[str, ...]
     what: str
+    build: str
 
 
 _MODEL = ("classifier", "metrics")  # class count, names and training class sizes
@@ -25,31 +31,37 @@ RUN_TABLES: dict[str, RunTables] = {
         ("per_class_accuracy", "table2", "accuracy_over_epochs", "training_dynamics"),
         ("train", "test", *_MODEL, "history"),
         "train and test accuracy per class, over epochs, and the training dynamics",
+        build="fragility.analysis.rq2:run_tables",
     ),
     "rq3": RunTables(
         ("topk_coverage", "smallest_k", "group_coverage"),
         ("train", *_MODEL),
         "how many classification embeddings decide a prediction",
+        build="fragility.analysis.rq3:run_tables",
     ),
     "rq4": RunTables(
         ("class_mean_ce_top10", "table3", "topk_logit_share", "table4"),
         ("train", *_MODEL),
         "size of the largest classification embeddings and their share of the logit",
+        build="fragility.analysis.rq4:run_tables",
     ),
     "rq5": RunTables(
         ("top_weights", "weight_sums"),
         ("train", *_MODEL),
         "the classifier's largest weights against the class-mean ce",
+        build="fragility.analysis.rq5:run_tables",
     ),
     "rq6": RunTables(
         ("class_topk_members", "members_to_cover", "class_mean_fe_top10", "diversity"),
         ("train", *_MODEL),
         "which feature embeddings describe a class's instances",
+        build="fragility.analysis.rq6:run_tables",
     ),
     "rq7": RunTables(
         ("fe_means_top10", "generalization_gap", "top_feature_overlap"),
         ("train", "test", *_MODEL),
         "training FE means against the test true and false positives'",
+        build="fragility.analysis.rq7:run_tables",
     ),
 }
 # RQ1 re-trains a classifier on the pool FE of an imbalanced run (rq1/retrained.*)
@@ -80,11 +92,15 @@ def bootstrap_reads(imbalanced: bool) -> tuple[str, ...]:
 @dataclass(frozen=True)
 class CrossRunTable:
     """A table over the study's runs: the files it reads of every run it covers (all runs,
-    or the imbalanced ones), of every balanced run (Table 1's reference), and the keys
-    beyond (dataset, imbalance, loss) its summary over seeds groups by."""
+    or the imbalanced ones), of every balanced run (Table 1's balanced models), the keys
+    beyond (dataset, imbalance, loss) its summary over seeds groups by, and ``build``, the
+    function that makes its by-seed table: ``build(entry, runs, all_runs) -> pa.Table``, one
+    row per run it covers (:data:`fragility.analysis.runs.RunFiles`), given this entry and
+    every run of the study."""
 
     reads: tuple[str, ...]
     description: str
+    build: str = "fragility.analysis.runs:stack_reads"  # the first table it reads, stacked
     imbalanced_only: bool = False
     balanced_reads: tuple[str, ...] = ()
     group_by: tuple[str, ...] = ()
@@ -96,10 +112,12 @@ CROSS_RUN_TABLES: dict[str, CrossRunTable] = {
         "RQ1: test BAC of the balanced, the imbalanced and the re-trained-classifier model",
         imbalanced_only=True,
         balanced_reads=("metrics", "bootstrap"),
+        build="fragility.analysis.rq1:table1_by_seed",
     ),
     "table2": CrossRunTable(
         ("rq2/table2", "bootstrap"),
         "RQ2: train and test accuracy of the largest and the smallest class",
+        build="fragility.analysis.rq2:table2_by_seed",
     ),
     "rq3_coverage": CrossRunTable(
         ("rq3/group_coverage",),
@@ -128,6 +146,7 @@ CROSS_RUN_TABLES: dict[str, CrossRunTable] = {
         ("rq6/members_to_cover",),
         "RQ6 / Fig 9: class top-K members needed to cover every instance, majority vs minority",
         group_by=("role",),
+        build="fragility.analysis.rq6:members_by_seed",
     ),
     "rq6_diversity": CrossRunTable(
         ("rq6/diversity",),
@@ -143,6 +162,7 @@ CROSS_RUN_TABLES: dict[str, CrossRunTable] = {
         "The lecture's training progress of every run side by side: majority, minority and "
         "mean over classes per epoch",
         group_by=("epoch", "role"),
+        build="fragility.analysis.dynamics:dynamics_by_seed",
     ),
 }
 

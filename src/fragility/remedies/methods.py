@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fragility.embeddings.extraction import NORM_EPS, head_logits
+from fragility.embeddings.files import NORM_EPS, head_logits
 from fragility.errors import ConfigError, FragilityError
 from fragility.metrics import balanced_accuracy, summary
 
@@ -883,8 +883,8 @@ def apply_remedy(
 ) -> RemedyResult:
     """Run remedy ``name`` (a key of :data:`REMEDIES`) on a trained run and evaluate it.
 
-    ``train``/``test``/``val`` are :func:`fragility.embeddings.extraction.read_embeddings`-like dicts
-    (``fe``, ``label``); ``classifier`` a :func:`~fragility.embeddings.extraction.read_classifier` dict.
+    ``train``/``test``/``val`` are :func:`fragility.embeddings.files.read_embeddings`-like dicts
+    (``fe``, ``label``); ``classifier`` a :func:`~fragility.embeddings.files.read_classifier` dict.
     The remedy sees only ``train``, ``classifier`` and ``val`` (τ-norm's τ, the over-sampling
     heads' epoch); ``test`` is evaluated once the head is fixed. ``params`` override the
     remedy's defaults (``REMEDIES[name].params``; unknown keys are an error). With ``val`` given, ``info["val_metrics"]`` reports it too.

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from fragility.io import read_json, read_table
+from fragility.io import read_table
 
 
 def _paths(outputs) -> list[str]:
@@ -24,7 +24,8 @@ def analyze_run(files: dict, rq: str, outputs: list, *, ks, k_fe: int) -> None:
     table's ``.csv`` and ``.parquet``, as :data:`fragility.catalog.outputs.RUN_TABLES` names them).
     ``files``: the model files it reads, kind -> path (``train``, ``test``, ``classifier``,
     ``metrics``, ``history``; :meth:`RunInputs.from_files`)."""
-    from fragility.analysis.tables import RunInputs, rq_tables
+    from fragility.analysis.inputs import RunInputs
+    from fragility.analysis.tables import rq_tables
     from fragility.io import write_tables
 
     inputs = RunInputs.from_files(files)
@@ -37,7 +38,7 @@ def retrain_run(files: dict, outputs: list, *, seed: int, epochs: int) -> None:
     class count); writes ``retrained.{csv,parquet}`` and ``retrained_predictions.parquet``
     to ``outputs``."""
     from fragility.analysis.rq1 import evaluate_linear, retrain_classifier
-    from fragility.embeddings.extraction import read_classifier, read_embeddings
+    from fragility.embeddings.files import read_classifier, read_embeddings
     from fragility.io import write_tables
     from fragility.metrics import balanced_accuracy
 
@@ -60,28 +61,6 @@ def retrain_run(files: dict, outputs: list, *, seed: int, epochs: int) -> None:
     predictions = pa.table({"index": test["index"], "label": test["label"], "pred": preds})
     write_tables({"retrained": table, "retrained_predictions": predictions}, _paths(outputs))
     print(f"test BAC {bac_model:.4f} -> {bac:.4f} with a re-trained classifier", file=sys.stderr)
-
-
-def _model_view(files: dict, prefix: str = ""):
-    """A :class:`~fragility.analysis.inputs.ModelView` of the model whose ``{prefix}train``,
-    ``{prefix}test`` (optional), ``{prefix}classifier`` and ``{prefix}metrics`` files are
-    given."""
-    import numpy as np
-
-    from fragility.analysis.inputs import ModelView
-    from fragility.embeddings.extraction import read_classifier, read_embeddings
-
-    classifier = read_classifier(files[f"{prefix}classifier"])
-    metrics = read_json(files[f"{prefix}metrics"])
-    test = files.get(f"{prefix}test")
-    return ModelView(
-        train=read_embeddings(files[f"{prefix}train"]),
-        test=read_embeddings(test) if test else {},
-        W=np.asarray(classifier["weight"], dtype=np.float64),
-        bias=np.asarray(classifier["bias"], dtype=np.float64),
-        normed=bool(classifier["normed"]),
-        counts=np.asarray(metrics["train_class_counts"]),
-    )
 
 
 def bootstrap_run(
@@ -107,21 +86,22 @@ def bootstrap_run(
     balanced partner's ``partner_train``, ``partner_classifier`` and ``partner_metrics``
     (named ``partner_name``; ``partner_missing`` says why there is none)."""
     from fragility.analysis.bootstrap import run_bootstrap
-    from fragility.embeddings.extraction import read_embeddings
+    from fragility.analysis.inputs import RunInputs
+    from fragility.embeddings.files import read_embeddings
     from fragility.errors import FragilityError
     from fragility.io import write_table
 
-    view = _model_view(files)
+    run = RunInputs.from_files(files)
     retrained = files.get("retrained_predictions")
     if claims and retrained is None:
         raise FragilityError("the claims' bootstrap needs RQ1's retrained_predictions file")
     balanced = files.get("balanced_test")
-    partner = _model_view(files, "partner_") if "partner_train" in files else None
+    partner = RunInputs.from_files(files, "partner_") if "partner_train" in files else None
     table = run_bootstrap(
-        view,
+        run,
         seed=seed,
         n_boot=n_boot,
-        retrained_pred=None if retrained is None else _aligned_preds(retrained, view.test),
+        retrained_pred=None if retrained is None else _aligned_preds(retrained, run.test),
         balanced_test=None if balanced is None else read_embeddings(balanced),
         balanced_name=balanced_name,
         partner=partner,
@@ -158,9 +138,9 @@ def plot_run_figure(figure: str, table_paths: dict, out_path: str | Path, title:
 
 
 def _run_refs(runs: list[dict]):
-    from fragility.analysis.crossrun import RunRef
+    from fragility.analysis.runs import RunFiles
 
-    return [RunRef(**r) for r in runs]
+    return [RunFiles(**r) for r in runs]
 
 
 def cross_run_tables(name: str, runs: list[dict], outputs: list) -> None:

@@ -246,7 +246,7 @@ def remedy_run(
     and ``outputs["train"/"test"/"classifier"]``, the embeddings of the new head. ``files``:
     the run's ``train``, ``val`` (optional), ``test`` and ``classifier`` embeddings and its
     ``metrics``."""
-    from fragility.embeddings.extraction import (
+    from fragility.embeddings.files import (
         classifier_arrays_table,
         embeddings_table,
         read_classifier,
@@ -381,7 +381,8 @@ def extract_external(
     import time
 
     from fragility.embeddings.external import load_external, preprocessing, probe
-    from fragility.embeddings.extraction import read_embeddings, write_embeddings
+    from fragility.embeddings.extraction import write_embeddings
+    from fragility.embeddings.files import read_embeddings
     from fragility.training.engine import resolve_device
     from fragility.workflow.config import config_hash
 
@@ -454,7 +455,7 @@ def _external_metrics(
     test: dict, train_labels: np.ndarray, classes: list[str], model: dict, epoch: int | None
 ) -> dict:
     """The fields of a model trained elsewhere's ``metrics.json`` that come from its test
-    embeddings (``test``: :func:`fragility.embeddings.extraction.read_embeddings`), its training
+    embeddings (``test``: :func:`fragility.embeddings.files.read_embeddings`), its training
     subset's labels, its config entry and its checkpoint's epoch (None: not recorded)."""
     from fragility.metrics import summary
 
