@@ -112,7 +112,7 @@ def claims_table() -> str:
     catalog = _catalog()
     blocks = []
     for name, spec in catalog.claims.CLAIMS.items():
-        module, function = spec.compute.split(":")
+        module, function = spec.compute.split(":")  # "package.module:function"
         heads = " and ".join(HEADS[h] for h in spec.heads)
         if spec.head_reason:
             heads += f"; n/a on any other head: {spec.head_reason}"
@@ -150,7 +150,7 @@ def claims_table() -> str:
                 if compared
                 else "never compared (see the rule above); a claim that holds reads *holds*."
             ),
-            f"- **Measured by** `fragility.analysis.{module}.{function}`.",
+            f"- **Measured by** `{module}.{function}`.",
             "",
         ]
         blocks.append("\n".join(lines))

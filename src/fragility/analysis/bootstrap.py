@@ -18,9 +18,8 @@ needs seeds.
 
 from __future__ import annotations
 
-import importlib
 import json
-from functools import cache
+from collections.abc import Callable
 
 import numpy as np
 import pyarrow as pa
@@ -33,6 +32,7 @@ from fragility.analysis.uncertainty import (
     stratified_weights,
     weighted_confusion,
 )
+from fragility.catalog import resolve
 from fragility.catalog.claims import CLAIMS, ClaimSpec
 
 HEADLINE = ("bac", "macro_f1", "gmean", "accuracy", "minority_acc", "majority_acc")
@@ -44,12 +44,9 @@ KIND = {
 }
 
 
-@cache
-def statistic(name: str):
-    """The function that measures claim ``name`` (its catalog entry's ``compute``, a
-    ``module:function`` under :mod:`fragility.analysis`)."""
-    module, _, function = CLAIMS[name].compute.partition(":")
-    return getattr(importlib.import_module(f"fragility.analysis.{module}"), function)
+def statistic(name: str) -> Callable[[ClaimInputs], Measured]:
+    """The function that measures claim ``name`` (its catalog entry's ``compute``)."""
+    return resolve(CLAIMS[name].compute)
 
 
 def measure(name: str, data: ClaimInputs) -> Measured:

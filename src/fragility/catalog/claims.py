@@ -120,7 +120,7 @@ class ClaimSpec:
     ``threshold`` what "holds" means in the paper's units, ``label`` a few words for tables.
 
     ``compute`` names the function that measures it on one imbalanced run
-    (``module:function`` under :mod:`fragility.analysis`, resolved when a job runs): it takes
+    (``"package.module:function"``, resolved when a job runs): it takes
     :class:`fragility.analysis.inputs.ClaimInputs` and returns
     :class:`~fragility.analysis.inputs.Measured`. ``detail`` is the plain-words reading of
     one seed, a format string over the function's named parts (a missing value reads
@@ -246,7 +246,7 @@ CLAIMS: dict[str, ClaimSpec] = {
         "min(retrained - imbalanced, balanced - retrained) test BAC",
         "both differences > 0",
         "RQ1: imbalanced < re-trained < balanced BAC",
-        "rq1:bac_order",
+        "fragility.analysis.rq1:bac_order",
         "imbalanced {imbalanced:.3f}, re-trained {retrained:.3f}, balanced {balanced:.3f} "
         "({partner})",
         "test",
@@ -264,7 +264,7 @@ CLAIMS: dict[str, ClaimSpec] = {
         "gap = train - test accuracy",
         f"minority gap above the majority's and >= {MIN_MINORITY_GAP:.2f}",
         "RQ2: minority test acc far below train acc",
-        "rq2:minority_overfits",
+        "fragility.analysis.rq2:minority_overfits",
         "minority train {train_acc_minority:.3f} / test {test_acc_minority:.3f}; majority "
         "train {train_acc_majority:.3f} / test {test_acc_majority:.3f}",
         "test",
@@ -284,7 +284,7 @@ CLAIMS: dict[str, ClaimSpec] = {
         "instances (the paper's bias-free logit and prediction)",
         f"K <= H/5 at {FEW_FEATURES_COVERAGE:.0%} coverage",
         "RQ3: a few features decide (K << H)",
-        "rq3:few_features_decide",
+        "fragility.analysis.rq3:few_features_decide",
         "K covering 90 %: {k} of {width} (coverage {coverage:.3f}; H/5 = {bound:g})",
         "train",
         _few_features_paper(),
@@ -298,7 +298,7 @@ CLAIMS: dict[str, ClaimSpec] = {
         "paper's bias-free logit and prediction)",
         "> 0",
         "RQ3: minority covered with smaller K",
-        "rq3:minority_smaller_k",
+        "fragility.analysis.rq3:minority_smaller_k",
         "K = {k}: minority group ({minority_group}) covers {minority:.3f}, majority group "
         "({majority_group}) {majority:.3f}; {changed} of {n} training predictions change "
         "class without the bias",
@@ -315,7 +315,7 @@ CLAIMS: dict[str, ClaimSpec] = {
         "- the same of its balanced partner, with the imbalanced split's groups",
         "> 0",
         "Fig 3: the coverage trend comes with the imbalance",
-        "rq3:fig3_trend",
+        "fragility.analysis.rq3:fig3_trend",
         "K = {k}: minority - majority group coverage {trend:+.3f} imbalanced, "
         f"{{partner_trend:+.3f}} balanced ({_PARTNER})",
         "partner",
@@ -336,7 +336,7 @@ CLAIMS: dict[str, ClaimSpec] = {
         "to the smallest class's size",
         f"ratio >= {MIN_RATIO:g}",
         "RQ4 Table 3: majority's largest mean ce 2x smaller",
-        "rq4:majority_ce_smaller",
+        "fragility.analysis.rq4:majority_ce_smaller",
         "majority {majority:.3f}, others' mean {others:.3f} (ratio {ratio:.2f}; all "
         "images: {majority_all:.3f} and {others_all:.3f}, ratio {ratio_all:.2f})",
         "train",
@@ -350,7 +350,7 @@ CLAIMS: dict[str, ClaimSpec] = {
         "log(others' mean / majority largest single-ce share of the bias-free logit) - log 2",
         f"ratio >= {MIN_RATIO:g}",
         "RQ4 Table 4: majority's largest logit share 2x smaller",
-        "rq4:majority_share_smaller",
+        "fragility.analysis.rq4:majority_share_smaller",
         "majority {majority:.3f}, others' mean {others:.3f} (ratio {ratio:.2f}; with the "
         "bias: ratio {ratio_with_bias:.2f})",
         "train",
@@ -364,7 +364,7 @@ CLAIMS: dict[str, ClaimSpec] = {
         "the balanced model's classes drawn down to the imbalanced counts",
         "> 0",
         "Figs 4/5: largest ce larger when imbalanced",
-        "rq4:fig45_magnitude",
+        "fragility.analysis.rq4:fig45_magnitude",
         "mean largest class-mean ce {imbalanced:.3f} (range {imbalanced_range}) imbalanced, "
         "{balanced:.3f} (range {balanced_range}) balanced; as a share of the class's logit "
         f"log ratio {{logit_normalised:+.3f}} ({_PARTNER})",
@@ -388,7 +388,7 @@ CLAIMS: dict[str, ClaimSpec] = {
         "instances with logit > 0, imbalanced / balanced)",
         "> 0",
         "Fig 6: top ce's share larger when imbalanced",
-        "rq4:fig6_shares",
+        "fragility.analysis.rq4:fig6_shares",
         "mean top-1 share {imbalanced:.3f} imbalanced ({above_35} classes above 35 %), "
         f"{{balanced:.3f}} balanced ({{balanced_above_26}} above 26 %) ({_PARTNER})",
         "partner",
@@ -409,7 +409,7 @@ CLAIMS: dict[str, ClaimSpec] = {
         "drawn down to the smallest class's size",
         "> 0",
         "§5.4: minority's largest ce above the others'",
-        "rq4:minority_ce_larger",
+        "fragility.analysis.rq4:minority_ce_larger",
         "minority group ({minority_group}) {minority:.3f}, other classes {others:.3f} (all "
         "images: {minority_all:.3f} and {others_all:.3f})",
         "train",
@@ -423,7 +423,7 @@ CLAIMS: dict[str, ClaimSpec] = {
         "majority - minority sum of the ten largest |W|",
         "> 0",
         "RQ5: majority's top-10 |W| sum larger",
-        "rq5:majority_weights_larger",
+        "fragility.analysis.rq5:majority_weights_larger",
         "top-10 |W| sum: majority {majority:.3f}, minority {minority:.3f}",
         "model",
         _paper_values(
@@ -442,7 +442,7 @@ CLAIMS: dict[str, ClaimSpec] = {
         "log(largest class-mean ce / largest |W|) - log 2",
         f"ratio >= {FAR_LARGER:g}",
         "RQ5: largest mean ce far above largest |W|",
-        "rq5:ce_far_above_weights",
+        "fragility.analysis.rq5:ce_far_above_weights",
         "largest class-mean ce {largest_mean_ce:.3f}, largest |W| {largest_abs_w:.3f} "
         "(ratio {ratio:.2f})",
         "train",
@@ -466,7 +466,7 @@ CLAIMS: dict[str, ClaimSpec] = {
         "size (the paper's prediction)",
         "> 0",
         "RQ6 Fig 8: minority's top feature more frequent",
-        "rq6:minority_features_frequent",
+        "fragility.analysis.rq6:minority_features_frequent",
         "most frequent top-{k} feature in {minority:.2f} of the minority group's instances, "
         "{majority:.2f} of the majority group's ({size} a class; all instances: "
         "{minority_all:.2f} and {majority_all:.2f})",
@@ -488,7 +488,7 @@ CLAIMS: dict[str, ClaimSpec] = {
         "majority drawn down to the minority's predicted size (the paper's prediction)",
         "> 0",
         "RQ6 Fig 9: majority needs more top-K members",
-        "rq6:majority_needs_more_members",
+        "fragility.analysis.rq6:majority_needs_more_members",
         "members needed: majority {majority:.1f} ({size} instances; all {majority_n}: "
         "{majority_all:.0f}), minority {minority:.0f}",
         "train",
@@ -507,7 +507,7 @@ CLAIMS: dict[str, ClaimSpec] = {
         f"{N_MATCHED_DRAWS} seeded draws",
         "> 0",
         "RQ7: FB(TP) < FB(FP), size-matched",
-        "rq7:tp_closer_than_fp",
+        "fragility.analysis.rq7:tp_closer_than_fp",
         "FB(FP) {fb_fp:.2f} vs size-matched FB(TP) {fb_tp:.2f} (all TP: {fb_tp_all:.2f})",
         "test",
         _paper_values(
@@ -529,7 +529,7 @@ CLAIMS: dict[str, ClaimSpec] = {
         "per class down to the FP count; an overlap divides by the smaller set",
         "> 0",
         "RQ7: CE identities train~TP more than train~FP",
-        "rq7:identity_overlap_ce",
+        "fragility.analysis.rq7:identity_overlap_ce",
         "CE top-10 overlap: train~TP {tp:.2f} (size-matched; all TP {tp_all:.2f}), train~FP "
         "{fp:.2f}",
         "test",
@@ -543,7 +543,7 @@ CLAIMS: dict[str, ClaimSpec] = {
         "per class down to the FP count; an overlap divides by the smaller set",
         "> 0",
         "RQ7: FE identities train~TP more than train~FP",
-        "rq7:identity_overlap_fe",
+        "fragility.analysis.rq7:identity_overlap_fe",
         "FE top-10 overlap: train~TP {tp:.2f} (size-matched; all TP {tp_all:.2f}), train~FP "
         "{fp:.2f}",
         "test",
@@ -558,7 +558,7 @@ CLAIMS: dict[str, ClaimSpec] = {
         "training means); TP and FP are both test images",
         "> 0",
         "Fig 10: minority's top fe lower on false positives",
-        "rq7:fig10_direction",
+        "fragility.analysis.rq7:fig10_direction",
         "minority group's top-10 fe mean: TP {tp:.3f}, FP {fp:.3f}, train {train:.3f} "
         "(log train/FP {train_over_fp:+.3f}; {classes} classes with TP and FP)",
         "test",
