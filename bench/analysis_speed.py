@@ -292,7 +292,7 @@ def analyse(run_dir: Path, out_dir: Path) -> tuple[dict[str, float], dict]:
     from fragility.analysis.tables import rq_tables
     from fragility.catalog.outputs import RUN_FIGURES
     from fragility.io import write_table
-    from fragility.plotting import plot_figure
+    from fragility.plotting.run_figures import plot_figure
 
     times: dict[str, float] = {}
 

@@ -32,11 +32,17 @@ from fragility.catalog.outputs import (
 from fragility.training import gpus
 from fragility.analysis.runs import RunFiles, balanced_partner
 from fragility.analysis.paper import paper_loss
-from fragility.analysis.curves import CURVE_SOURCES, REMEDY_SOURCE, curve_groups, curve_input
+from fragility.analysis.curves import (
+    CURVE_SOURCES,
+    REMEDY_SOURCE,
+    curve_groups,
+    curve_input,
+    figure_sources,
+)
 from fragility.errors import FragilityError
 from fragility.workflow.resources import JobSizes, expected_device
 from fragility.workflow.jobs import ref_files
-from fragility.plotting.curves import CURVE_FIGURES
+from fragility.catalog.outputs import CURVE_FIGURES
 
 try:
     STUDY = Study(config, load_schema(Path(workflow.basedir) / "config" / "schema.yaml"))
@@ -378,7 +384,7 @@ def get_curve_targets():
 def get_curve_figure_tables(wildcards):
     """The tables of one curve figure's statistics (by-seed tables, or the claims), and
     nothing else."""
-    sources = CURVE_FIGURES[wildcards.curve].sources()
+    sources = figure_sources(CURVE_FIGURES[wildcards.curve])
     return {source: LAYOUT.table(curve_input(source)) for source in sources}
 
 

@@ -59,6 +59,9 @@ def test_every_entry_names_a_function_that_exists():
 
     for spec in [*outputs.RUN_TABLES.values(), *outputs.CROSS_RUN_TABLES.values()]:
         assert callable(resolve(spec.build)), spec.build
+    for figures in (outputs.RUN_FIGURES, outputs.CROSS_RUN_FIGURES, outputs.CURVE_FIGURES):
+        for spec in figures.values():
+            assert callable(resolve(spec.plot)), spec.plot
     for name in claims.CLAIMS:
         assert callable(statistic(name)), name
     assert set(REMEDIES) == set(remedies.REMEDY_METHODS)

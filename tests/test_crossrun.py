@@ -506,7 +506,7 @@ def test_claims_summary_in_words():
 
 def test_cross_run_figures_draw_from_summary_tables(tmp_path):
     from fragility.catalog.outputs import CROSS_RUN_FIGURES
-    from fragility.plotting import plot_cross_run
+    from fragility.plotting.cross_run import plot_cross_run
 
     runs = [
         _run(tmp_path, "balanced", "ce", 0, 0.90),
@@ -628,7 +628,7 @@ def test_remedies_table_compares_every_method_with_the_untreated_model(tmp_path)
         rows["eos"]["bac_gain_boot_low"],
         rows["eos"]["bac_gain_boot_high"],
     )
-    from fragility.plotting import plot_remedy_costs
+    from fragility.plotting.remedies import plot_remedy_costs
 
     plot_remedy_costs(summary, tmp_path / "remedies.png")
     assert (tmp_path / "remedies.png").read_bytes()[:4] == b"\x89PNG"

@@ -10,18 +10,20 @@ from snakemake_cli import SMOKE, run_snakemake
 
 from fragility.analysis.curves import (
     NEVER,
+    balanced_row,
     claims_curve_table,
     curve_groups,
     curve_table,
+    figure_sources,
     joined_curve_table,
     per_run_values,
     ratio_of,
-    reference_rows,
     smallest_ratio_table,
     source_curve_table,
 )
+from fragility.catalog.outputs import CURVE_FIGURES
 from fragility.errors import ConfigError
-from fragility.plotting.curves import CURVE_FIGURES, plot_curve_figure
+from fragility.plotting.curves import plot_curve_figure
 
 T_975_DF2 = 4.302652729911275  # Student t, 97.5 % quantile, 2 degrees of freedom
 T_975_DF1 = 12.706204736174707  # … 1 degree of freedom
@@ -232,16 +234,16 @@ def test_a_curve_is_a_family_with_at_least_two_ratios():
     assert curve_groups(runs) == {("toy", "ce", "exp"): [10.0, 100.0]}
 
 
-def test_reference_prefers_the_same_loss_then_cross_entropy():
+def test_the_balanced_row_prefers_the_same_loss_then_cross_entropy():
     curves = source_curve_table(
         "table2",
         pa.Table.from_pylist(
             [_table2("balanced", 0, 1.0, 0.9), _table2("balanced", 0, 1.0, 0.8, loss="focal")]
         ),
     )
-    assert reference_rows(curves, "toy", "focal")["minority_gap_mean"] == pytest.approx(0.2)
-    assert reference_rows(curves, "toy", "ldam")["minority_gap_mean"] == pytest.approx(0.1)
-    assert reference_rows(curves, "other", "ce") is None
+    assert balanced_row(curves, "toy", "focal")["minority_gap_mean"] == pytest.approx(0.2)
+    assert balanced_row(curves, "toy", "ldam")["minority_gap_mean"] == pytest.approx(0.1)
+    assert balanced_row(curves, "other", "ce") is None
 
 
 def _claim(imbalance, verdict, claim="minority_overfits", loss="ce", diff=0.1):
@@ -341,7 +343,7 @@ def test_a_curve_figure_is_drawn(tmp_path):
 def test_every_curve_figure_names_the_claim_it_tests():
     for name, spec in CURVE_FIGURES.items():
         assert "Tests" in spec.caption or spec.every_stat_of, name
-        assert spec.sources(), name
+        assert figure_sources(spec), name
 
 
 def _curve_config(tmp_path):

@@ -14,7 +14,8 @@ import fragility.training.engine as training
 from fragility.analysis.crossrun import cross_run_table
 from fragility.analysis.dynamics import dynamics_table
 from fragility.analysis.runs import RunFiles
-from fragility.plotting import plot_cross_run, plot_figure
+from fragility.plotting.cross_run import plot_cross_run
+from fragility.plotting.run_figures import plot_figure
 from fragility.training.engine import train
 from fragility.training.losses import build_loss, class_balanced_weights
 from fragility.training.models import build_model

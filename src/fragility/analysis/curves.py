@@ -27,14 +27,15 @@ from pathlib import Path
 import pyarrow as pa
 
 from fragility.analysis.uncertainty import CONFIDENCE, t_interval
+from fragility.catalog.outputs import CLAIMS_TABLE, REMEDY_TABLE, CurveFigure
 from fragility.data.splits import Imbalance
 from fragility.errors import ConfigError, FragilityError
 from fragility.io import read_table
 
 CURVE_KEYS = ("dataset", "family", "ratio", "imbalance", "loss")
 NEVER = "never in the range"
-REMEDY_SOURCE = "remedies"
-CLAIMS_SOURCE = "claims"  # claims.parquet: each claim's difference and verdict interval
+REMEDY_SOURCE = REMEDY_TABLE  # remedies_by_seed: every remedy's gain
+CLAIMS_SOURCE = CLAIMS_TABLE  # claims.parquet: each claim's difference and verdict interval
 
 
 def ratio_of(imbalance: str) -> tuple[str, float]:
@@ -298,6 +299,13 @@ def label_of(stat: str) -> str:
     return f"{stat.removeprefix('gain_')}: test BAC gain"
 
 
+def figure_sources(spec: CurveFigure) -> tuple[str, ...]:
+    """The sources (:func:`curve_input`) whose curve tables curve figure ``spec`` draws."""
+    if spec.every_stat_of:
+        return (spec.every_stat_of,)
+    return tuple(dict.fromkeys(source_of(stat) for stat, _ in spec.panels))
+
+
 def curve_stats(curve: pa.Table) -> list[str]:
     """The statistics a curve table holds, in its column order."""
     return [c.removesuffix("_mean") for c in curve.column_names if c.endswith("_mean")]
@@ -458,7 +466,7 @@ def curve_of(source: str, table: pa.Table) -> pa.Table:
     return source_curve_table(source, table)
 
 
-def reference_rows(curves: pa.Table, dataset: str, loss: str) -> dict | None:
+def balanced_row(curves: pa.Table, dataset: str, loss: str) -> dict | None:
     """The balanced (R = 1) row a curve of ``dataset`` and ``loss`` is compared with: the
     same loss when that balanced run exists, else cross-entropy's (Table 1's rule)."""
     rows = [r for r in curves.to_pylist() if r["family"] == "balanced" and r["dataset"] == dataset]

@@ -1,8 +1,9 @@
 """Figures over the study's runs (``results/figures/``), drawn from the cross-run summary
 tables of :mod:`fragility.analysis.crossrun`.
 
-Every figure is declared in :data:`fragility.catalog.outputs.CROSS_RUN_FIGURES` (the cross-run table it
-reads and its caption); :data:`CROSS_RUN_PLOTS` holds its plot function under the same name.
+Every figure is declared in :data:`fragility.catalog.outputs.CROSS_RUN_FIGURES`: the
+cross-run table it reads, its caption and its plot function (here, or in
+:mod:`fragility.plotting.dynamics`).
 """
 
 from __future__ import annotations
@@ -13,15 +14,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from fragility.catalog import resolve
 from fragility.catalog.outputs import CROSS_RUN_FIGURES
 from fragility.errors import ConfigError
-from fragility.plotting.dynamics import plot_cross_dynamics
 from fragility.plotting.style import (
     BLUE,
     GREEN,
     VERMILLION,
     MaxNLocator,
-    Plot,
     figure,
     ints,
     legend_with_note,
@@ -126,13 +126,6 @@ def plot_cross_members(tables: dict[str, pa.Table], out_path: Path, title: str) 
     save(fig, out_path, title)
 
 
-CROSS_RUN_PLOTS: dict[str, Plot] = {
-    "training_dynamics": plot_cross_dynamics,
-    "table1_bac": plot_cross_bac,
-    "fig9_members_to_cover": plot_cross_members,
-}
-
-
 def plot_cross_run(name: str, table: pa.Table, out_path: str | Path, title: str = "") -> None:
     """Draw cross-run figure ``name`` (:data:`fragility.catalog.outputs.CROSS_RUN_FIGURES`) from its
     cross-run summary table."""
@@ -141,4 +134,4 @@ def plot_cross_run(name: str, table: pa.Table, out_path: str | Path, title: str 
             f"unknown cross-run figure {name!r}; valid: {', '.join(CROSS_RUN_FIGURES)}"
         )
     spec = CROSS_RUN_FIGURES[name]
-    CROSS_RUN_PLOTS[name]({spec.tables[0]: table}, Path(out_path), title)
+    resolve(spec.plot)({spec.tables[0]: table}, Path(out_path), title)

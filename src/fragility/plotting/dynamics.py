@@ -1,4 +1,4 @@
-"""Figures of the lecture's training-progress diagnostic (issue 14), in the lecture's form:
+"""Figures of the lecture's training-progress diagnostic, in the lecture's form:
 majority against minority (and the mean over classes) training accuracy, test accuracy and
 FE-gradient norm against the epoch.
 
@@ -7,9 +7,7 @@ FE-gradient norm against the epoch.
 of one dataset and imbalance side by side from the cross-run ``training_dynamics`` table.
 A history from before the gradient was recorded gets its accuracy panels and a gradient
 panel that says so. Declared in :data:`fragility.catalog.outputs.RUN_FIGURES` and
-:data:`~fragility.catalog.outputs.CROSS_RUN_FIGURES`; their plot functions in
-:data:`fragility.plotting.run_figures.RUN_PLOTS` and
-:data:`~fragility.plotting.cross_run.CROSS_RUN_PLOTS`.
+:data:`~fragility.catalog.outputs.CROSS_RUN_FIGURES`, which name these functions.
 """
 
 from __future__ import annotations

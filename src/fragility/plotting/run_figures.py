@@ -1,8 +1,8 @@
 """The paper's per-run figures, drawn from the RQ tables of :mod:`fragility.analysis.tables`.
 
-Every figure is declared in :data:`fragility.catalog.outputs.RUN_FIGURES` (its research question, the
-tables it reads and its caption); :data:`RUN_PLOTS` holds its plot function
-``(tables, out_png, title)`` under the same name. Up to :data:`~.style.MAX_BAR_CLASSES` classes
+Every figure is declared in :data:`fragility.catalog.outputs.RUN_FIGURES`: its research
+question, the tables it reads, its caption and its plot function ``(tables, out_png, title)``
+here (or in :mod:`fragility.plotting.dynamics`). Up to :data:`~.style.MAX_BAR_CLASSES` classes
 are drawn as the paper draws them (grouped bars, one group per class); with more classes
 (CIFAR-100) the ranked panels become class x rank heatmaps.
 """
@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from fragility.catalog import resolve
 from fragility.catalog.outputs import RUN_FIGURES
 from fragility.errors import ConfigError
-from fragility.plotting.dynamics import plot_training_dynamics
 from fragility.plotting.style import (
     BLACK,
     BLUE,
@@ -31,7 +31,6 @@ from fragility.plotting.style import (
     Line2D,
     MaxNLocator,
     Patch,
-    Plot,
     class_axis,
     classes_of,
     figure,
@@ -338,34 +337,22 @@ def plot_fe_means(tables: dict[str, pa.Table], out_path: Path, title: str) -> No
     save(fig, out_path, title)
 
 
-# -- registry: one plot function per figure of catalog.RUN_FIGURES ---------------------------
+# -- the ranked figures: one function each, named by their catalog entries ------------------
 
-RUN_PLOTS: dict[str, Plot] = {
-    "fig2_class_accuracy": plot_class_accuracy,
-    "accuracy_over_epochs": plot_accuracy_over_epochs,
-    "training_dynamics": plot_training_dynamics,
-    "fig3_topk_coverage": plot_topk_coverage,
-    "fig4_class_mean_ce": _ranked_plot(
-        "class_mean_ce_top10", "mean_ce", "class-mean ce (logit units)"
-    ),
-    "fig6_topk_logit_share": _ranked_plot(
-        "topk_logit_share", "share", "share of class logit (%)", scale=100
-    ),
-    "fig7_top_weights": _ranked_plot("top_weights", "abs_weight", "|W| (classifier weight)"),
-    "fig8_member_frequency": _ranked_plot(
-        "class_topk_members",
-        "share",
-        "class instances holding it (%)",
-        100,
-        ymax=105,
-        class_label="predicted class",
-    ),
-    "fig9_members_to_cover": plot_members_to_cover,
-    "fig10a_class_mean_fe": _ranked_plot(
-        "class_mean_fe_top10", "mean_fe", "class-mean fe (activation)"
-    ),
-    "fig10_fe_means": plot_fe_means,
-}
+plot_class_mean_ce = _ranked_plot("class_mean_ce_top10", "mean_ce", "class-mean ce (logit units)")
+plot_topk_logit_share = _ranked_plot(
+    "topk_logit_share", "share", "share of class logit (%)", scale=100
+)
+plot_top_weights = _ranked_plot("top_weights", "abs_weight", "|W| (classifier weight)")
+plot_member_frequency = _ranked_plot(
+    "class_topk_members",
+    "share",
+    "class instances holding it (%)",
+    100,
+    ymax=105,
+    class_label="predicted class",
+)
+plot_class_mean_fe = _ranked_plot("class_mean_fe_top10", "mean_fe", "class-mean fe (activation)")
 
 
 def plot_figure(
@@ -381,4 +368,4 @@ def plot_figure(
         raise ConfigError(
             f"figure {name!r} needs the {spec.rq} tables {list(spec.tables)}; missing {missing}"
         )
-    RUN_PLOTS[name](tables, Path(out_path), title)
+    resolve(spec.plot)(tables, Path(out_path), title)

@@ -132,7 +132,7 @@ def _aligned_preds(path: str | Path, test: dict):
 
 def plot_run_figure(figure: str, table_paths: dict, out_path: str | Path, title: str) -> None:
     """Draw one per-run figure from its tables (Parquet files keyed by table name)."""
-    from fragility.plotting import plot_figure
+    from fragility.plotting.run_figures import plot_figure
 
     plot_figure(figure, {k: read_table(p) for k, p in table_paths.items()}, out_path, title)
 
@@ -195,7 +195,7 @@ def write_summary(files: dict, out_rst: str | Path, out_matrix: str | Path) -> N
 
 
 def plot_cross_run_figure(figure: str, table_path: str | Path, out_path: str | Path) -> None:
-    from fragility.plotting import plot_cross_run
+    from fragility.plotting.cross_run import plot_cross_run
 
     plot_cross_run(figure, read_table(table_path), out_path)
 
@@ -213,7 +213,7 @@ def remedies_tables(runs: list[dict], remedies: dict, outputs: list, n_boot: int
 
 
 def plot_remedies(table_path: str | Path, out_path: str | Path) -> None:
-    from fragility.plotting import plot_remedy_costs
+    from fragility.plotting.remedies import plot_remedy_costs
 
     plot_remedy_costs(read_table(table_path), out_path)
 
