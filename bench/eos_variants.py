@@ -28,7 +28,7 @@ from snakemake.utils import validate
 from fragility.analysis.inputs import class_groups, majority_minority
 from fragility.embeddings.files import read_classifier, read_embeddings
 from fragility.metrics import per_class_accuracy
-from fragility.remedies.methods import apply_remedy
+from fragility.remedies.registry import apply_remedy
 from fragility.workflow.config import SCHEMA_PATH, Run, Study
 from fragility.workflow.stages import extract_run, prepare_data, split_dataset, train_run
 

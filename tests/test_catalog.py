@@ -8,7 +8,7 @@ import pytest
 import yaml
 from snakemake_cli import REPO, SMOKE, run_snakemake
 
-from fragility.catalog import claims, layout, outputs, remedies, resolve
+from fragility.catalog import claims, layout, outputs, resolve
 from fragility.catalog.layout import Layout
 
 RULES = REPO / "rules"
@@ -55,7 +55,6 @@ def test_declarations_refer_to_what_exists():
 
 def test_every_entry_names_a_function_that_exists():
     from fragility.analysis.bootstrap import statistic
-    from fragility.remedies.methods import REMEDIES
 
     for spec in [*outputs.RUN_TABLES.values(), *outputs.CROSS_RUN_TABLES.values()]:
         assert callable(resolve(spec.build)), spec.build
@@ -64,50 +63,8 @@ def test_every_entry_names_a_function_that_exists():
             assert callable(resolve(spec.plot)), spec.plot
     for name in claims.CLAIMS:
         assert callable(statistic(name)), name
-    assert set(REMEDIES) == set(remedies.REMEDY_METHODS)
     with pytest.raises(ValueError, match="names no function"):
         resolve("fragility.analysis.rq2:no_such_function")
-
-
-def _enum(schema: dict, *path: str) -> set:
-    node = schema
-    for key in path:
-        node = node[key]
-    return set(node["enum"])
-
-
-def test_the_config_schema_enums_name_what_the_catalog_and_the_package_know():
-    from fragility.data.datasets import LOADERS
-    from fragility.remedies.methods import HEAD_SELECTIONS
-    from fragility.training.settings import ARCHITECTURES, LOSSES, MFW_LAYERS, SELECTIONS
-
-    schema = yaml.safe_load((REPO / "config/schema.yaml").read_text())
-    (methods,) = [e for e in _values(schema, "enum") if "eos" in e]
-    assert set(methods) == set(remedies.REMEDY_METHODS)
-    assert set(schema["$defs"]["remedy_params"]) == set(remedies.REMEDY_METHODS)
-    assert schema["$defs"]["remedy_select"]["enum"] == list(HEAD_SELECTIONS)
-    enums = {tuple(sorted(e)) for e in _values(schema, "enum")}
-    for known in (LOSSES, SELECTIONS, ARCHITECTURES, MFW_LAYERS):
-        assert tuple(sorted(known)) in enums, known
-    patterns = [p for p in _values(schema, "pattern") if "balanced" in p]
-    assert patterns == [f"^(?:{layout.IMBALANCE})$"]
-    datasets = schema["properties"]["datasets"]
-    named = set(datasets.get("properties", {})) | set(
-        datasets.get("propertyNames", {}).get("enum", [])
-    )
-    assert named <= set(LOADERS)
-
-
-def _values(node, key: str):
-    """Every value of ``key`` (``enum``, ``pattern``) anywhere in a schema."""
-    if isinstance(node, dict):
-        if key in node:
-            yield node[key]
-        for value in node.values():
-            yield from _values(value, key)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _values(value, key)
 
 
 def _planned_outputs(stdout: str) -> set[str]:

@@ -11,7 +11,6 @@ from snakemake.utils import validate
 from snakemake_cli import REPO, SMOKE, run_snakemake
 
 from fragility.errors import ConfigError
-from fragility.remedies.methods import REMEDIES
 from fragility.workflow.config import KNOWN_SIZES, SCHEMA_PATH, Study, load_schema, study_config
 
 SMOKE_CONFIG = yaml.safe_load(SMOKE.read_text())
@@ -174,28 +173,40 @@ def test_a_remedy_parameter_out_of_range_is_refused():
     )
 
 
-def test_the_schema_of_every_remedy_is_the_registry_s():
-    """config/schema.yaml documents each method's parameters and defaults; the registry in
-    fragility.remedies.methods applies them: the two must not drift apart."""
+def test_a_schema_that_names_other_than_the_registries_stops_the_study_in_one_line():
+    """The schema lists the remedies, losses, architectures ... for the config's reader; the
+    registries are the one list of each, and the study refuses a schema that drifted."""
     schema = load_schema()
-    defs = schema["$defs"]
-    methods = schema["properties"]["remedies"]["properties"]["methods"]
-    assert methods["additionalProperties"]["properties"]["method"]["enum"] == list(REMEDIES)
-    assert list(defs["remedy_params"]) == list(REMEDIES)
-    for name, remedy in REMEDIES.items():
-        method = defs["remedy_params"][name]
-        properties = dict(method.get("properties", {}))
-        for part in method.get("allOf", []):
-            properties.update(defs[part["$ref"].rsplit("/", 1)[-1]]["properties"])
-        assert set(properties) == set(remedy.params), name
-        for key, default in remedy.params.items():
-            prop = properties[key]
-            if "$ref" in prop:
-                prop = defs[prop["$ref"].rsplit("/", 1)[-1]]
-            if isinstance(default, list):  # tau_norm's taus: np.linspace(0, 2, 21)
-                assert np.allclose(prop["default"], default), (name, key)
-            else:
-                assert prop["default"] == default, (name, key)
+    Study(copy.deepcopy(SMOKE_CONFIG), schema)  # as it is: the same names
+
+    def drifted(change) -> str:
+        edited = copy.deepcopy(schema)
+        change(edited)
+        with pytest.raises(ConfigError) as info:
+            Study(copy.deepcopy(SMOKE_CONFIG), edited)
+        assert "\n" not in str(info.value)
+        return str(info.value)
+
+    def drop_a_loss(s):
+        s["$defs"]["training"]["properties"]["loss"]["enum"].remove("cdt")
+
+    assert drifted(drop_a_loss).startswith(
+        "config/schema.yaml $defs.training.loss.enum is ['ce', 'focal', 'ldam', "
+        "'balanced_softmax', 'logit_adjusted'], but fragility.training.settings.LOSSES holds"
+    )
+
+    def another_default(s):
+        s["$defs"]["remedy_params"]["smote"]["properties"]["k"]["default"] = 7
+
+    message = drifted(another_default)
+    assert message.startswith("config/schema.yaml $defs.remedy_params.smote describes {")
+    assert "fragility.catalog.remedies.REMEDIES['smote'] has the parameters" in message
+
+    def a_remedy_more(s):
+        s["$defs"]["remedy_params"]["mixup"] = {"type": "object"}
+
+    assert "$defs.remedy_params describes [" in drifted(a_remedy_more)
+
 
 
 # -- val_bac and tau_norm need a validation split ----------------------------------------------

@@ -7,24 +7,21 @@ import math
 import numpy as np
 import pytest
 
+from fragility.catalog.remedies import REMEDIES, TAUS
+from fragility.embeddings.files import head_logits
 from fragility.errors import ConfigError, FragilityError
 from fragility.metrics import balanced_accuracy
-from fragility.remedies.methods import (
-    REMEDIES,
-    apply_remedy,
-    choose_tau,
-    class_balanced_indices,
+from fragility.remedies.oversampling import (
     eos_authors_oversample,
     eos_oversample,
-    fit_linear_head,
-    fit_linear_head_on_val,
     knn,
-    logit_adjust,
     random_oversample,
     scaled_k,
     smote,
-    tau_normalize,
 )
+from fragility.remedies.posthoc import fit_logit_adjust, fit_tau_norm, tau_normalize
+from fragility.remedies.registry import apply_remedy
+from fragility.training.heads import class_balanced_indices, fit_linear_head, fit_linear_head_on_val
 
 # -- helpers ------------------------------------------------------------------------------------
 
@@ -413,30 +410,36 @@ def test_tau_normalize_hand_made():
     assert tau_normalize(W, 1.0).dtype == np.float32
 
 
-def test_choose_tau_picks_best_validation_bac():
+def test_tau_norm_chooses_tau_by_validation_bac():
     # W rows norms 4 and 1. logit_0 = 4^(1-τ) x0, logit_1 = x1.
     # class-1 point (1, 2) is right iff 4^(1-τ) < 2  <=> τ > 0.5 (τ = 0.5 ties -> class 0)
     # class-0 point (2, 1) is right iff 2·4^(1-τ) > 1 <=> τ < 1.5
     # -> BAC 1 for τ in {0.6, ..., 1.4}; ties go to the smallest: 0.6
-    W = np.array([[4.0, 0.0], [0.0, 1.0]])
-    fe_val = np.array([[2.0, 1.0], [1.0, 2.0]])
-    y_val = np.array([0, 1])
-    assert choose_tau(fe_val, y_val, W, np.array([5.0, 0.0])) == pytest.approx(0.6)
+    classifier = {"weight": np.array([[4.0, 0.0], [0.0, 1.0]]), "bias": np.array([5.0, 0.0])}
+    classifier["normed"] = False
+    val = {"fe": np.array([[2.0, 1.0], [1.0, 2.0]]), "label": np.array([0, 1])}
+    params = {"tau": None, "taus": TAUS, "keep_bias": False}
+    W, bias, normed, info = fit_tau_norm({}, val, classifier, 0, params)
+    assert info["tau"] == pytest.approx(0.6) and info["tau_source"] == "val"
+    np.testing.assert_allclose(np.linalg.norm(W, axis=1), [4**0.4, 1.0], rtol=1e-6)
+    assert bias.tolist() == [0.0, 0.0] and normed is False  # Kang et al.: no bias
     # with the bias kept, +5 on class 0 wins everywhere: all τ tie at BAC 0.5 -> τ = 0
-    assert choose_tau(fe_val, y_val, W, np.array([5.0, 0.0]), keep_bias=True) == 0.0
+    kept = fit_tau_norm({}, val, classifier, 0, dict(params, keep_bias=True))
+    assert kept[3]["tau"] == 0.0 and kept[1].tolist() == [5.0, 0.0]
 
 
 def test_logit_adjust_hand_computed():
-    logits = np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]])
-    counts = [50, 30, 20]  # prior 0.5, 0.3, 0.2
-    expected = np.array([[1 - math.log(0.5), 2 - math.log(0.3), 3 - math.log(0.2)]])
-    np.testing.assert_allclose(logit_adjust(logits, counts)[:1], expected)
-    np.testing.assert_allclose(logit_adjust(logits, counts)[1], -np.log([0.5, 0.3, 0.2]))
-    np.testing.assert_allclose(
-        logit_adjust(logits, counts, tau=0.5)[1], -0.5 * np.log([0.5, 0.3, 0.2])
-    )
+    classifier = {"weight": np.eye(3), "bias": np.zeros(3), "normed": False}
+    train = {"label": np.repeat([0, 1, 2], [50, 30, 20])}  # prior 0.5, 0.3, 0.2
+    W, bias, normed, info = fit_logit_adjust(train, None, classifier, 0, {"tau": 1.0})
+    logits = head_logits(np.array([[1.0, 2.0, 3.0]]), W, bias, normed)
+    expected = [[1 - math.log(0.5), 2 - math.log(0.3), 3 - math.log(0.2)]]
+    np.testing.assert_allclose(logits, expected, rtol=1e-6)
+    assert info["class_counts"] == [50, 30, 20]
+    half = fit_logit_adjust(train, None, classifier, 0, {"tau": 0.5})[1]
+    np.testing.assert_allclose(half, -0.5 * np.log([0.5, 0.3, 0.2]), rtol=1e-6)
     with pytest.raises(FragilityError, match="every class"):
-        logit_adjust(logits, [10, 0, 5])
+        fit_logit_adjust({"label": np.repeat([0, 2], [10, 5])}, None, classifier, 0, {"tau": 1.0})
 
 
 # -- apply_remedy -------------------------------------------------------------------------------
@@ -502,7 +505,7 @@ def test_apply_remedy_improves_biased_head(imbalanced_problem):
         la.bias, [8, 0, -8] - np.log(np.array([300, 40, 10]) / 350), rtol=1e-6
     )
     np.testing.assert_allclose(
-        la.test_logits, logit_adjust(test["logits"], [300, 40, 10]), atol=1e-4
+        la.test_logits, test["logits"] - np.log(np.array([300, 40, 10]) / 350), atol=1e-4
     )
     assert la.info["classifier_max_abs_diff"] < 1e-4
     # τ-norm: the class-mean rows all have norm 2·sqrt(3), so τ changes no prediction and the

@@ -15,8 +15,9 @@ import torch
 from fragility.embeddings.files import classifier_arrays_table, embeddings_table
 from fragility.errors import ConfigError
 from fragility.io import write_json, write_parquet
-from fragility.remedies import methods as remedies
+from fragility.remedies.registry import apply_remedy
 from fragility.training import gpus
+from fragility.training.heads import head_device
 from fragility.workflow.stages import remedy_run
 
 OVERSAMPLING = ["eos", "smote"]  # the remedies with a k-NN search on `auto`
@@ -79,9 +80,9 @@ def test_a_remedy_never_touches_cuda_when_its_job_claimed_no_gpu(
     _workstation_job(monkeypatch, tmp_path)
     train, test = read_embeddings(run_files["train"]), read_embeddings(run_files["test"])
     classifier = read_classifier(run_files["classifier"])
-    result = remedies.apply_remedy(name, train, test, classifier, seed=0)
+    result = apply_remedy(name, train, test, classifier, seed=0)
     assert result.info["n_synthetic"] > 0  # the k-NN search ran, on the CPU
-    assert str(remedies._device("auto")) == "cpu"
+    assert str(head_device("auto")) == "cpu"
 
 
 def test_auto_means_the_gpu_a_job_holds_and_an_explicit_cuda_needs_one(
@@ -89,13 +90,13 @@ def test_auto_means_the_gpu_a_job_holds_and_an_explicit_cuda_needs_one(
 ):
     _workstation_job(monkeypatch, tmp_path)
     with pytest.raises(ConfigError, match="remedy device 'cuda': remedy jobs hold no GPU"):
-        remedies._device("cuda")
+        head_device("cuda")
     monkeypatch.setattr(gpus, "_CONFIRMED", ["a GPU job"])  # its check found the GPU
-    assert str(remedies._device("auto")) == "cuda:0"
-    assert str(remedies._device("cuda")) == "cuda:0"
+    assert str(head_device("auto")) == "cuda:0"
+    assert str(head_device("cuda")) == "cuda:0"
     monkeypatch.setattr(gpus, "_CONFIRMED", [])
     monkeypatch.delenv(gpus.SLOTS_ENV)  # outside a workflow an explicit device is the caller's
-    assert str(remedies._device("cuda")) == "cuda:0"
+    assert str(head_device("cuda")) == "cuda:0"
 
 
 def _remedy_outputs(run_files, folder, name) -> dict:

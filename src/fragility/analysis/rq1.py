@@ -27,7 +27,6 @@ from fragility.catalog.outputs import CrossRunTable
 from fragility.embeddings.files import head_logits
 from fragility.errors import FragilityError
 from fragility.metrics import balanced_accuracy
-from fragility.remedies.methods import fit_linear_head
 
 
 def retrain_classifier(
@@ -36,11 +35,14 @@ def retrain_classifier(
     """Train ``logits = fe @ W.T + bias`` on ``fe_pool`` (N, H), ``y_pool`` (N,).
 
     Returns ``(W (C, H), bias (C,))`` as float32 numpy arrays. The same trainer as the
-    remedies' phase 3 (:func:`fragility.remedies.methods.fit_linear_head`, whose defaults the other
-    keywords ``lr``, ``momentum``, ``weight_decay``, ``batch_size``, ``seed``, ``device``
-    keep): init U(-1/sqrt(H), 1/sqrt(H)) like ``nn.Linear``, shuffled minibatches, cosine
+    remedies' phase 3 (:func:`fragility.training.heads.fit_linear_head`, whose defaults the
+    other keywords ``lr``, ``momentum``, ``weight_decay``, ``batch_size``, ``seed``,
+    ``device`` keep): init U(-1/sqrt(H), 1/sqrt(H)) like ``nn.Linear``, shuffled minibatches, cosine
     learning-rate decay, here over 30 epochs by default.
     """
+    # torch only here: the claims and Table 1 import this module in jobs that never train
+    from fragility.training.heads import fit_linear_head
+
     return fit_linear_head(
         fe_pool, y_pool, n_classes, epochs=epochs, sampler="uniform", schedule="cosine", **head
     )

@@ -18,7 +18,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from fragility.catalog import resolve
 from fragility.errors import ConfigError
+from fragility.training.settings import LOSSES
 
 
 class WeightedMeanLoss(nn.Module):
@@ -143,19 +145,42 @@ def build_loss(
     la_tau: float = 1.0,
     cdt_gamma: float = 0.2,
 ) -> nn.Module:
-    """Build a loss by its config name; an unknown name lists the valid ones.
+    """Build a loss by its config name (:data:`fragility.training.settings.LOSSES` names its
+    builder); an unknown name lists the valid ones.
 
     ``class_counts`` are the training subset's images per class (the prior, margins and
-    temperatures come from them); ``gamma`` is focal's.
+    temperatures come from them); ``gamma`` is focal's, ``max_margin`` and ``scale`` LDAM's,
+    ``la_tau`` the logit-adjusted loss's and ``cdt_gamma`` CDT's.
     """
-    builders = {
-        "ce": lambda: CrossEntropy(),
-        "focal": lambda: FocalLoss(gamma),
-        "ldam": lambda: LDAMLoss(class_counts, max_margin, scale),
-        "balanced_softmax": lambda: BalancedSoftmax(class_counts),
-        "logit_adjusted": lambda: LogitAdjustedLoss(class_counts, tau=la_tau),
-        "cdt": lambda: CDTLoss(class_counts, cdt_gamma),
-    }
-    if name not in builders:
-        raise ConfigError(f"unknown loss {name!r}; choose one of {sorted(builders)}")
-    return builders[name]()
+    if name not in LOSSES:
+        raise ConfigError(f"unknown loss {name!r}; choose one of {sorted(LOSSES)}")
+    options = {"gamma": gamma, "max_margin": max_margin, "scale": scale, "la_tau": la_tau,
+               "cdt_gamma": cdt_gamma}  # fmt: skip
+    return resolve(LOSSES[name])(class_counts, **options)
+
+
+# -- the builders LOSSES names: builder(class_counts, **options) -> nn.Module ----------------
+
+
+def cross_entropy(class_counts, **options) -> nn.Module:
+    return CrossEntropy()
+
+
+def focal(class_counts, *, gamma: float, **options) -> nn.Module:
+    return FocalLoss(gamma)
+
+
+def ldam(class_counts, *, max_margin: float, scale: float, **options) -> nn.Module:
+    return LDAMLoss(class_counts, max_margin, scale)
+
+
+def balanced_softmax(class_counts, **options) -> nn.Module:
+    return BalancedSoftmax(class_counts)
+
+
+def logit_adjusted(class_counts, *, la_tau: float, **options) -> nn.Module:
+    return LogitAdjustedLoss(class_counts, tau=la_tau)
+
+
+def cdt(class_counts, *, cdt_gamma: float, **options) -> nn.Module:
+    return CDTLoss(class_counts, cdt_gamma)

@@ -151,4 +151,4 @@ def build_model(
     """Build a model by registry name; an unknown name lists the valid ones."""
     if arch not in ARCHITECTURES:
         raise ConfigError(f"unknown arch {arch!r}; choose one of {sorted(ARCHITECTURES)}")
-    return ResNetCifar(ARCHITECTURES[arch], n_classes, in_channels, normed_classifier)
+    return ResNetCifar(ARCHITECTURES[arch].blocks, n_classes, in_channels, normed_classifier)

@@ -1,7 +1,8 @@
 """What determines a trained model, and the schedule derived from it, without torch.
 
 The workflow reads these names at start-up (config validation, ``snakemake -n``), so this
-module must stay importable without torch; :mod:`fragility.training.engine` re-exports them.
+module must stay importable without torch: the losses are named here by the import path of
+their builders (resolved when a training builds one), the architectures by their shape.
 """
 
 from __future__ import annotations
@@ -13,16 +14,36 @@ from dataclasses import dataclass
 
 from fragility.errors import ConfigError
 
-# loss-level methods: ce, focal and ldam (Cao et al.), then balanced softmax (Ren et al.
-# 2020), the logit-adjusted loss (Menon et al. 2021) and class-dependent temperatures (Ye et
-# al. 2020); any of them composes with ``drw`` or ``reweight``
-LOSSES = ("ce", "focal", "ldam", "balanced_softmax", "logit_adjusted", "cdt")
-# blocks per stage of each CIFAR ResNet (depth = 6 * blocks + 2)
-ARCHITECTURES: dict[str, tuple[int, int, int]] = {
-    "resnet8": (1, 1, 1),
-    "resnet20": (3, 3, 3),
-    "resnet32": (5, 5, 5),
-    "resnet56": (9, 9, 9),
+# loss-level methods by name, each with its builder ``builder(class_counts, **options) ->
+# nn.Module`` (:func:`fragility.training.losses.build_loss`): ce, focal and ldam (Cao et al.),
+# then balanced softmax (Ren et al. 2020), the logit-adjusted loss (Menon et al. 2021) and
+# class-dependent temperatures (Ye et al. 2020); any of them composes with ``drw`` or
+# ``reweight``
+LOSSES: dict[str, str] = {
+    "ce": "fragility.training.losses:cross_entropy",
+    "focal": "fragility.training.losses:focal",
+    "ldam": "fragility.training.losses:ldam",
+    "balanced_softmax": "fragility.training.losses:balanced_softmax",
+    "logit_adjusted": "fragility.training.losses:logit_adjusted",
+    "cdt": "fragility.training.losses:cdt",
+}
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A CIFAR ResNet of this package: residual blocks per stage (depth = 6 * blocks + 2), and
+    ``cost``, its training compute per image relative to ResNet-32 (its convolutions, 6n + 1
+    for n blocks a stage), by which the workflow sizes a job for a cluster."""
+
+    blocks: tuple[int, int, int]
+    cost: float
+
+
+ARCHITECTURES: dict[str, Architecture] = {
+    "resnet8": Architecture((1, 1, 1), 7 / 31),
+    "resnet20": Architecture((3, 3, 3), 19 / 31),
+    "resnet32": Architecture((5, 5, 5), 1.0),
+    "resnet56": Architecture((9, 9, 9), 55 / 31),
 }
 # LDAM-DRW's CIFAR ResNets (its models/resnet_cifar.py), blocks per stage, for its checkpoints
 LDAM_DRW_ARCHS = {"resnet20": 3, "resnet32": 5, "resnet44": 7, "resnet56": 9, "resnet110": 18}

@@ -25,16 +25,25 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from fragility.catalog.layout import Layout
+from fragility.catalog.layout import IMBALANCE, Layout
+from fragility.catalog.remedies import HEAD_SELECTIONS, REMEDIES
 from fragility.data.datasets import LOADERS, missing_raw_files
 from fragility.data.splits import Imbalance, check_recorded_class_orders, ldam_drw_parameters
 from fragility.errors import ConfigError
-from fragility.training.settings import ARCHITECTURES, LDAM_DRW_ARCHS, LOSSES, TrainConfig
+from fragility.training.settings import (
+    ARCHITECTURES,
+    LDAM_DRW_ARCHS,
+    LOSSES,
+    MFW_LAYERS,
+    SELECTIONS,
+    TrainConfig,
+)
 
 TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 # the workflow's schema, in the repository this package is installed from (editable)
@@ -155,6 +164,107 @@ def schema_error_line(error: BaseException) -> str:
     return f"{where}: {message}; config/schema.yaml lists the valid keys and values"
 
 
+# Where the schema lists a registry's names, and the registry (the one list each)
+def _registries() -> dict[tuple, tuple[str, list]]:
+    return {
+        ("$defs", "training", "properties", "arch", "enum"): (
+            "fragility.training.settings.ARCHITECTURES",
+            list(ARCHITECTURES),
+        ),
+        ("$defs", "training", "properties", "loss", "enum"): (
+            "fragility.training.settings.LOSSES",
+            list(LOSSES),
+        ),
+        ("$defs", "training", "properties", "select", "enum"): (
+            "fragility.training.settings.SELECTIONS",
+            list(SELECTIONS),
+        ),
+        ("$defs", "training", "properties", "mfw", "properties", "layer", "enum"): (
+            "fragility.training.settings.MFW_LAYERS",
+            list(MFW_LAYERS),
+        ),
+        (
+            "properties",
+            "remedies",
+            "properties",
+            "methods",
+            "additionalProperties",
+            "properties",
+            "method",
+            "enum",
+        ): ("fragility.catalog.remedies.REMEDIES", list(REMEDIES)),  # fmt: skip
+        ("$defs", "remedy_select", "enum"): (
+            "fragility.catalog.remedies.HEAD_SELECTIONS",
+            list(HEAD_SELECTIONS),
+        ),
+        ("properties", "runs", "items", "properties", "imbalance", "items", "pattern"): (
+            "fragility.catalog.layout.IMBALANCE",
+            f"^(?:{IMBALANCE})$",
+        ),
+    }
+
+
+def check_schema(schema: dict) -> None:
+    """The names the config schema lists are those of the registries, the one list of each:
+    the architectures, losses, checkpoint selections and MFW layers of training, the
+    imbalance pattern, the remedies, and each remedy's parameters (``$defs.remedy_params``)
+    with their defaults. A difference is a bug of this repository, reported in one line."""
+    for path, (registry, names) in _registries().items():
+        node = schema
+        for key in path:
+            node = node.get(key, {}) if isinstance(node, dict) else {}
+        if node != names:
+            where = ".".join(k for k in path if k != "properties")
+            raise ConfigError(
+                f"config/schema.yaml {where} is {node!r}, but {registry} holds {names!r}: "
+                "make the schema name what the registry holds"
+            )
+    defs = schema["$defs"]
+    if list(defs.get("remedy_params", {})) != list(REMEDIES):
+        raise ConfigError(
+            f"config/schema.yaml $defs.remedy_params describes {list(defs.get('remedy_params', {}))}"
+            f", but fragility.catalog.remedies.REMEDIES holds {list(REMEDIES)}"
+        )
+    for name, remedy in REMEDIES.items():
+        described = _parameter_defaults(defs["remedy_params"][name], defs)
+        if not _same_defaults(described, remedy.params):
+            raise ConfigError(
+                f"config/schema.yaml $defs.remedy_params.{name} describes {described}, but "
+                f"fragility.catalog.remedies.REMEDIES[{name!r}] has the parameters "
+                f"{remedy.params}: make the two the same"
+            )
+
+
+def _parameter_defaults(schema: dict, defs: dict) -> dict:
+    """A remedy's parameters (its ``allOf`` references' included) and their defaults."""
+    properties = {}
+    for part in schema.get("allOf", []):
+        ref = part.get("$ref", "")
+        target = defs[ref.rsplit("/", 1)[-1]] if ref.startswith("#/$defs/") else part
+        properties.update(target.get("properties", {}))
+    properties.update(schema.get("properties", {}))
+    out = {}
+    for name, prop in properties.items():
+        if "$ref" in prop:
+            prop = defs[prop["$ref"].rsplit("/", 1)[-1]]
+        out[name] = prop.get("default")
+    return out
+
+
+def _same_defaults(a: dict, b: dict) -> bool:
+    """Equal parameter names and defaults; numbers within 1e-12 (the schema writes tau_norm's
+    candidates as decimals, the registry holds them as computed)."""
+
+    def same(x, y) -> bool:
+        if isinstance(x, list) and isinstance(y, list):
+            return len(x) == len(y) and all(same(u, v) for u, v in zip(x, y))
+        if isinstance(x, int | float) and isinstance(y, int | float) and not isinstance(x, bool):
+            return math.isclose(x, y, rel_tol=0, abs_tol=1e-12)
+        return x == y
+
+    return set(a) == set(b) and all(same(a[k], b[k]) for k in a)
+
+
 @dataclass(frozen=True)
 class Run:
     dataset: str
@@ -185,6 +295,7 @@ class Study:
         that schema (default: :func:`load_schema`), for the remedies' parameters."""
         self.config = config
         self.schema = load_schema() if schema is None else schema
+        check_schema(self.schema)
         self.datasets: dict = config.get("datasets", {})
         self.losses: dict = config.get("losses", {})
         self.runs: list[Run] = []

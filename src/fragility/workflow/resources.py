@@ -39,12 +39,11 @@ from pathlib import Path
 import numpy as np
 
 from fragility.data.splits import class_counts
+from fragility.training.settings import ARCHITECTURES
 
 # images per second of a ResNet-32 training pass at 32 x 32 (evaluation: EVAL_SPEEDUP x that)
 RATES = {"cpu": 220.0, "cuda": 3000.0}
 EVAL_SPEEDUP = 3.0
-# cost of an architecture relative to ResNet-32: its convolutions (6n + 1 for n blocks a stage)
-ARCH_COST = {"resnet8": 7 / 31, "resnet20": 19 / 31, "resnet32": 1.0, "resnet56": 55 / 31}
 # activations a CPU training keeps per image (MB) for ResNet-32 at 32 x 32: 31 layers of
 # 16-64 channels, float32, forward values and their gradients
 ACTIVATION_MB = 3.5
@@ -67,6 +66,12 @@ SHAPES = {
     "celeba": (32, 32, 3, 43_700, 4_800, 2),
     "image_folder": (32, 32, 3, 50_000, 10_000, 10),  # a guess until the .npz is built
 }
+
+
+def arch_cost(arch: str | None) -> float:
+    """Training compute per image of ``arch`` relative to ResNet-32 (1 for a model trained
+    elsewhere, whose architecture this package does not know)."""
+    return ARCHITECTURES[arch].cost if arch in ARCHITECTURES else 1.0
 
 
 @dataclass(frozen=True)
@@ -198,12 +203,12 @@ class JobSizes:
         )
 
     def _rate(self, work: RunWork) -> float:
-        return RATES[self.device] / (ARCH_COST.get(work.arch, 1.0) * work.data.pixels)
+        return RATES[self.device] / (arch_cost(work.arch) * work.data.pixels)
 
     def _model_mem(self, work: RunWork, images: int) -> float:
         if self.device != "cpu":
             return PROCESS_MB["cuda"]  # activations live on the GPU
-        per_image = ACTIVATION_MB * ARCH_COST.get(work.arch, 1.0) * work.data.pixels
+        per_image = ACTIVATION_MB * arch_cost(work.arch) * work.data.pixels
         return PROCESS_MB["cpu"] + per_image * images
 
     def train(self, run) -> Size:

@@ -252,7 +252,7 @@ def remedy_run(
         read_classifier,
         read_embeddings,
     )
-    from fragility.remedies.methods import apply_remedy
+    from fragility.remedies.registry import apply_remedy
 
     train, test = read_embeddings(files["train"]), read_embeddings(files["test"])
     val = read_embeddings(files["val"]) if "val" in files else None
