@@ -38,7 +38,7 @@ pass give ``W``, ``bias`` and the logits (pred = argmax logits, as ``write_embed
 writes them). Test FE carry a weaker class signal than train FE, so train accuracy is high
 and test accuracy lower, minority classes the worst (defaults: train BAC 0.99, test BAC
 0.75). ``history.parquet`` (``--epochs`` rows) has the columns and ``metrics.json`` the keys
-the analysis reads, shaped as ``fragility.workflow.stages.train_run`` writes them.
+the analysis reads, shaped as ``fragility.workflow.stages.training.train_run`` writes them.
 
     python bench/analysis_speed.py                         # 10,000 x 64, 3 repeats
     python bench/analysis_speed.py --n-train 12406 --n-pool 50000   # CIFAR-10 exp100 sizes
@@ -197,7 +197,7 @@ def build_run(run_dir: Path, args) -> dict:
         with torch.no_grad():
             return model.classifier(torch.from_numpy(fe)).numpy()
 
-    run_info = {
+    run_keys = {
         "dataset": "synthetic",
         "imbalance": args.imbalance,
         "loss": "ldam" if args.normed else "ce",
@@ -205,7 +205,7 @@ def build_run(run_dir: Path, args) -> dict:
         "run": f"synthetic/{args.imbalance}/{'ldam' if args.normed else 'ce'}/seed{args.seed}",
     }
     kept = int(args.epochs * 0.9) or 1
-    meta = dict(run_info, epoch=kept, arch="resnet32", config_hash="bench000000000000")
+    meta = dict(run_keys, epoch=kept, arch="resnet32", config_hash="bench000000000000")
     emb_meta = dict(meta, normed=str(model.normed).lower())  # as write_embeddings adds it
     emb = run_dir / "embeddings"
     out = {}
@@ -249,10 +249,10 @@ def build_run(run_dir: Path, args) -> dict:
         "epochs": args.epochs,
         "kept_epoch": kept,
         "per_class_accuracy": out["test"]["per_class_accuracy"],
-        "run": run_info,
+        "run": run_keys,
         "select": "test_bac",
         "train_class_counts": counts,
-        "train_config": {"arch": "resnet32", "epochs": args.epochs, "loss": run_info["loss"]},
+        "train_config": {"arch": "resnet32", "epochs": args.epochs, "loss": run_keys["loss"]},
         "wall_seconds": elapsed,
     }
     write_json(metrics, run_dir / "metrics.json")

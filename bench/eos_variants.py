@@ -30,7 +30,9 @@ from fragility.embeddings.files import read_classifier, read_embeddings
 from fragility.metrics import per_class_accuracy
 from fragility.remedies.registry import apply_remedy
 from fragility.workflow.config import SCHEMA_PATH, Run, Study
-from fragility.workflow.stages import extract_run, prepare_data, split_dataset, train_run
+from fragility.workflow.stages.data import prepare_data, split_dataset
+from fragility.workflow.stages.embeddings import extract_run
+from fragility.workflow.stages.training import train_run
 
 # (row label, remedy, parameters): the registry's defaults, then the previous default of
 # eos and its authors' variant (k = 10, the last of the head's epochs) to separate the effect
@@ -71,11 +73,9 @@ def trained_run(config_path: Path, run: Run, work: Path) -> Path:
         train_run(
             canonical,
             split,
-            model_path=model,
-            history_path=folder / "history.parquet",
-            metrics_path=folder / "metrics.json",
+            [model, folder / "history.parquet", folder / "metrics.json"],
             settings=study.train_settings(run),
-            run_info={"run": str(run.path)},
+            run_keys={"run": str(run.path)},
             device="cpu",
             progress=False,
         )
@@ -83,7 +83,7 @@ def trained_run(config_path: Path, run: Run, work: Path) -> Path:
     outputs = {name: embeddings / f"{name}.parquet" for name in (*SUBSETS, "classifier")}
     if not all(path.exists() for path in outputs.values()):
         embeddings.mkdir(exist_ok=True)
-        extract_run(canonical, split, model, outputs, device="cpu")
+        extract_run(canonical, split, model, list(outputs.values()), device="cpu")
     return embeddings
 
 

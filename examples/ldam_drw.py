@@ -219,4 +219,4 @@ def write_cifar_format(
 
 
 if __name__ == "__main__":  # the worked example's commands: python examples/ldam_drw.py --help
-    sys.exit(main(modules=("__main__",)))
+    sys.exit(main(modules=("__main__",), prog="examples/ldam_drw.py"))

@@ -285,7 +285,8 @@ def get_train_settings(wildcards):
     return STUDY.train_settings(run_of(wildcards))
 
 
-def get_run_info(wildcards):
+def get_run_keys(wildcards):
+    """A run's keys and its folder name (``run``), recorded in every file of its training."""
     run = run_of(wildcards)
     return {
         "dataset": run.dataset,

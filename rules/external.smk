@@ -39,7 +39,7 @@ rule extract_external_embeddings:
         LAYOUT.benchmark("embeddings", RUN_LOG)
     params:
         model=get_external_settings,
-        run_info=get_run_info,
+        run_keys=get_run_keys,
         device=config["device"],
         checkpoint_stamp=get_checkpoint_stamp,
     wildcard_constraints:

@@ -10,7 +10,7 @@ rule train_model:
         LAYOUT.benchmark("train", RUN_LOG)
     params:
         settings=get_train_settings,
-        run_info=get_run_info,
+        run_keys=get_run_keys,
         device=config["device"],
         precision=config["precision"],
         resume=LAYOUT.file("resume"),

@@ -25,8 +25,10 @@ from fragility.data.splits import (
 )
 from fragility.errors import ConfigError
 from fragility.io import read_parquet_metadata
-from fragility.workflow import stages
 from fragility.workflow.config import SCHEMA_PATH, Study, load_schema
+from fragility.workflow.stages import data as data_stages
+from fragility.workflow.stages import embeddings as embedding_stages
+from fragility.workflow.stages.training import MODEL_OUTPUTS, train_run
 
 SEED = 2
 DRAW = {"imbalance": "exp10", "seed": SEED, "n_max": 60, "n_val": 10, "n_test": 20}
@@ -36,7 +38,7 @@ ORDER = seeded_class_order(10, SEED)  # [4, 2, 3, 7, 0, 9, 8, 5, 1, 6]
 @pytest.fixture(scope="module")
 def digits(tmp_path_factory):
     path = tmp_path_factory.mktemp("data") / "digits.npz"
-    stages.prepare_data("digits", {}, path)
+    data_stages.prepare_data("digits", {}, path)
     return path
 
 
@@ -44,16 +46,17 @@ def digits(tmp_path_factory):
 def seeded_run(digits, tmp_path_factory):
     """A one-epoch digits run on a seeded exp10 split: its folder, with embeddings."""
     run = tmp_path_factory.mktemp("run")
-    stages.split_dataset(digits, run / "split.parquet", **DRAW, class_order="seeded")
+    data_stages.split_dataset(digits, run / "split.parquet", **DRAW, class_order="seeded")
     settings = {"arch": "resnet8", "epochs": 1, "batch_size": 64, "flip": False, "seed": SEED}
     info = {"dataset": "digits", "imbalance": "exp10", "loss": "ce", "seed": SEED}
-    stages.train_run(
-        digits, run / "split.parquet", model_path=run / "model.pt",
-        history_path=run / "history.parquet", metrics_path=run / "metrics.json",
-        settings=settings, run_info=info, device="cpu", progress=False,
+    train_run(
+        digits, run / "split.parquet", [run / n for n in MODEL_OUTPUTS],
+        settings=settings, run_keys=info, device="cpu", progress=False,
     )  # fmt: skip
     files = {kind: run / f"{kind}.parquet" for kind in EMBEDDINGS}
-    stages.extract_run(digits, run / "split.parquet", run / "model.pt", files, device="cpu")
+    embedding_stages.extract_run(
+        digits, run / "split.parquet", run / "model.pt", list(files.values()), device="cpu"
+    )
     return run
 
 
@@ -72,7 +75,7 @@ def test_the_split_file_records_its_class_order(digits, tmp_path):
         ([9, 8, 7, 6, 5, 4, 3, 2, 1, 0], list(range(9, -1, -1)), "explicit"),
     ):
         path = tmp_path / "split.parquet"
-        split = stages.split_dataset(digits, path, **DRAW, class_order=setting)
+        split = data_stages.split_dataset(digits, path, **DRAW, class_order=setting)
         meta = read_parquet_metadata(path)
         assert json.loads(meta["class_order"]) == order and meta["class_order_mode"] == mode
         assert meta["seed"] == str(SEED) and meta["imbalance"] == "exp10"
@@ -84,7 +87,7 @@ def test_a_model_trained_elsewhere_on_the_study_s_split_gets_its_order(digits, s
     # training_subset.mode study: the same seeded split, recorded the same way
     out = seeded_run.parent / "external_split.parquet"
     settings = {"mode": "study", "class_order": "seeded", **DRAW}
-    table = stages.split_external(digits, out, settings=settings)
+    table = data_stages.split_external(digits, out, settings=settings)
     assert table.equals(pq.read_table(seeded_run / "split.parquet"))
     meta = read_parquet_metadata(out)
     assert json.loads(meta["class_order"]) == ORDER and meta["class_order_mode"] == "seeded"
@@ -120,8 +123,8 @@ def test_a_balanced_split_is_the_same_in_every_order(digits, tmp_path):
     # equal class sizes: the order changes nothing, so the seeded preset's balanced reference
     # is the label-order study's balanced run of the same seed
     draw = dict(DRAW, imbalance="balanced")
-    label = stages.split_dataset(digits, tmp_path / "a.parquet", **draw)
-    seeded = stages.split_dataset(digits, tmp_path / "b.parquet", **draw, class_order="seeded")
+    label = data_stages.split_dataset(digits, tmp_path / "a.parquet", **draw)
+    seeded = data_stages.split_dataset(digits, tmp_path / "b.parquet", **draw, class_order="seeded")
     assert label.equals(seeded)
 
 
@@ -141,7 +144,7 @@ def _label_split(digits, results, metadata=None):
     path = results / "digits" / "exp10" / "split_seed0.parquet"
     path.parent.mkdir(parents=True)
     draw = {"imbalance": "exp10", "seed": 0, "n_max": 100, "n_val": 20, "n_test": 30}
-    table = stages.split_dataset(digits, path, **draw)
+    table = data_stages.split_dataset(digits, path, **draw)
     if metadata is not None:  # as an older version wrote it
         pq.write_table(table.replace_schema_metadata(metadata), path)
     return path
@@ -195,7 +198,7 @@ def test_seeded_splits_are_kept_when_the_seeded_study_runs_again(digits, tmp_pat
     path = results / "digits" / "exp10" / "split_seed3.parquet"
     path.parent.mkdir(parents=True)
     draw = {"imbalance": "exp10", "seed": 3, "n_max": 100, "n_val": 20, "n_test": 30}
-    stages.split_dataset(digits, path, **draw, class_order="seeded")
+    data_stages.split_dataset(digits, path, **draw, class_order="seeded")
     _study(results, "seeded")
     with pytest.raises(ConfigError, match="drawn in seeded class order"):
         _study(results, "label")

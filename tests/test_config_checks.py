@@ -208,7 +208,6 @@ def test_a_schema_that_names_other_than_the_registries_stops_the_study_in_one_li
     assert "$defs.remedy_params describes [" in drifted(a_remedy_more)
 
 
-
 # -- val_bac and tau_norm need a validation split ----------------------------------------------
 
 

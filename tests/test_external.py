@@ -33,8 +33,10 @@ from fragility.embeddings.external import (
 )
 from fragility.embeddings.files import prepare_fe, read_classifier, read_embeddings
 from fragility.errors import ConfigError, FragilityError
-from fragility.workflow import stages
 from fragility.workflow.config import SCHEMA_PATH, Study
+from fragility.workflow.stages import data as data_stages
+from fragility.workflow.stages import embeddings as embedding_stages
+from fragility.workflow.stages.training import MODEL_OUTPUTS, train_run
 
 torch.set_num_threads(1)
 
@@ -175,31 +177,30 @@ def test_our_model_pt_gives_the_runs_embeddings_and_tables_bit_for_bit(tmp_path)
     fragility, the study's split): equal embeddings and per-run tables."""
     from fragility.catalog.layout import EMBEDDINGS
     from fragility.catalog.outputs import RUN_TABLES
-    from fragility.workflow.analysis_stages import analyze_run
+    from fragility.workflow.stages.analysis import analyze_run
 
     data, split = tmp_path / "digits.npz", tmp_path / "split.parquet"
-    stages.prepare_data("digits", {}, data)
+    data_stages.prepare_data("digits", {}, data)
     draw = {"imbalance": "exp10", "seed": 0, "n_max": 60, "n_val": 10, "n_test": 20}
-    stages.split_dataset(data, split, **draw)
+    data_stages.split_dataset(data, split, **draw)
     settings = {"arch": "resnet8", "epochs": 1, "batch_size": 64, "flip": False, "seed": 0}
     run = {"dataset": "digits", "imbalance": "exp10", "loss": "ce", "seed": 0}
     ours, theirs = tmp_path / "run", tmp_path / "external"
-    stages.train_run(
-        data, split, model_path=ours / "model.pt", history_path=ours / "history.parquet",
-        metrics_path=ours / "metrics.json", settings=settings, run_info=run, progress=False,
+    train_run(
+        data, split, [ours / n for n in MODEL_OUTPUTS], settings=settings, run_keys=run, progress=False,
     )  # fmt: skip
     files = {kind: ours / f"{kind}.parquet" for kind in EMBEDDINGS}
-    stages.extract_run(data, split, ours / "model.pt", files, device="cpu")
+    embedding_stages.extract_run(data, split, ours / "model.pt", list(files.values()), device="cpu")
 
     model = _resolved_entry("mine", "fragility", {"mode": "study"})
     split_settings = {"mode": "study", "class_order": None, **draw}
-    stages.split_external(data, theirs / "split.parquet", settings=split_settings)
+    data_stages.split_external(data, theirs / "split.parquet", settings=split_settings)
     assert pq.read_table(theirs / "split.parquet").equals(pq.read_table(split))
     outputs = {kind: theirs / f"{kind}.parquet" for kind in (*EMBEDDINGS, "history")}
     outputs["metrics"] = theirs / "metrics.json"
-    stages.extract_external(
-        data, theirs / "split.parquet", ours / "model.pt", outputs, model=model,
-        run_info=dict(run, loss="mine"), device="cpu",
+    embedding_stages.extract_external(
+        data, theirs / "split.parquet", ours / "model.pt", list(outputs.values()), model=model,
+        run_keys=dict(run, loss="mine"), device="cpu",
     )  # fmt: skip
     for kind in EMBEDDINGS:
         a, b = pq.read_table(files[kind]), pq.read_table(outputs[kind])
@@ -333,10 +334,10 @@ def test_ldam_drw_sampling_is_reproduced_exactly_from_a_cifar10_file(tmp_path):
     assert batch["labels"] == y[20000:30000].tolist() and batch["data"].shape == (10000, 3072)
 
     data = tmp_path / "cifar10.npz"
-    stages.prepare_data("cifar10", {"root": str(tmp_path / "raw")}, data)
+    data_stages.prepare_data("cifar10", {"root": str(tmp_path / "raw")}, data)
     settings = {"mode": "ldam_drw", "imb_type": "exp", "imb_factor": 0.01, "rand_number": 0}
     settings.update(seed=0, n_test=None, class_order=None)
-    split = stages.split_external(data, tmp_path / "split.parquet", settings=settings)
+    split = data_stages.split_external(data, tmp_path / "split.parquet", settings=settings)
     rows, labels = subset_indices(split, "train")
     expected, nums = reference_imbalance_cifar(y.tolist(), 10, "exp", 0.01, 0)
     assert nums == [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50]
@@ -359,7 +360,7 @@ def test_ldam_drw_sampling_is_reproduced_exactly_from_a_cifar10_file(tmp_path):
 
 def test_an_index_file_gives_the_training_subset_and_the_studys_test_images(tmp_path):
     data = tmp_path / "digits.npz"
-    stages.prepare_data("digits", {}, data)
+    data_stages.prepare_data("digits", {}, data)
     y_train, y_test = np.load(data)["y_train"], np.load(data)["y_test"]
     study = make_split(y_train, y_test, "exp10", 100, 4, n_test=20)
     rows = np.flatnonzero(y_train < 5)[::3]
@@ -370,7 +371,9 @@ def test_an_index_file_gives_the_training_subset_and_the_studys_test_images(tmp_
 
     def split_of(index_file: str):
         out = tmp_path / "out.parquet"
-        return stages.split_external(data, out, settings=settings, index_path=tmp_path / index_file)
+        return data_stages.split_external(
+            data, out, settings=settings, index_path=tmp_path / index_file
+        )
 
     for index_file, expected in (
         ("rows.npy", rows),

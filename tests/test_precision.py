@@ -17,7 +17,9 @@ from fragility.metrics import balanced_accuracy, per_class_accuracy
 from fragility.training import precision
 from fragility.training.engine import eval_batch_size, resolve_device
 from fragility.training.precision import Precision
-from fragility.workflow import stages
+from fragility.workflow.stages import data as data_stages
+from fragility.workflow.stages import embeddings as embedding_stages
+from fragility.workflow.stages.training import MODEL_OUTPUTS, train_run
 
 DEVICES = [
     "cpu",
@@ -33,9 +35,9 @@ def digits_split(tmp_path_factory):
     """The canonical digits file and an exp10 split of it (60 images in the largest class)."""
     folder = tmp_path_factory.mktemp("digits")
     data, split = folder / "digits.npz", folder / "split.parquet"
-    stages.prepare_data("digits", {}, data)
+    data_stages.prepare_data("digits", {}, data)
     draw = {"imbalance": "exp10", "seed": 0, "n_max": 60, "n_val": 0, "n_test": 20}
-    stages.split_dataset(data, split, **draw)
+    data_stages.split_dataset(data, split, **draw)
     return data, split
 
 
@@ -82,9 +84,8 @@ def test_the_gpu_precision_policy_keeps_the_decomposition_and_the_kept_metrics_e
     settings = {"arch": "resnet8", "epochs": 4, "batch_size": 32, "seed": 0}
     settings["loss"] = loss
     info = {"dataset": "digits", "imbalance": "exp10", "loss": loss, "seed": 0}
-    stages.train_run(
-        data, split, model_path=run / "model.pt", history_path=run / "history.parquet",
-        metrics_path=run / "metrics.json", settings=settings, run_info=info, device=device,
+    train_run(
+        data, split, [run / n for n in MODEL_OUTPUTS], settings=settings, run_keys=info, device=device,
         precision=_gpu_policy(device), progress=False,
     )  # fmt: skip
     # the trunk really ran in the policy's dtype (bf16; float32 on a GPU older than Ampere),
@@ -96,7 +97,7 @@ def test_the_gpu_precision_policy_keeps_the_decomposition_and_the_kept_metrics_e
     assert metrics["precision"] == policy.name
 
     files = {kind: run / f"{kind}.parquet" for kind in EMBEDDINGS}
-    stages.extract_run(data, split, run / "model.pt", files, device=device)
+    embedding_stages.extract_run(data, split, run / "model.pt", list(files.values()), device=device)
     clf = read_classifier(files["classifier"])
     for subset in ("train", "pool", "test"):
         emb = read_embeddings(files[subset])
@@ -184,15 +185,16 @@ def test_a_checkpoint_extracted_on_cuda_agrees_with_the_cpu_extraction(digits_sp
     run = tmp_path / "run"
     settings = {"arch": "resnet8", "epochs": 3, "batch_size": 32, "seed": 0}
     info = {"dataset": "digits", "imbalance": "exp10", "loss": "ce", "seed": 0}
-    stages.train_run(
-        data, split, model_path=run / "model.pt", history_path=run / "history.parquet",
-        metrics_path=run / "metrics.json", settings=settings, run_info=info, device="cuda",
+    train_run(
+        data, split, [run / n for n in MODEL_OUTPUTS], settings=settings, run_keys=info, device="cuda",
         progress=False,
     )  # fmt: skip
     out = {}
     for device in ("cpu", "cuda"):
         files = {kind: run / device / f"{kind}.parquet" for kind in EMBEDDINGS}
-        stages.extract_run(data, split, run / "model.pt", files, device=device)
+        embedding_stages.extract_run(
+            data, split, run / "model.pt", list(files.values()), device=device
+        )
         out[device] = {s: read_embeddings(files[s]) for s in ("train", "pool", "test")}
         assert pq.read_table(files["classifier"]).equals(
             pq.read_table(run / "cpu" / "classifier.parquet")

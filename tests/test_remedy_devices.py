@@ -18,7 +18,7 @@ from fragility.io import write_json, write_parquet
 from fragility.remedies.registry import apply_remedy
 from fragility.training import gpus
 from fragility.training.heads import head_device
-from fragility.workflow.stages import remedy_run
+from fragility.workflow.stages.heads import remedy_run
 
 OVERSAMPLING = ["eos", "smote"]  # the remedies with a k-NN search on `auto`
 
@@ -103,7 +103,7 @@ def _remedy_outputs(run_files, folder, name) -> dict:
     outputs = {k: folder / f"{k}.parquet" for k in ("train", "test", "classifier")}
     outputs["metrics"] = folder / "metrics.json"
     inputs = {k: run_files[k] for k in ("train", "test", "classifier", "metrics")}
-    remedy_run(inputs, name, name, {}, outputs, seed=0)
+    remedy_run(inputs, name, name, {}, list(outputs.values()), seed=0)
     metrics = json.loads(outputs["metrics"].read_text())
     metrics.pop("wall_seconds")  # a timing
     tables = {k: pq.read_table(outputs[k]) for k in ("train", "test", "classifier")}

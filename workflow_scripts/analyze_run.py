@@ -1,5 +1,5 @@
-from fragility.workflow.analysis_stages import analyze_run
 from fragility.workflow.jobs import run_logged
+from fragility.workflow.stages.analysis import analyze_run
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 run_logged(

@@ -1,7 +1,7 @@
 import torch
 
 from fragility.workflow.jobs import run_logged
-from fragility.workflow.stages import remedy_run
+from fragility.workflow.stages.heads import remedy_run
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 torch.set_num_threads(sm.threads)
@@ -12,7 +12,7 @@ run_logged(
         sm.wildcards.remedy,
         sm.params.spec["method"],
         dict(sm.params.spec["params"]),
-        dict(sm.output.items()),
+        list(sm.output),
         seed=int(sm.wildcards.seed),
     ),
 )

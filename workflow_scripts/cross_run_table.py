@@ -1,5 +1,5 @@
-from fragility.workflow.analysis_stages import cross_run_tables
 from fragility.workflow.jobs import declared_runs, run_logged
+from fragility.workflow.stages.analysis import cross_run_tables
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 run_logged(

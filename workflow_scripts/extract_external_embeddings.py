@@ -1,19 +1,21 @@
+import torch
+
 from fragility.training.gpus import requests_gpu
 from fragility.workflow.jobs import job_name, run_device_job
-from fragility.workflow.stages import extract_external
+from fragility.workflow.stages.embeddings import extract_external
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
+torch.set_num_threads(sm.threads)
 run_device_job(
     sm.log[0],
-    sm.threads,
     sm.params.device,
     lambda: extract_external(
         sm.input.data,
         sm.input.split,
         sm.input.checkpoint,
-        dict(sm.output.items()),
+        list(sm.output),
         model=dict(sm.params.model),
-        run_info=dict(sm.params.run_info),
+        run_keys=dict(sm.params.run_keys),
         device=sm.params.device,
     ),
     gpu_requested=requests_gpu(sm.resources),

@@ -1,8 +1,8 @@
-from fragility.workflow.analysis_stages import plot_cross_run_figure
 from fragility.workflow.jobs import run_logged
+from fragility.workflow.stages.figures import plot_cross_run_figure
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 run_logged(
     sm.log[0],
-    lambda: plot_cross_run_figure(sm.wildcards.figure, sm.input[0], sm.output[0]),
+    lambda: plot_cross_run_figure(sm.wildcards.figure, sm.input[0], list(sm.output)),
 )

@@ -1,5 +1,5 @@
 from fragility.workflow.jobs import run_logged
-from fragility.workflow.stages import prepare_data
+from fragility.workflow.stages.data import prepare_data
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
-run_logged(sm.log[0], lambda: prepare_data(sm.params.name, sm.params.settings, sm.output[0]))
+run_logged(sm.log[0], lambda: prepare_data(sm.params.name, sm.params.settings, list(sm.output)))

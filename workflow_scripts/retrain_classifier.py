@@ -1,7 +1,7 @@
 import torch
 
-from fragility.workflow.analysis_stages import retrain_run
 from fragility.workflow.jobs import run_logged
+from fragility.workflow.stages.heads import retrain_run
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 torch.set_num_threads(sm.threads)

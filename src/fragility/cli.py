@@ -1,16 +1,19 @@
 """``python -m fragility``: every stage of the pipeline without Snakemake.
 
 The commands are generated from the stage functions the workflow scripts call
-(:mod:`fragility.workflow.stages` and :mod:`fragility.workflow.analysis_stages`), so the command line cannot
-fall behind them: a stage ``split_dataset(canonical_path, out_path, *, imbalance, seed, ...)``
-is ``python -m fragility split-dataset CANONICAL_PATH OUT_PATH --imbalance exp100 --seed 0 ...``.
+(:mod:`fragility.workflow.stages`: data, training, embeddings, heads, analysis, curves,
+figures), so the command line cannot fall behind them: a stage
+``split_dataset(canonical_path, outputs, *, imbalance, seed, ...)`` is
+``python -m fragility split-dataset CANONICAL_PATH OUTPUTS --imbalance exp100 --seed 0 ...``.
 Arguments without a default are positional, the others are options; numbers and flags are
-typed, dicts and lists are JSON. Examples::
+typed, dicts and lists are JSON. Every stage takes its inputs first and then ``OUTPUTS``, the
+files it writes: one path, or a JSON list of paths, each file known by its name. Examples::
 
     python -m fragility prepare-data digits '{}' data/digits.npz
     python -m fragility split-dataset data/digits.npz split.parquet --imbalance exp10 \\
         --seed 0 --n-max 100 --n-val 20
-    python -m fragility analyze-run RUN_DIR rq3 RUN_DIR/rq3 --ks '[2, 3, 5, 7]' --k-fe 7
+    python -m fragility analyze-run "$(python -m fragility model-files RUN train classifier)" \\
+        rq3 "$(python -m fragility run-tables rq3 RUN)" --ks '[2, 3, 5, 7]' --k-fe 7
 
 The Snakemake targets remain the way to run a whole study (README, "What runs").
 """
@@ -27,9 +30,13 @@ import typing
 from collections.abc import Callable
 from pathlib import Path
 
+from fragility.catalog import layout, outputs
 from fragility.errors import FragilityError
 
-STAGE_MODULES = ("fragility.workflow.stages", "fragility.workflow.analysis_stages")
+STAGE_MODULES = tuple(
+    f"fragility.workflow.stages.{step}"
+    for step in ("data", "training", "embeddings", "heads", "analysis", "curves", "figures")
+)
 
 
 def _json(text: str):
@@ -113,25 +120,25 @@ def _add_stage(sub, command: str, fn: Callable) -> None:
     parser.set_defaults(stage=fn)
 
 
-def run_files(run_dir: str, kinds: list[str]) -> dict[str, str]:
-    """The files ``kinds`` (default: every kind present) of a run folder, kind -> path."""
-    from fragility.catalog import layout
-
+def model_files(run_dir: str, kinds: list[str], as_list: bool = False) -> dict | list:
+    """The files ``kinds`` (default: every kind present) of a model folder, kind -> path (a
+    stage's inputs), or with ``--list`` their paths (a stage's outputs)."""
     unknown = [k for k in kinds if k not in layout.MODEL_FILES]
     if unknown:
         known = ", ".join(layout.MODEL_FILES)
         raise FragilityError(f"unknown file kinds {unknown}; known: {known}")
     folder = Path(run_dir)
     if kinds:
-        return {kind: str(folder / layout.model_file(kind)) for kind in kinds}
-    present = {k: folder / layout.model_file(k) for k in layout.MODEL_FILES}
-    return {k: str(p) for k, p in present.items() if p.is_file()}
+        files = {kind: str(folder / layout.model_file(kind)) for kind in kinds}
+    else:
+        present = {k: folder / layout.model_file(k) for k in layout.MODEL_FILES}
+        files = {k: str(p) for k, p in present.items() if p.is_file()}
+    return list(files.values()) if as_list else files
 
 
-def run_outputs(rq: str, run_dir: str) -> list[str]:
-    """The table files research question ``rq`` writes in a run folder."""
-    from fragility.catalog import outputs
-
+def run_tables(rq: str, run_dir: str) -> list[str]:
+    """The table files research question ``rq`` writes in a model folder (the outputs of
+    ``analyze-run``)."""
     if rq not in outputs.RUN_TABLES:
         raise FragilityError(f"unknown research question {rq!r}; one of {list(outputs.RUN_TABLES)}")
     return [
@@ -142,18 +149,21 @@ def run_outputs(rq: str, run_dir: str) -> list[str]:
 
 
 def _add_catalog_commands(sub) -> None:
-    files = sub.add_parser("run-files", help=inspect.getdoc(run_files))
+    files = sub.add_parser("model-files", help=inspect.getdoc(model_files))
     files.add_argument("run_dir", metavar="RUN_DIR")
     files.add_argument("kinds", nargs="*", metavar="KIND")
-    files.set_defaults(stage=run_files)
-    outputs = sub.add_parser("run-outputs", help=inspect.getdoc(run_outputs))
-    outputs.add_argument("rq", metavar="RQ")
-    outputs.add_argument("run_dir", metavar="RUN_DIR")
-    outputs.set_defaults(stage=run_outputs)
+    files.add_argument("--list", dest="as_list", action="store_true", help="paths only")
+    files.set_defaults(stage=model_files)
+    tables = sub.add_parser("run-tables", help=inspect.getdoc(run_tables))
+    tables.add_argument("rq", metavar="RQ")
+    tables.add_argument("run_dir", metavar="RUN_DIR")
+    tables.set_defaults(stage=run_tables)
 
 
-def parser(modules: tuple[str, ...] = STAGE_MODULES) -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="fragility", description=__doc__.split("\n")[0])
+def parser(
+    modules: tuple[str, ...] = STAGE_MODULES, prog: str = "fragility"
+) -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command, fn in stages(modules).items():
         _add_stage(sub, command, fn)
@@ -161,10 +171,14 @@ def parser(modules: tuple[str, ...] = STAGE_MODULES) -> argparse.ArgumentParser:
     return top
 
 
-def main(argv: list[str] | None = None, modules: tuple[str, ...] = STAGE_MODULES) -> int:
+def main(
+    argv: list[str] | None = None,
+    modules: tuple[str, ...] = STAGE_MODULES,
+    prog: str = "fragility",
+) -> int:
     """Run the command ``argv`` names (default: the process's arguments) among the stages of
     ``modules``; 0 on success, 1 with one line on stderr for a :class:`FragilityError`."""
-    args = vars(parser(modules).parse_args(argv))
+    args = vars(parser(modules, prog).parse_args(argv))
     stage, _ = args.pop("stage"), args.pop("command")
     try:
         result = stage(**args)

@@ -116,6 +116,46 @@ def write_text(text: str, path: str | os.PathLike) -> None:
         tmp.write_text(text)
 
 
+# -- a stage's outputs: the paths it writes, each known by its file name -------------------------
+
+# What every stage takes as its outputs: a list of paths (a rule's declared outputs), or one
+# path alone; each file is known by its name (``metrics.json``, ``table2.csv``, ...).
+Outputs = list[str] | str
+
+
+def output_paths(outputs: Outputs | Path) -> list[Path]:
+    """A stage's ``outputs`` as a list of paths."""
+    return [Path(p) for p in ([outputs] if isinstance(outputs, str | os.PathLike) else outputs)]
+
+
+def the_output(outputs: Outputs | Path) -> Path:
+    """The one path of a stage that writes one file."""
+    paths = output_paths(outputs)
+    if len(paths) != 1:
+        raise FragilityError(f"this stage writes one file; it was given {len(paths)}: {paths}")
+    return paths[0]
+
+
+def outputs_named(outputs: Outputs | Path, names: Iterable[str]) -> dict[str, Path]:
+    """``{name: path}`` for each file name in ``names`` (``metrics.json``, ``.csv``: a name
+    that starts with a dot is a suffix), from ``outputs``: every name must be there and no
+    other file, so that a stage and its rule cannot drift apart."""
+    paths, names = output_paths(outputs), list(names)
+
+    def matches(path: Path, name: str) -> bool:
+        return path.suffix == name if name.startswith(".") else path.name == name
+
+    found = {name: [p for p in paths if matches(p, name)] for name in names}
+    missing = [name for name, hits in found.items() if len(hits) != 1]
+    extra = [p.name for p in paths if not any(matches(p, name) for name in names)]
+    if missing or extra:
+        raise FragilityError(
+            f"the outputs {[p.name for p in paths]} do not name each of {names} once "
+            f"(missing or repeated: {missing}; unknown: {extra})"
+        )
+    return {name: hits[0] for name, hits in found.items()}
+
+
 def write_table(table: pa.Table, path: str | os.PathLike) -> None:
     """Write ``table`` atomically as CSV or Parquet, chosen by the suffix of ``path``."""
     import pyarrow.csv as pacsv
@@ -130,11 +170,11 @@ def write_table(table: pa.Table, path: str | os.PathLike) -> None:
             pq.write_table(table, tmp)
 
 
-def write_tables(tables: Mapping[str, pa.Table], outputs: Iterable[str | os.PathLike]) -> None:
+def write_tables(tables: Mapping[str, pa.Table], outputs: Outputs) -> None:
     """Write each of ``outputs`` (the paths a rule declared, ``{name}.csv`` or
     ``{name}.parquet``) from the table of the same name; every table must land somewhere
     and every output must have a table, so the code and the rule cannot drift apart."""
-    outputs = [Path(p) for p in outputs]
+    outputs = output_paths(outputs)
     unknown = sorted({p.name for p in outputs if p.stem not in tables})
     unwritten = sorted(set(tables) - {p.stem for p in outputs})
     if unknown or unwritten:

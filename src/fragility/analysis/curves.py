@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import pyarrow as pa
 
@@ -30,7 +29,6 @@ from fragility.analysis.uncertainty import CONFIDENCE, t_interval
 from fragility.catalog.outputs import CLAIMS_TABLE, REMEDY_TABLE, CurveFigure
 from fragility.data.splits import Imbalance
 from fragility.errors import ConfigError, FragilityError
-from fragility.io import read_table
 
 CURVE_KEYS = ("dataset", "family", "ratio", "imbalance", "loss")
 NEVER = "never in the range"
@@ -552,28 +550,3 @@ def smallest_ratio_table(claims: pa.Table) -> pa.Table:
         )
     out.sort(key=lambda r: (r["dataset"], r["loss"], r["family"], r["claim"]))
     return pa.Table.from_pylist(out, schema=SMALLEST_RATIO_SCHEMA)
-
-
-# -- file-in, file-out (the workflow's curve rules) ---------------------------------------------
-
-
-def _write_each(table: pa.Table, outputs: Sequence[str | Path]) -> None:
-    from fragility.io import write_table
-
-    for path in outputs:
-        write_table(table, path)
-
-
-def write_curve_table(source: str, by_seed_path: str | Path, outputs: list) -> None:
-    """The curve table of ``source`` to each of ``outputs`` (CSV and Parquet)."""
-    _write_each(source_curve_table(source, read_table(by_seed_path)), outputs)
-
-
-def write_joined_curve_table(curve_paths: list, outputs: list) -> None:
-    """Every curve table side by side, to each of ``outputs`` (CSV and Parquet)."""
-    _write_each(joined_curve_table([read_table(p) for p in curve_paths]), outputs)
-
-
-def write_smallest_ratio_table(claims_path: str | Path, outputs: list) -> None:
-    """Where each claim starts to hold, from ``claims.parquet``, to each of ``outputs``."""
-    _write_each(smallest_ratio_table(read_table(claims_path)), outputs)

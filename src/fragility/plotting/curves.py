@@ -23,7 +23,6 @@ from fragility.analysis import curves
 from fragility.catalog import resolve
 from fragility.catalog.outputs import CURVE_FIGURES, CurveFigure
 from fragility.errors import ConfigError
-from fragility.io import read_table
 from fragility.plotting.style import BLACK, BLUE, GREY, STYLE, VERMILLION, Patch, figure, plt, save
 
 FAMILY_STYLE = {"exp": (BLUE, "o", "exp"), "step": (VERMILLION, "s", "step")}
@@ -139,18 +138,3 @@ def draw_curves(
             save(fig, Path(out_path), f"{dataset}, {loss}")
         finally:
             plt.close("all")
-
-
-def plot_curve_files(
-    name: str,
-    by_seed_paths: Mapping[str, str | Path],
-    dataset: str,
-    loss: str,
-    out_path: str | Path,
-) -> None:
-    """File-in, file-out: draw curve figure ``name`` from its input tables (source -> path
-    of :func:`curves.curve_input`)."""
-    tables = {
-        source: curves.curve_of(source, read_table(path)) for source, path in by_seed_paths.items()
-    }
-    plot_curve_figure(name, tables, dataset, loss, out_path)

@@ -6,6 +6,9 @@ import sys
 import traceback
 from collections.abc import Callable
 
+from fragility.errors import FragilityError
+from fragility.training.gpus import check_gpu_visible, claim_for_job
+
 
 class _Tee:
     """A text stream writing to several streams (the rule's log and the terminal)."""
@@ -33,8 +36,6 @@ def run_logged(log_path: str, stage: Callable[[], object]) -> None:
     A :class:`FragilityError` ends the job with its one-line message (in the log and on the
     terminal); anything else is a bug and keeps its traceback in the log.
     """
-    from fragility.errors import FragilityError
-
     log = open(log_path, "w", buffering=1)  # noqa: SIM115 (closed in the finally below)
     sys.stderr = _Tee(log, sys.__stderr__)
     try:
@@ -52,24 +53,18 @@ def run_logged(log_path: str, stage: Callable[[], object]) -> None:
 
 def run_device_job(
     log_path: str,
-    threads: int,
     device: str,
     stage: Callable[[], object],
     *,
     gpu_requested: bool = False,
     job: str = "job",
 ) -> None:
-    """A training or embedding job: ``threads`` torch threads and a GPU of its own, claimed
-    before ``stage`` can initialise CUDA (:func:`fragility.training.gpus.claim_for_job`), then
-    ``stage``, logged as :func:`run_logged` logs it. A GPU job (``gpu_requested`` by its
-    rule, on a machine or node that advertises a GPU) whose torch sees no GPU ends at once
-    with one line naming ``job`` (:func:`fragility.training.gpus.check_gpu_visible`), instead of
-    running ``stage`` on the CPU."""
-    import torch
-
-    from fragility.training.gpus import check_gpu_visible, claim_for_job
-
-    torch.set_num_threads(threads)
+    """A training or embedding job: a GPU of its own, claimed before ``stage`` can initialise
+    CUDA (:func:`fragility.training.gpus.claim_for_job`), then ``stage``, logged as
+    :func:`run_logged` logs it. A GPU job (``gpu_requested`` by its rule, on a machine or node
+    that advertises a GPU) whose torch sees no GPU ends at once with one line naming ``job``
+    (:func:`fragility.training.gpus.check_gpu_visible`), instead of running ``stage`` on the
+    CPU."""
 
     def claimed_stage():
         claim_for_job(device)  # inside the log: a job's log says which slot it took
