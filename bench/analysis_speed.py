@@ -274,10 +274,10 @@ def build_run(run_dir: Path, args) -> dict:
 
 def check_run(inputs) -> float:
     """Largest relative error of ``fe' @ W.T + bias`` against the stored logits (SPEC §3)."""
-    from fragility.analysis.ce import reconstruct_logits
+    from fragility.embeddings.files import head_logits
 
     c, tr = inputs.classifier, inputs.train
-    rebuilt = reconstruct_logits(tr["fe"], c["weight"], c["bias"], c["normed"])
+    rebuilt = head_logits(tr["fe"], c["weight"], c["bias"], c["normed"])
     scale = np.maximum(1.0, np.abs(tr["logits"]))
     return float(np.max(np.abs(rebuilt - tr["logits"]) / scale))
 

@@ -10,7 +10,6 @@ import pytest
 from fragility.analysis.ce import (
     classification_embeddings,
     own_class_ce,
-    reconstruct_logits,
     reference_and_alternative,
 )
 from fragility.analysis.inputs import majority_minority
@@ -42,6 +41,7 @@ from fragility.analysis.rq7 import (
     rq7_generalization,
     top_identities,
 )
+from fragility.embeddings.files import head_logits
 
 # ----------------------------------------------------------------------------- embeddings
 
@@ -56,7 +56,7 @@ def test_classification_embeddings_plain_sum_to_logits():
     np.testing.assert_allclose(ce, expected)
     # logits: [1 + .5, 4 - 1] and [-3 + .5, 4 - 1]
     np.testing.assert_allclose(ce.sum(-1) + bias, [[1.5, 3.0], [-2.5, 3.0]])
-    np.testing.assert_allclose(reconstruct_logits(fe, W, bias), [[1.5, 3.0], [-2.5, 3.0]])
+    np.testing.assert_allclose(head_logits(fe, W, bias), [[1.5, 3.0], [-2.5, 3.0]])
     np.testing.assert_allclose(own_class_ce(fe, W, np.array([1, 0])), [[2, 2, 0], [0, 0, -3]])
 
 
@@ -69,10 +69,10 @@ def test_classification_embeddings_normed_sum_to_logits():
     np.testing.assert_allclose(ce[0], [[6, 4, 0], [0, 0, 0]], atol=1e-12)
     np.testing.assert_allclose(ce[1], np.zeros((2, 3)))
     np.testing.assert_allclose(ce.sum(-1) + bias, [[11, 2], [1, 2]], atol=1e-12)
-    np.testing.assert_allclose(reconstruct_logits(fe, W, bias, normed=True), [[11, 2], [1, 2]])
+    np.testing.assert_allclose(head_logits(fe, W, bias, normed=True), [[11, 2], [1, 2]])
     np.testing.assert_allclose(own_class_ce(fe, W, np.array([0, 1]), normed=True)[0], [6, 4, 0])
     # not normed: different numbers, so the flag matters
-    np.testing.assert_allclose(reconstruct_logits(fe, W, bias)[0], [51, 2])
+    np.testing.assert_allclose(head_logits(fe, W, bias)[0], [51, 2])
 
 
 def test_reference_and_alternative():
@@ -190,14 +190,14 @@ def test_rq3_normed():
     fe = np.array([[0, 3, 0, 4.0]])
     W = np.array([[0, 10, 0, 0], [0, 0, 0, 5.0]])
     b = np.zeros(2)
-    logits = reconstruct_logits(fe, W, b, normed=True)
+    logits = head_logits(fe, W, b, normed=True)
     np.testing.assert_allclose(logits, [[6, 4]])
     assert topk_coverage_matrix(fe, W, b, logits, normed=True)[0].tolist() == [True] * 4
     # bias [-3, 0]: normed LG = [3, 4] -> R1, CE1 = [0, 0, 0, 4]: 4 > 3 at K=1 with the
     # bias; bias-free LG' = [6, 4] -> R0, CE0 = [0, 6, 0, 0]: 6 > 4 at K=1
     # (raw fe would give LG = [27, 20] and R0: the flag changes the reference class)
     b2 = np.array([-3.0, 0.0])
-    logits2 = reconstruct_logits(fe, W, b2, normed=True)
+    logits2 = head_logits(fe, W, b2, normed=True)
     np.testing.assert_allclose(logits2, [[3, 4]])
     res = rq3_coverage(fe, W, b2, logits2, normed=True, ks=(1,))
     assert res.n_per_class_with_bias.tolist() == [0, 1] and res.class_ratio_with_bias[1, 0] == 1.0

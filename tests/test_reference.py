@@ -15,8 +15,9 @@ from fragility.training.engine import (
     Normalizer,
     Subset,
     _new_model,
-    augment_batch,
     channel_stats,
+    crop_and_flip,
+    draw_augmentation,
     train,
 )
 from fragility.training.settings import TrainConfig
@@ -57,7 +58,8 @@ def test_crop_offsets_and_flips_have_the_same_distribution():
     )
     ref = [_decode(np.asarray(crop_flip(Image.fromarray(img))), padded) for _ in range(DRAWS)]
     batch = torch.from_numpy(padded).expand(DRAWS, 1, -1, -1)
-    out = augment_batch(batch, PAD, True, torch.Generator().manual_seed(0))
+    gen = torch.Generator().manual_seed(0)
+    out = crop_and_flip(batch, PAD, *draw_augmentation(DRAWS, PAD, True, gen))
     eng = [_decode(o[0].numpy(), padded) for o in out]
 
     ref, eng = np.array(ref), np.array(eng)

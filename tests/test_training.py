@@ -6,8 +6,15 @@ import torch
 
 import fragility.training.engine as training
 from fragility.errors import ConfigError, TrainingDiverged
-from fragility.training.engine import augment_batch, train
+from fragility.training.engine import train
 from fragility.training.settings import TrainConfig, drw_active, learning_rate
+
+
+def _augment(padded: torch.Tensor, crop: int, flip: bool, generator: torch.Generator):
+    """One batch augmented as the engine augments: its draws, then its crops and flips."""
+    return training.crop_and_flip(
+        padded, crop, *training.draw_augmentation(len(padded), crop, flip, generator)
+    )
 
 
 def test_lr_schedule_of_the_paper_at_200_epochs():
@@ -43,7 +50,7 @@ def test_augmentation_offsets_and_flips_are_uniform():
     b, pad, size = 5000, 2, 6
     grid = torch.arange(size + 2 * pad)
     padded = (100 * grid[:, None] + grid[None, :]).expand(b, 1, -1, -1)
-    out = augment_batch(padded, pad, flip=True, generator=torch.Generator().manual_seed(0))
+    out = _augment(padded, pad, flip=True, generator=torch.Generator().manual_seed(0))
     assert out.shape == (b, 1, size, size)
     flipped = out[:, 0, 0, 0] > out[:, 0, 0, -1]
     assert abs(flipped.float().mean().item() - 0.5) < 0.03
@@ -195,7 +202,7 @@ def test_epoch_draws_repeat_the_per_batch_draws():
     bounds = training._batch_bounds(37, 16)
     order = torch.randperm(37, generator=torch.Generator().manual_seed(1))
     gen = torch.Generator().manual_seed(2)
-    per_batch = [augment_batch(images[order[a:b]], 2, True, gen) for a, b in bounds]
+    per_batch = [_augment(images[order[a:b]], 2, True, gen) for a, b in bounds]
     _, dy, dx, flips = training._epoch_draws(order, bounds, cfg, torch.Generator().manual_seed(2))
     for (a, b), expected in zip(bounds, per_batch):
         got = training.crop_and_flip(images[order[a:b]], 2, dy[a:b], dx[a:b], flips[a:b].bool())

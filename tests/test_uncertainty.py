@@ -13,7 +13,6 @@ from fragility.analysis.uncertainty import (
     percentile_interval,
     stratified_weights,
     t_interval,
-    t_quantile,
     verdict,
     weighted_class_means,
     weighted_confusion,
@@ -24,20 +23,18 @@ from fragility.metrics import confusion_matrix, per_class_accuracy, summary
 
 
 @pytest.mark.parametrize(
-    "df, expected", [(1, 12.706), (2, 4.303), (4, 2.776), (9, 2.262), (30, 2.042)]
+    "df, quantile", [(1, 12.706205), (2, 4.302653), (4, 2.776445), (9, 2.262157), (30, 2.042272)]
 )
-def test_t_quantile_matches_the_textbook_table(df, expected):
-    assert t_quantile(0.975, df) == pytest.approx(expected, abs=1e-3)
-    assert t_quantile(0.025, df) == pytest.approx(-expected, abs=1e-3)  # symmetric
-
-
-def test_t_quantile_other_levels_and_bad_df():
-    assert t_quantile(0.5, 3) == 0.0
-    assert t_quantile(0.95, 1) == pytest.approx(6.314, abs=1e-3)  # one-sided 5 %, df 1
-    assert t_quantile(0.995, 5) == pytest.approx(4.032, abs=1e-3)
-    assert t_quantile(0.975, 1000) == pytest.approx(1.962, abs=1e-3)  # → normal 1.960
-    with pytest.raises(ValueError, match="df must be at least 1"):
-        t_quantile(0.975, 0)
+def test_the_t_interval_has_the_textbook_quantile(df, quantile):
+    """Values 0 and 1, and df - 1 more halves: mean 1/2, s = sqrt(0.5 / df) and the half
+    width t_{.975, df} s / sqrt(n), with t from the textbook table (to 1e-6)."""
+    n = df + 1
+    values = [0.0, 1.0] + [0.5] * (n - 2)
+    interval = t_interval(values)
+    half = quantile * np.sqrt(0.5 / df) / np.sqrt(n)
+    assert interval.estimate == pytest.approx(0.5)
+    assert interval.high - 0.5 == pytest.approx(half, rel=1e-6)
+    assert 0.5 - interval.low == pytest.approx(half, rel=1e-6)
 
 
 def test_t_interval_by_hand():

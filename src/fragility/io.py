@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from fragility.errors import ConfigError, FragilityError
@@ -158,8 +159,6 @@ def outputs_named(outputs: Outputs | Path, names: Iterable[str]) -> dict[str, Pa
 
 def write_table(table: pa.Table, path: str | os.PathLike) -> None:
     """Write ``table`` atomically as CSV or Parquet, chosen by the suffix of ``path``."""
-    import pyarrow.csv as pacsv
-
     path = Path(path)
     if path.suffix not in (".csv", ".parquet"):
         raise ConfigError(f"tables are written as .csv or .parquet, not {path.name!r}")

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-# fe' and the logits of a linear head have one definition, next to the file format they read
-from fragility.embeddings.files import head_logits, prepare_fe
+# fe' has one definition, next to the file format it reads
+from fragility.embeddings.files import prepare_fe
 
 
 def classification_embeddings(fe: np.ndarray, W: np.ndarray, normed: bool = False) -> np.ndarray:
@@ -31,10 +31,6 @@ def own_class_ce(
     fe2 = prepare_fe(fe, normed)
     W = np.asarray(W, dtype=np.float64)
     return fe2 * W[np.asarray(classes, dtype=np.int64)]
-
-
-# Logits (N, C) rebuilt from embeddings: ``fe' @ W.T + bias`` (= ``CE.sum(-1) + bias``).
-reconstruct_logits = head_logits
 
 
 def reference_and_alternative(

@@ -40,8 +40,9 @@ def retrain_classifier(
     ``device`` keep): init U(-1/sqrt(H), 1/sqrt(H)) like ``nn.Linear``, shuffled minibatches, cosine
     learning-rate decay, here over 30 epochs by default.
     """
-    # torch only here: the claims and Table 1 import this module in jobs that never train
-    from fragility.training.heads import fit_linear_head
+    from fragility.training.heads import (
+        fit_linear_head,  # here: torch; RQ1's claim and Table 1 do without
+    )
 
     return fit_linear_head(
         fe_pool, y_pool, n_classes, epochs=epochs, sampler="uniform", schedule="cosine", **head

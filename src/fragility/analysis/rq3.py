@@ -23,11 +23,12 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from fragility.analysis.ce import own_class_ce, prepare_fe
+from fragility.analysis.ce import own_class_ce
 from fragility.analysis.columns import class_columns, float_column, groups_row, int_column, one_row
 from fragility.analysis.inputs import ClaimInputs, Measured, RunInputs, group_mean, point
 from fragility.analysis.uncertainty import weighted_class_means
 from fragility.catalog.claims import FEW_FEATURES_COVERAGE, FEW_FEATURES_SHARE
+from fragility.embeddings.files import prepare_fe
 
 THRESHOLDS = (0.94, 0.90)  # the paper's "over 94 %" (CE, K = 7) and "over 90 %" (focal)
 

@@ -36,27 +36,6 @@ def _with_interval(row: dict, column: str, spec: str = ".3f") -> str:
     return f"{_num(mean, spec)} [{_num(low, spec)}, {_num(high, spec)}]"
 
 
-def _text(value: str) -> str:
-    """Plain text in an RST table cell: ``|``, ``*`` and backquotes are markup there."""
-    for char in ("\\", "|", "*", "`"):
-        value = value.replace(char, "\\" + char)
-    return value
-
-
-def _verdict_cell(row: dict) -> str:
-    if row.get("premise_met") is False:
-        return f"**{row['verdict']}** ({PREMISE_NOT_MET})"
-    return f"**{row['verdict']}**"
-
-
-def _premise_cell(row: dict) -> str:
-    share = row.get("premise_share")
-    if share is None:
-        return "not measured"
-    met = round(share * row["n_seeds"])
-    return f"{'met' if row['premise_met'] else 'not met'} ({met}/{row['n_seeds']} seeds)"
-
-
 def _kinds_text(kinds) -> str:
     """The distinct interval kinds in a few words: bootstrap kinds over test and training
     images are named once."""

@@ -18,6 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
+
+try:  # numpy 2 renamed numpy.core to numpy._core
+    from numpy._core import multiarray as numpy_multiarray
+except ImportError:  # numpy 1
+    from numpy.core import multiarray as numpy_multiarray
 
 from fragility.errors import ConfigError, DatasetNotFound, FragilityError
 from fragility.io import atomic_path
@@ -126,7 +132,7 @@ def _torchvision_fetch(cls_name: str, *calls: dict) -> Callable[[Path], None]:
     """A fetcher that lets torchvision download (and unpack) a dataset into a folder."""
 
     def fetch(target: Path) -> None:
-        import torchvision.datasets
+        import torchvision.datasets  # here: 3 s to import, and only a download needs it
 
         target.mkdir(parents=True, exist_ok=True)
         for kwargs in calls or ({},):
@@ -244,18 +250,10 @@ class _ArraysOnly(pickle.Unpickler):
         if (module, name) == ("_codecs", "encode"):  # how protocol 2 writes bytes in Python 3
             return codecs.encode
         if (module, name) in self.ALLOWED:
-            return getattr(np if module == "numpy" else _numpy_multiarray(), name)
+            return getattr(np if module == "numpy" else numpy_multiarray, name)
         raise pickle.UnpicklingError(
             f"it names {module}.{name}; a dataset batch holds only arrays, lists and strings"
         )
-
-
-def _numpy_multiarray():
-    try:
-        from numpy._core import multiarray  # numpy 2
-    except ImportError:  # numpy 1
-        from numpy.core import multiarray
-    return multiarray
 
 
 def _unpickle(path: Path) -> dict:
@@ -293,8 +291,6 @@ def _names(values) -> list[str]:
 
 def _read_image(path: Path, size: int, mode: str) -> np.ndarray:
     """Read one image, center-crop it to a square and resize it to ``size`` x ``size``."""
-    from PIL import Image
-
     try:
         with Image.open(path) as img:
             img = img.convert(mode)
@@ -375,7 +371,7 @@ def _load_cifar100(roots: list[Path], download_dir: Path | None) -> Canonical:
 
 
 def _svhn_split(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    from scipy.io import loadmat
+    from scipy.io import loadmat  # here: 0.2 s to import, and only SVHN needs it
 
     try:
         mat = loadmat(path)
@@ -441,7 +437,7 @@ def _load_celeba(roots: list[Path], download_dir: Path | None, image_size: int =
 
 def _load_digits(roots: list[Path], download_dir: Path | None) -> Canonical:
     """scikit-learn's bundled 8x8 digits; per class the first 80% train, the rest test."""
-    from sklearn.datasets import load_digits
+    from sklearn.datasets import load_digits  # here: 1 s to import, and only digits needs it
 
     digits = load_digits()
     x = np.round(digits.images * 255 / 16).astype(np.uint8)[..., None]

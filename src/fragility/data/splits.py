@@ -14,9 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from fragility.catalog.layout import IMBALANCE
 from fragility.errors import ConfigError, FragilityError
+from fragility.io import read_parquet_metadata, read_table
 
 _IMBALANCE = re.compile(rf"^(?:{IMBALANCE})$")
 
@@ -184,8 +186,6 @@ def check_recorded_class_orders(results: str | Path, dataset: str, class_order, 
     the models, embeddings and tables of the other order, and keeping them would mix two
     orders in one study. ``class_order`` is the config's setting (None = label order), ``key``
     its name in the config, for the one-line message."""
-    from fragility.io import read_parquet_metadata
-
     setting = "label" if class_order is None else class_order
     for path in sorted(Path(results).glob(f"{dataset}/*/split_seed*.parquet")):
         try:
@@ -256,8 +256,6 @@ def read_split(path, canonical, canonical_path=None) -> pa.Table:
     ``label`` (integers) and ``subset`` (one of :data:`SUBSETS`), rows inside the training or
     test array, labels inside the class range and equal to the dataset's own. Anything else is
     one :class:`FragilityError` naming the file."""
-    from fragility.io import read_table
-
     table = read_table(path)
     kinds = {"index": pa.types.is_integer, "label": pa.types.is_integer}
     kinds["subset"] = lambda t: pa.types.is_string(t) or pa.types.is_large_string(t)
@@ -305,11 +303,6 @@ def read_split(path, canonical, canonical_path=None) -> pa.Table:
 
 
 # -- the training subset of a model trained elsewhere (config ``models``) ------------------
-
-# How an external model's training subset is known: not at all, our own seeded draw (a model
-# this pipeline trained elsewhere), LDAM-DRW's IMBALANCECIFAR10/100 sampling, or a file of
-# training-array rows.
-SPLIT_MODES = ("none", "study", "ldam_drw", "index_file")
 
 
 def ldam_drw_counts(n_train: int, n_classes: int, imb_type: str, imb_factor: float) -> list[int]:
@@ -368,8 +361,6 @@ def ldam_drw_indices(
 def read_training_index(path: str, n_train: int) -> np.ndarray:
     """Training-array rows from an index file: ``.npy`` (1-D integers) or Parquet (column
     ``index``; a split file's ``train`` rows when it has a ``subset`` column)."""
-    import pyarrow.parquet as pq
-
     try:
         if str(path).endswith(".npy"):
             rows = np.load(path, allow_pickle=False)

@@ -254,7 +254,7 @@ def _set_module(model: nn.Module, name: str, module: nn.Module) -> None:
 def _load_torchvision(path: Path, arch: str | None, options: dict, read_args: dict) -> Loaded:
     """A torchvision classification model ``arch`` (built with ``options``) with the
     checkpoint's class count; FE the input of its final Linear layer."""
-    import torchvision
+    import torchvision  # here: 3 s to import, and only this format needs it
 
     names = torchvision.models.list_models(module=torchvision.models)
     if arch not in names:

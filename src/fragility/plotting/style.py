@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import importlib
 import textwrap
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,9 +91,6 @@ STYLE = {
     "figure.dpi": 100,
 }
 
-
-# a figure's plot function: (tables by name, out_png, title)
-Plot = Callable[[dict[str, pa.Table], Path, str], None]
 
 # -- helpers --------------------------------------------------------------------------------
 

@@ -25,6 +25,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+try:  # numpy 2 renamed numpy.core to numpy._core
+    from numpy._core import multiarray as numpy_multiarray
+except ImportError:  # numpy 1
+    from numpy.core import multiarray as numpy_multiarray
+
 from fragility.errors import FragilityError
 
 # the first refused global in torch's message (for files get_unsafe_globals_in_checkpoint
@@ -42,11 +47,7 @@ def allowed_globals() -> list:
     data only; a value inside them passes the same check. numpy's helpers are registered under
     both of their module names, so files pickled under numpy 1 (``numpy.core``) and numpy 2
     (``numpy._core``) load alike."""
-    try:
-        from numpy._core import multiarray  # numpy 2
-    except ImportError:  # numpy 1
-        from numpy.core import multiarray
-    helpers = (multiarray.scalar, multiarray._reconstruct)
+    helpers = (numpy_multiarray.scalar, numpy_multiarray._reconstruct)
     out: list = [np.dtype, np.ndarray, argparse.Namespace, *helpers]
     out += sorted({type(np.dtype(code)) for code in np.typecodes["All"]} - {np.dtype}, key=str)
     for module in ("numpy.core.multiarray", "numpy._core.multiarray"):

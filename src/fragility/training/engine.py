@@ -139,17 +139,6 @@ def crop_and_flip(
     return out
 
 
-def augment_batch(
-    padded: torch.Tensor, crop: int, flip: bool, generator: torch.Generator
-) -> torch.Tensor:
-    """Random ``(H, W)`` crops of once-padded images ``(B, C, H+2p, W+2p)``, then random flips.
-
-    Offsets are uniform on ``0..2p`` per image and axis; each image flips with p = 1/2.
-    """
-    draws = draw_augmentation(len(padded), crop, flip, generator)
-    return crop_and_flip(padded, crop, *(d if d is None else d.to(padded.device) for d in draws))
-
-
 @torch.no_grad()
 def predict(
     model: ResNetCifar,
@@ -275,8 +264,8 @@ def _epoch_order(labels: torch.Tensor, oversample: bool, generator: torch.Genera
 
 def _epoch_draws(order, bounds, cfg: TrainConfig, generator) -> torch.Tensor:
     """``(4, N)`` int64 CPU tensor: the epoch's ``order`` and, per item, crop offsets dy, dx
-    and a flip flag (zeros where unused). Drawn batch by batch, in the order a per-batch
-    ``augment_batch`` would draw them, so the random stream does not depend on where the
+    and a flip flag (zeros where unused). Drawn batch by batch, in the order that per-batch
+    :func:`draw_augmentation` draws them, so the random stream does not depend on where the
     numbers are used."""
     out = torch.zeros(4, len(order), dtype=torch.int64)
     out[0] = order

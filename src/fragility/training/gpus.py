@@ -226,7 +226,7 @@ def device_record(device) -> dict:
     ``CUDA_VISIBLE_DEVICES`` entry of a CUDA device, i.e. the machine's index or UUID;
     ``None`` on a CPU), ``device_name`` (the GPU's name) and ``gpu_slot`` (the slot this
     process claimed, if any)."""
-    import torch
+    import torch  # here: the workflow imports this module at start-up, which must not load torch
 
     device = torch.device(device)
     record = {"device_index": None, "device_name": None, "gpu_slot": None}
@@ -309,7 +309,7 @@ def check_gpu_visible(device: str, gpu_requested: bool, job: str, environ=None) 
     environ = os.environ if environ is None else environ
     if not expects_gpu(device, gpu_requested, environ):
         return
-    import torch
+    import torch  # here: the workflow imports this module at start-up, which must not load torch
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -31,6 +31,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError, best_match
+
 from fragility.catalog.layout import IMBALANCE, Layout
 from fragility.catalog.remedies import HEAD_SELECTIONS, REMEDIES
 from fragility.data.datasets import LOADERS, missing_raw_files
@@ -64,8 +68,6 @@ KNOWN_SIZES: dict[str, tuple[int, int | None, int | None]] = {
 
 def load_schema(path: str | Path = SCHEMA_PATH) -> dict:
     """The workflow's JSON schema (``config/schema.yaml``) as a dict."""
-    import yaml
-
     # libyaml's loader where present: this runs at every workflow start (``snakemake -n``)
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     return yaml.load(Path(path).read_text(), Loader=loader)
@@ -86,8 +88,6 @@ def merge_config(base: dict, over: Mapping) -> dict:
 def _read_config_file(path: Path, seen: tuple[Path, ...] = ()) -> tuple[dict, list[Path]]:
     """The config in ``path`` over the base its ``extends`` names (recursively), and the
     files read, base first."""
-    import yaml
-
     if path.resolve() in seen:
         chain = " -> ".join(str(p) for p in (*seen, path.resolve()))
         raise ConfigError(f"{path}: extends goes round in a circle ({chain})")
@@ -152,8 +152,6 @@ def _key(path) -> str:
 def schema_error_line(error: BaseException) -> str:
     """One line for a failed schema validation (Snakemake's ``validate`` wraps jsonschema's
     ``ValidationError``, which it chains as the cause): the key, what is wrong, where to look."""
-    from jsonschema.exceptions import ValidationError
-
     cause = error
     while cause is not None and not isinstance(cause, ValidationError):
         cause = cause.__cause__ or cause.__context__
@@ -396,9 +394,6 @@ class Study:
     def _check_remedies(self) -> None:
         """Each remedy's parameters against its method's schema; a ``tau_norm`` that chooses
         τ on the validation split needs one in every run it treats."""
-        from jsonschema import Draft202012Validator
-        from jsonschema.exceptions import best_match
-
         defs = self.schema["$defs"]
         bases = self.remedy_base_runs()
         for name, entry in self.config.get("remedies", {}).get("methods", {}).items():
