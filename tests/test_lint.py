@@ -1,10 +1,12 @@
 """Lint in CI (the README's test command, run by .ci/run): ruff's linter and formatter over the
-Python code, `snakemake --lint` over the workflow with the default config and the smoke preset.
+Python code, `snakemake --lint` over the workflow with the default config and the smoke preset,
+and import-linter over the package's layers (the contracts in pyproject.toml).
 
 Fix what they report, or give the reason in pyproject.toml ([tool.ruff]) or the README
 ("Development"): these tests allow no finding that is not explained there.
 """
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -42,6 +44,19 @@ def test_snakemake_lint_finds_nothing(configfile):
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert "Congratulations, your workflow is in a good condition!" in output, output
+
+
+def test_the_package_imports_run_one_way_down_its_layers():
+    """Each sub-package imports only those below it in the order data flows (catalog, data,
+    training, embeddings, analysis, remedies, plotting, workflow), with no cycle."""
+    if not (BIN / "lint-imports").exists():
+        if os.environ.get("CI"):
+            pytest.fail(
+                "lint-imports is not installed under CI: the dev extras (setup.sh) include it"
+            )
+        pytest.skip("import-linter is not installed (pip install -e '.[dev]'); CI runs this test")
+    result = run("lint-imports", "--no-cache")
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr
 
 
 MAX_FUNCTION_LINES = 80

@@ -14,8 +14,10 @@ from collections.abc import Callable
 import numpy as np
 
 from fragility.catalog.remedies import HEAD_PARAMS, HEAD_SELECTIONS
+from fragility.embeddings.files import head_logits
 from fragility.errors import ConfigError
-from fragility.training.heads import fit_linear_head, fit_linear_head_on_val
+from fragility.metrics import balanced_accuracy
+from fragility.training.heads import fit_linear_head
 
 
 def fresh_head(fe, y, n_classes, seed, params, sampler):
@@ -69,3 +71,49 @@ def fit_crt(train, val, classifier, seed, params):
     n_classes = classifier["weight"].shape[0]
     W, b = fresh_head(train["fe"], train["label"], n_classes, seed, params, "class_balanced")
     return W, b, False, {}
+
+
+def fit_linear_head_on_val(
+    fe: np.ndarray,
+    y: np.ndarray,
+    n_classes: int,
+    fe_val: np.ndarray,
+    y_val: np.ndarray,
+    **head,
+) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Phase 3 with the epoch chosen on a validation split: ``(W (C, H), b (C,), selection)``.
+
+    Trains exactly as :func:`fit_linear_head` (``head`` takes its keywords; ``epochs`` at
+    least 1) and, after every epoch, scores the head on ``fe_val`` (M, H), ``y_val`` (M,) by
+    balanced accuracy (``argmax(fe_val @ W.T + b)``). The head of the epoch with the best
+    validation BAC is returned (ties: the earliest such epoch), so the test set plays no part
+    in the choice. With the cosine schedule that head is an intermediate state of the full
+    schedule, not a head trained with fewer epochs. ``selection`` holds ``epoch_selection``
+    ("val_bac"), ``epoch`` (1-based) and ``val_bac_per_epoch``.
+    """
+    epochs = int(head.get("epochs", 10))
+    if epochs < 1:
+        raise ConfigError(
+            f"choosing the head's epoch on validation needs epochs >= 1, got {epochs}"
+        )
+    fe_val = np.asarray(fe_val, dtype=np.float32)
+    y_val = np.asarray(y_val, dtype=np.int64)
+    val_bacs: list[float] = []
+    best: dict = {}
+
+    def keep_best(epoch: int, weight, bias) -> None:
+        W = weight.detach().cpu().numpy().astype(np.float32)
+        b = bias.detach().cpu().numpy().astype(np.float32)
+        # the same float32 evaluation as the remedy's final val/test metrics
+        bac = balanced_accuracy(y_val, head_logits(fe_val, W, b, False).argmax(axis=1), n_classes)
+        val_bacs.append(bac)
+        if not best or bac > best["bac"]:
+            best.update(bac=bac, epoch=epoch, weight=W, bias=b)
+
+    fit_linear_head(fe, y, n_classes, on_epoch_end=keep_best, **head)
+    selection = {
+        "epoch_selection": "val_bac",
+        "epoch": int(best["epoch"]),
+        "val_bac_per_epoch": [float(v) for v in val_bacs],
+    }
+    return best["weight"], best["bias"], selection
