@@ -273,7 +273,7 @@ def build_run(run_dir: Path, args) -> dict:
 
 
 def check_run(inputs) -> float:
-    """Largest relative error of ``fe' @ W.T + bias`` against the stored logits (SPEC §3)."""
+    """Largest relative error of ``fe' @ W.T + bias`` against the stored logits."""
     from fragility.embeddings.files import head_logits
 
     c, tr = inputs.classifier, inputs.train

@@ -5,21 +5,21 @@ same split with the same augmentation (random crop from padding, horizontal flip
 same compute settings: the engine's precision policy (``fragility.training.precision``: a bf16 trunk
 on Ampere-or-later GPUs, float32 elsewhere; the head in float32), channels-last tensors and
 cuDNN autotuning. They differ only in how the data reaches the model and in the step loop.
-The reference (``usual_loop.train_reference`` with ``compute="engine"``) is a
+The usual loop (``usual_loop.train_usual_loop`` with ``compute="engine"``) is a
 per-sample torchvision-transform ``DataLoader``; the engine keeps uint8 images on the device
 and augments whole batches. Each side first runs a short warm-up; then the sides take turns
 for ``--rounds`` rounds of ``--epochs`` timed epochs, each epoch followed by an evaluation of
 the test set (as both training loops do). Every row is the median over all its timed epochs.
 
-A second reference row, ``plain float32``, is the usual loop as public code runs it: float32,
+A second usual-loop row, ``plain float32``, is that loop as public code runs it: float32,
 NCHW, no autotuning (with the largest ``--workers`` tried). ``engine / plain float32`` is
 printed on its own line, labelled: it also counts what the precision and memory format buy,
-so it is not the ratio the target is about. On a CPU both references run float32 and differ
+so it is not the ratio the target is about. On a CPU both usual-loop rows run float32 and differ
 by the memory format alone.
 
 A third row, ``compute only``, runs the engine's own step loop on the real batches,
 normalised beforehand and in a fixed order: the model's own cost with no data path.
-``compute-only / reference`` is the ceiling of the ratio on this machine, and
+``compute-only / usual loop`` is the ceiling of the ratio on this machine, and
 ``engine / compute-only`` says how close the engine comes to it.
 
 ``images/s`` counts training images per second of the training pass alone; ``epoch s``
@@ -57,7 +57,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from usual_loop import train_reference
+from usual_loop import train_usual_loop
 
 import fragility.training.engine as training
 import fragility.training.precision as precisions
@@ -66,11 +66,11 @@ from fragility.data.splits import class_counts, make_split, subset_indices
 from fragility.training.engine import Subset, channel_stats, resolve_device
 from fragility.training.settings import TrainConfig
 
-TARGETS = {"cpu": 1.5, "cuda": 10.0}  # engine/reference training images/s; cuda: on an H100
+TARGETS = {"cpu": 1.5, "cuda": 10.0}  # engine/usual-loop training images/s; cuda: on an H100
 FULL_RUN_TARGET_S = {"cuda": 120.0}  # 200 epochs of CIFAR-10-shaped exp100 on an H100
 PROJECTED_EPOCHS = 200
 COMPUTE_ONLY = "compute only (ceiling)"
-PLAIN = "plain float32"  # the reference as public code runs it
+PLAIN = "plain float32"  # the usual loop as public code runs it
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -93,7 +93,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument(
         "--workers",
         default="auto",
-        help="reference DataLoader num_workers to try, comma-separated (auto: 0,2 on CUDA; "
+        help="usual-loop DataLoader num_workers to try, comma-separated (auto: 0,2 on CUDA; "
         "0 on a CPU with at most 2 cores, where workers only compete with the model for cores)",
     )
     p.add_argument(
@@ -114,7 +114,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument(
         "--full-run",
         action="store_true",
-        help="time the engine alone on one whole run of --epochs epochs (no reference)",
+        help="time the engine alone on one whole run of --epochs epochs (no usual loop)",
     )
     p.add_argument("--json", help="write the numbers to this file")
     return p.parse_args(argv)
@@ -206,7 +206,7 @@ def run_compute_only(cfg, tr, n_classes, norm, device) -> dict:
     """The model's own cost: the engine's step loop (``training._train_steps``: model,
     optimiser, loss, batch sizes, memory format, precision) on batches normalised beforehand,
     in a fixed order, without augmentation: no data path at all. No pipeline can beat this, so
-    ``compute-only images/s / reference images/s`` is the ceiling of the ratio here.
+    ``compute-only images/s / usual-loop images/s`` is the ceiling of the ratio here.
     (Real batches, not one repeated batch: a model that has memorised one batch produces
     tiny, subnormal gradients, which are slow on a CPU and would understate the ceiling.)"""
     model = training._new_model(cfg, n_classes, tr.x.shape[-1]).to(device)
@@ -324,8 +324,8 @@ def write_report(path: str | None, header: dict, quiet: bool = False, **numbers)
         print(f"wrote {path}")
 
 
-def run_reference(cfg, tr, te, n_classes, norm, device, *, workers: int, compute: str) -> dict:
-    out = train_reference(
+def run_usual_loop(cfg, tr, te, n_classes, norm, device, *, workers: int, compute: str) -> dict:
+    out = train_usual_loop(
         cfg, tr, te, num_workers=workers, device=device, normalization=norm,
         n_classes=n_classes, compute=compute,
     )  # fmt: skip
@@ -409,7 +409,7 @@ def main(argv=None) -> int:
     run_engine(warm_cfg, warm_tr, warm_te, n_classes, norm, device)
     if not args.full_run:
         for compute in ("engine", "plain"):
-            run_reference(
+            run_usual_loop(
                 warm_cfg, warm_tr, warm_te, n_classes, norm, device, workers=0, compute=compute
             )
     print(f"warm-up: {time.perf_counter() - t0:.1f} s")
@@ -418,7 +418,7 @@ def main(argv=None) -> int:
     data = {"description": desc, "n_train": len(tr.y), "n_test": len(te.y)}
     data["shape"] = list(tr.x.shape[1:])
     info = machine(device)
-    info["precision"] = precisions.training(device).name  # the engine's, and the reference's
+    info["precision"] = precisions.training(device).name  # the engine's, and the usual loop's
     report_header = {"args": vars(args), "data": data, "machine": info}
     if args.full_run:
         return full_run(args, cfg, tr, te, n_classes, norm, device, report_header)
@@ -426,11 +426,11 @@ def main(argv=None) -> int:
     # Sides take turns, round after round, so that load from other processes on a shared
     # machine falls on all of them alike; each row is the median over every timed epoch.
     sides = {
-        f"reference (workers={w})": partial(run_reference, workers=w, compute="engine")
+        f"usual loop (workers={w})": partial(run_usual_loop, workers=w, compute="engine")
         for w in workers
     }
-    plain = f"reference, {PLAIN} (workers={max(workers)})"
-    sides[plain] = partial(run_reference, workers=max(workers), compute="plain")
+    plain = f"usual loop, {PLAIN} (workers={max(workers)})"
+    sides[plain] = partial(run_usual_loop, workers=max(workers), compute="plain")
     sides["engine"] = run_engine
     rounds: dict[str, list[dict]] = {name: [] for name in [*sides, COMPUTE_ONLY]}
     for k in range(args.rounds):
@@ -444,7 +444,7 @@ def main(argv=None) -> int:
         )
     numbers = ratios(rounds, len(tr.y), plain, device)
     rows, engine, compute = numbers["sides"], numbers["sides"][-1], numbers["compute_only"]
-    best_ref = next(r for r in rows if r["name"] == numbers["best_reference"])
+    best_ref = next(r for r in rows if r["name"] == numbers["best_usual_loop"])
     plain_ref = next(r for r in rows if r["name"] == plain)
 
     print()
@@ -463,24 +463,24 @@ def main(argv=None) -> int:
     ratio, target, verdict = numbers["ratio"], numbers["target"], numbers["verdict"]
     where = "H100" if device.type == "cuda" else f"{os.cpu_count()}-core CPU"
     print(
-        f"\nratio = engine images/s / reference images/s = {ratio:.2f} (vs {best_ref['name']}, "
+        f"\nratio = engine images/s / usual-loop images/s = {ratio:.2f} (vs {best_ref['name']}, "
         f"the same precision ({info['precision']}), memory format and autotuning: the data "
         f"path and the step loop alone; target >= {target:g} on a {where}: {verdict})"
     )
     print(
-        f"ratio vs the {PLAIN} reference (NCHW, no autotuning; precision and memory format "
+        f"ratio vs the {PLAIN} usual loop (NCHW, no autotuning; precision and memory format "
         f"counted too, not the target's ratio) = {numbers['ratio_plain_float32']:.2f}"
     )
     print(
-        f"ceiling = compute-only images/s / reference images/s = {numbers['ceiling']:.2f} (the "
+        f"ceiling = compute-only images/s / usual-loop images/s = {numbers['ceiling']:.2f} (the "
         f"best any data pipeline could do with this model here); the engine reaches "
         f"{100 * numbers['engine_efficiency']:.0f} % of the compute-only speed"
     )
     print(f"whole-epoch speed-up (training + test evaluation): {numbers['epoch_ratio']:.2f}")
     print(
         f"projected {PROJECTED_EPOCHS}-epoch time on this data: engine "
-        f"{_hms(engine['projected_200_epochs_s'])}, reference "
-        f"{_hms(best_ref['projected_200_epochs_s'])}, {PLAIN} reference "
+        f"{_hms(engine['projected_200_epochs_s'])}, usual loop "
+        f"{_hms(best_ref['projected_200_epochs_s'])}, {PLAIN} usual loop "
         f"{_hms(plain_ref['projected_200_epochs_s'])}"
     )
 
@@ -490,7 +490,7 @@ def main(argv=None) -> int:
 
 def ratios(rounds: dict[str, list[dict]], n_train: int, plain: str, device) -> dict:
     """Every side's row and the ratios from the rounds timed so far: the engine against the
-    best reference with the engine's compute settings (the target's ratio) and against the
+    best usual-loop row with the engine's compute settings (the target's ratio) and against the
     plain float32 one."""
     rows = [summarize(name, n_train, done) for name, done in rounds.items() if name != COMPUTE_ONLY]
     engine = rows[-1]
@@ -502,8 +502,8 @@ def ratios(rounds: dict[str, list[dict]], n_train: int, plain: str, device) -> d
     target = TARGETS.get(device.type, TARGETS["cpu"])
     return {
         "sides": rows,
-        "best_reference": best_ref["name"],
-        "plain_float32_reference": plain,
+        "best_usual_loop": best_ref["name"],
+        "plain_float32_usual_loop": plain,
         "compute_only": compute,
         "ratio": ratio,
         "ratio_plain_float32": engine["images_per_s"] / plain_ref["images_per_s"],

@@ -78,7 +78,7 @@ class EngineOrderSampler(Sampler):
         return iter(torch.randperm(self.n, generator=gen).tolist())
 
 
-def reference_transforms(
+def usual_transforms(
     size: tuple[int, int], mean, std, *, augment: bool, padding: int = 4, flip: bool = True
 ):
     """The per-sample pipeline of the usual code for ``size`` images (crop/flip if augmenting)."""
@@ -97,28 +97,28 @@ def _sync(device: torch.device) -> None:
 
 
 def _check_supported(cfg: TrainConfig, batch_order: str, compute: str = "plain") -> None:
-    """Refuse what the reference loop does not implement, rather than ignore it."""
+    """Refuse what the usual loop does not implement, rather than ignore it."""
     if batch_order not in BATCH_ORDERS:
         raise ValueError(f"batch_order must be one of {BATCH_ORDERS}, got {batch_order!r}")
     if compute not in COMPUTE:
         raise ValueError(f"compute must be one of {COMPUTE}, got {compute!r}")
     if cfg.oversample:
-        raise ValueError("the reference loop has no pixel-space over-sampling (oversample: true)")
+        raise ValueError("the usual loop has no pixel-space over-sampling (oversample: true)")
     if cfg.mfw:
-        raise ValueError("the reference loop has no Major Feature Weakening (mfw)")
+        raise ValueError("the usual loop has no Major Feature Weakening (mfw)")
 
 
-def _reference_loaders(
+def _usual_loaders(
     cfg, train_set, test_set, normalization, augment, num_workers, device, eval_batch, order
 ):
     """The usual DataLoaders (per-image transforms, workers) and the engine-order sampler
     (None with ``order="shuffle"``)."""
     mean, std = normalization
     size = train_set.x.shape[1:3]
-    train_tf = reference_transforms(
+    train_tf = usual_transforms(
         size, mean, std, augment=augment, padding=cfg.crop_padding, flip=cfg.flip
     )
-    test_tf = reference_transforms(size, mean, std, augment=False)
+    test_tf = usual_transforms(size, mean, std, augment=False)
     loader_args = dict(num_workers=num_workers, pin_memory=device.type == "cuda")
     sampler = EngineOrderSampler(len(train_set.y), cfg.seed) if order == "engine" else None
     train_loader = DataLoader(
@@ -135,7 +135,7 @@ def _reference_loaders(
 
 
 class _Compute:
-    """How the reference loop computes: ``precision`` None is plain float32 (``model(x)``,
+    """How the usual loop computes: ``precision`` None is plain float32 (``model(x)``,
     NCHW); else the trunk in its dtype and the head in float32, channels-last tensors and
     cuDNN autotuning, as the engine does."""
 
@@ -160,7 +160,7 @@ class _Compute:
             return model.classifier(fe.float())
 
 
-def _reference_test_bac(model, test_loader, labels, n_classes: int, device, compute) -> float:
+def _usual_test_bac(model, test_loader, labels, n_classes: int, device, compute) -> float:
     model.eval()
     preds = []
     with torch.no_grad():
@@ -169,7 +169,7 @@ def _reference_test_bac(model, test_loader, labels, n_classes: int, device, comp
     return metrics.balanced_accuracy(labels, torch.cat(preds).numpy(), n_classes)
 
 
-def _reference_epoch(model, loader, criterion, optimizer, weight, how: _Compute, device):
+def _usual_epoch(model, loader, criterion, optimizer, weight, how: _Compute, device):
     """One epoch of the usual steps over ``loader``; the summed loss (a float: ``item()``
     every step, as the usual code does)."""
     model.train()
@@ -185,7 +185,7 @@ def _reference_epoch(model, loader, criterion, optimizer, weight, how: _Compute,
     return loss_sum
 
 
-def train_reference(
+def train_usual_loop(
     cfg: TrainConfig,
     train_set: Subset,
     test_set: Subset,
@@ -221,7 +221,7 @@ def train_reference(
     counts = np.bincount(train_set.y, minlength=n_classes)
     eval_batch = cfg.eval_batch_size or eval_batch_size(device, train_set.x.shape[1:3])
 
-    train_loader, test_loader, sampler = _reference_loaders(
+    train_loader, test_loader, sampler = _usual_loaders(
         cfg, train_set, test_set, normalization or channel_stats(train_set.x), augment,
         num_workers, device, eval_batch, batch_order,
     )  # fmt: skip
@@ -248,11 +248,9 @@ def train_reference(
                 sampler.set_epoch(epoch)
             _sync(device)
             t0 = time.perf_counter()
-            loss_sum = _reference_epoch(
-                model, train_loader, criterion, optimizer, weight, how, device
-            )
+            loss_sum = _usual_epoch(model, train_loader, criterion, optimizer, weight, how, device)
             t1 = time.perf_counter()
-            bac = _reference_test_bac(model, test_loader, test_set.y, n_classes, device, how)
+            bac = _usual_test_bac(model, test_loader, test_set.y, n_classes, device, how)
             t2 = time.perf_counter()
             out["loss"].append(loss_sum / len(train_set.y))
             out["test_bac"].append(bac)

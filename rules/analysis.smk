@@ -1,4 +1,4 @@
-# The seven research questions (SPEC section 4): per-run tables and figures under
+# The seven research questions (docs/metrics-and-claims.md): per-run tables and figures under
 # {run}/rq{N}/, cross-run tables under results/tables/, figures under results/figures/.
 # Every rule here is generated from fragility.catalog; with check_inputs every job runs in a
 # shadow folder holding only its declared inputs, so a stage reading an undeclared file fails.
@@ -31,7 +31,7 @@ rule retrain_classifier:
 
 
 # Every headline number and claim difference of one run with a stratified bootstrap over
-# images (SPEC section 4): the intervals of single-seed findings and the replicates that the
+# images: the intervals of single-seed findings and the replicates that the
 # claims combine over seeds.
 rule bootstrap_run:
     input:
@@ -60,9 +60,8 @@ rule bootstrap_run:
 
 
 # One rule per research question and kind of model folder (RUN_TABLES), each writing
-# the tables the catalog names: a trained run, and a remedied model under it (SPEC section 5:
-# does a remedy change the minority's top-K, ce and FB signature?). A remedied model has no
-# training history.
+# the tables the catalog names: a trained run, and a remedied model under it (does a remedy
+# change the minority's top-K, ce and FB signature?). A remedied model has no training history.
 for rule_prefix, remedy in (("analyze", None), ("analyze_remedy", "{remedy}")):
     for rq, spec in RUN_TABLES.items():
         reads = [k for k in spec.reads if remedy is None or k in REMEDY_FILES]
@@ -127,13 +126,13 @@ rule plot_run_figure:
 
 # One rule per cross-run table of the catalog: each reads only the per-run files it declares.
 for name, spec in CROSS_RUN_TABLES.items():
-    refs = cross_run_refs(spec)
+    runs = cross_run_files(spec)
 
     rule:
         name:
             f"cross_run_{name}"
         input:
-            ref_files(refs),
+            files_of_runs(runs),
         output:
             report(
                 LAYOUT.table(name, "csv"),
@@ -146,7 +145,7 @@ for name, spec in CROSS_RUN_TABLES.items():
             LAYOUT.log("tables", name),
         params:
             name=name,
-            runs=refs,
+            runs=runs,
             caption=spec.description,
         shadow:
             SHADOW
@@ -241,12 +240,12 @@ rule plot_cross_run_figure:
         "../workflow_scripts/plot_cross_run_figure.py"
 
 
-PROVENANCE_RUNS = [run_ref(run, ("metrics",)) for run in STUDY.runs]
+PROVENANCE_RUNS = [run_files(run, ("metrics",)) for run in STUDY.runs]
 
 
 rule provenance:
     input:
-        ref_files(PROVENANCE_RUNS),
+        files_of_runs(PROVENANCE_RUNS),
     output:
         report(
             LAYOUT.table("provenance", "csv"),

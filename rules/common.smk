@@ -1,4 +1,4 @@
-# Config validation, the study's runs, and the input functions of every rule.
+# The study's config, its validation, the study's runs, and the input functions of every rule.
 import os
 import sys
 from pathlib import Path
@@ -6,7 +6,22 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from fragility.workflow.config import Study, load_schema, schema_error_line
+from fragility.errors import ConfigError
+from fragility.workflow.config import Study, load_schema, schema_error_line, study_config
+
+# A study is what its config file says: the file given with --configfile is the whole study
+# (one that adds to another names it with `extends:`), config.yaml when none is given, and
+# --config values last. Snakemake alone would lay any --configfile over config.yaml, so a
+# preset without `runs` would train the default study's.
+try:
+    _study, _study_files = study_config(
+        workflow.overwrite_configfiles, workflow.config_settings.config, "config.yaml"
+    )
+except ConfigError as error:
+    sys.exit(f"config error: {error}")
+config.clear()
+config.update(_study)
+workflow.configfiles.extend(str(f) for f in _study_files if str(f) not in workflow.configfiles)
 
 # one line naming the key, instead of jsonschema's print-out of the whole schema
 try:
@@ -41,7 +56,7 @@ from fragility.analysis.curves import (
 )
 from fragility.errors import FragilityError
 from fragility.workflow.resources import JobSizes, expected_device
-from fragility.workflow.jobs import ref_files
+from fragility.workflow.jobs import files_of_runs
 from fragility.catalog.outputs import CURVE_FIGURES
 
 try:
@@ -51,7 +66,7 @@ except FragilityError as error:
 for note in STUDY.notes:  # what a model trained elsewhere cannot have (config `models`)
     print(f"note: {note}", file=sys.stderr)
 
-# Every path comes from the catalog (fragility.catalog.layout.Layout: SPEC section 6), logs and
+# Every path comes from the catalog (fragility.catalog.layout.Layout, docs/outputs.md), logs and
 # benchmarks included, under the study's results root.
 LAYOUT = Layout(results=config["results"], data_dir=config["data_dir"])
 RUN_LOG = "{dataset}/{imbalance}/{loss}/seed{seed}"  # a run's part of a log path
@@ -81,7 +96,7 @@ def asks_scheduler_for_gpu(rule):
 
 
 # A local run on a machine without a GPU: trainings and extractions count no `gpu` (the flag
-# limits how many share a GPU, SPEC section 6) and use one torch thread each, so that --cores
+# limits how many share a GPU) and use one torch thread each, so that --cores
 # runs several side by side, and their weights do not depend on --cores. Two 1-thread
 # trainings on 2 cores train 1.4x as fast as one 2-thread one (bench/cpu_sharing.py).
 CPU_ONLY = not asks_scheduler_for_gpu("train_model") and (
@@ -195,33 +210,34 @@ def get_all_targets():
     return targets + remedy_targets() + get_curve_targets()
 
 
-def run_ref(run, kinds=(), remedies=None):
-    """A run as the cross-run stages take it: its keys and the files ``kinds`` of it (and,
-    for a treated run, the files of each remedied model under it)."""
-    ref = dict(dataset=run.dataset, imbalance=run.imbalance, loss=run.loss, seed=run.seed)
-    ref["paper_loss"] = paper_loss(STUDY.loss_entry(run.loss))  # the paper's numbers beside ours
-    ref["files"] = LAYOUT.files(kinds, run.path)
+def run_files(run, kinds=(), remedies=None):
+    """A run as the cross-run stages take it (fragility.analysis.runs.RunFiles): its keys and
+    the files ``kinds`` of it (and, for a treated run, the files of each remedied model under
+    it)."""
+    entry = dict(dataset=run.dataset, imbalance=run.imbalance, loss=run.loss, seed=run.seed)
+    entry["paper_loss"] = paper_loss(STUDY.loss_entry(run.loss))  # the paper's numbers beside ours
+    entry["files"] = LAYOUT.files(kinds, run.path)
     if remedies:
-        ref["remedies"] = {name: LAYOUT.files(kinds, run.path, name) for name in remedies}
-    return ref
+        entry["remedies"] = {name: LAYOUT.files(kinds, run.path, name) for name in remedies}
+    return entry
 
 
-def cross_run_refs(spec):
+def cross_run_files(spec):
     """Every run a cross-run table covers, with the files the catalog says it reads."""
-    refs = []
+    runs = []
     for run in STUDY.runs:
         if run.imbalance != "balanced" or not spec.imbalanced_only:
-            refs.append(run_ref(run, spec.reads))
+            runs.append(run_files(run, spec.reads))
         elif spec.balanced_reads:
-            refs.append(run_ref(run, spec.balanced_reads))
-    return refs
+            runs.append(run_files(run, spec.balanced_reads))
+    return runs
 
 
 def balanced_partner_of(run):
     """The balanced run a run's RQ1 claim compares with (crossrun.balanced_partner)."""
-    refs = {r: RunFiles(r.dataset, r.imbalance, r.loss, r.seed) for r in STUDY.runs}
-    partner = balanced_partner(refs[run], list(refs.values()))
-    return None if partner is None else next(r for r, ref in refs.items() if ref == partner)
+    keys = {r: RunFiles(r.dataset, r.imbalance, r.loss, r.seed) for r in STUDY.runs}
+    partner = balanced_partner(keys[run], list(keys.values()))
+    return None if partner is None else next(r for r, key in keys.items() if key == partner)
 
 
 def get_bootstrap_inputs(wildcards):

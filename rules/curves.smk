@@ -1,4 +1,4 @@
-# Fragility curves (SPEC section 4): every claim statistic and every remedy's gain against the
+# Fragility curves (docs/metrics-and-claims.md): every claim statistic and every remedy's gain against the
 # imbalance ratio R, for runs that differ only in R (balanced = 1; exp and step are two
 # families). Built for any study with a curve (get_curve_targets); each table and figure is a
 # target of its own, and a figure reads only the by-seed tables of its statistics.

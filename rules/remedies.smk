@@ -1,4 +1,4 @@
-# Remedies (SPEC section 5): feature-space methods applied to trained runs, each written as a
+# Remedies (docs/remedies.md): feature-space methods applied to trained runs, each written as a
 # model folder {run}/remedies/{remedy}/ that the RQ analyses can read, and compared with the
 # untreated model and the loss-level runs in results/tables/remedies.csv.
 
@@ -28,14 +28,14 @@ rule apply_remedy:
 # every run (the loss-level methods are runs) with its test predictions, the treated ones
 # with their remedied models'
 REMEDY_RUNS = [
-    run_ref(run, REMEDY_READS, STUDY.remedy_methods() if run in STUDY.remedy_base_runs() else None)
+    run_files(run, REMEDY_READS, STUDY.remedy_methods() if run in STUDY.remedy_base_runs() else None)
     for run in STUDY.runs
 ]
 
 
 rule remedies_table:
     input:
-        ref_files(REMEDY_RUNS),
+        files_of_runs(REMEDY_RUNS),
     output:
         report(
             LAYOUT.table(REMEDY_TABLE, "csv"),

@@ -22,7 +22,7 @@ from fragility.analysis.claims import (
 )
 from fragility.analysis.inputs import ClaimInputs, RunInputs
 from fragility.analysis.matching import matched_draws
-from fragility.analysis.paper import paper_loss, reference, same_model
+from fragility.analysis.paper import closest_paper_value, paper_loss, same_model
 from fragility.analysis.rq7 import at_class_top, control_subsets, matched_gap, set_overlap
 from fragility.analysis.uncertainty import Interval, verdict
 from fragility.catalog.claims import CLAIMS, PAPER_MODELS
@@ -425,19 +425,24 @@ def test_paper_loss_is_the_paper_s_plain_loss_or_none():
     assert paper_loss({"loss": "balanced_softmax"}) is None and paper_loss(None) is None
 
 
-def test_paper_reference_prefers_the_same_loss_then_the_same_dataset():
+def test_the_closest_paper_value_prefers_the_same_loss_then_the_same_dataset():
     bac = CLAIMS["bac_order"].paper
-    assert reference(bac, "cifar10", "exp100", "focal")[1] == "CIFAR-10 focal"
-    assert reference(bac, "svhn", "exp100", "ce")[1] == "SVHN CE"
-    assert reference(bac, "celeba", "exp20", "ce")[1] == "CelebA CE"
-    assert reference(bac, "fashion_mnist", "exp100", "ldam")[1] == "CIFAR-10 LDAM, other dataset"
-    assert reference(bac, "cifar10", "step10", "ce")[1] == "CIFAR-10 CE, other imbalance"
-    assert reference(bac, "svhn", "exp100", None)[1] == "SVHN CE, other loss"
+    assert closest_paper_value(bac, "cifar10", "exp100", "focal")[1] == "CIFAR-10 focal"
+    assert closest_paper_value(bac, "svhn", "exp100", "ce")[1] == "SVHN CE"
+    assert closest_paper_value(bac, "celeba", "exp20", "ce")[1] == "CelebA CE"
+    assert (
+        closest_paper_value(bac, "fashion_mnist", "exp100", "ldam")[1]
+        == "CIFAR-10 LDAM, other dataset"
+    )
+    assert closest_paper_value(bac, "cifar10", "step10", "ce")[1] == "CIFAR-10 CE, other imbalance"
+    assert closest_paper_value(bac, "svhn", "exp100", None)[1] == "SVHN CE, other loss"
     # Table 3 prints no CIFAR-10 CE: a CE group compares with the paper's SVHN CE
-    value, label = reference(CLAIMS["majority_ce_smaller"].paper, "fashion_mnist", "exp100", "ce")
+    value, label = closest_paper_value(
+        CLAIMS["majority_ce_smaller"].paper, "fashion_mnist", "exp100", "ce"
+    )
     assert label == "SVHN CE, other dataset"
     assert value.value == pytest.approx(math.log(3.4955 / 1.4899 / 2))
-    assert reference({}, "cifar10", "exp100", "ce") == (None, "")
+    assert closest_paper_value({}, "cifar10", "exp100", "ce") == (None, "")
     assert same_model("cifar10", "exp100", "ce") == "cifar10/ce"
     assert same_model("cifar10", "exp100", None) is None
 

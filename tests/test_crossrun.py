@@ -616,7 +616,7 @@ def test_remedies_table_compares_every_method_with_the_untreated_model(tmp_path)
     verdicts = {name: (r["verdict"], r["verdict_interval"]) for name, r in groups.items()}
     single = "paired bootstrap over test images (1 seed; training randomness not included)"
     assert verdicts == {
-        "none": ("reference", "none: the untreated model itself"),
+        "none": ("untreated", "none: the untreated model itself"),
         "eos": ("better", single),
         "bad": ("worse", single),
         "focal": ("no detectable difference", single),
@@ -660,7 +660,7 @@ def test_remedies_over_three_seeds_decide_by_t(tmp_path):
     focal = groups["focal"]
     assert (focal["bac_gain_ci_low"], focal["bac_gain_ci_high"]) == (0.0, 0.0)
     assert focal["verdict"] == "no detectable difference"
-    assert groups["none"]["verdict"] == "reference"
+    assert groups["none"]["verdict"] == "untreated"
 
 
 def test_remedies_need_the_same_test_images(tmp_path):

@@ -1,4 +1,4 @@
-"""The lecture's training-progress diagnostic: per-class FE-gradient norms (issue 14)."""
+"""The lecture's training-progress diagnostic: per-class FE-gradient norms."""
 
 import copy
 from pathlib import Path

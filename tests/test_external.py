@@ -1,4 +1,4 @@
-"""Models trained elsewhere (config ``models``, issue 21): each checkpoint format loaded on a
+"""Models trained elsewhere (config ``models``): each checkpoint format loaded on a
 constructed checkpoint, one error naming the keys that do not fit, LDAM-DRW's sampling
 against its reference algorithm on a CIFAR-10-format file, our own model.pt giving the same
 embeddings and tables as our pipeline's run, and an external model through the workflow."""
@@ -58,7 +58,7 @@ def _images(n=6, size=32, channels=3, seed=1) -> torch.Tensor:
 
 
 def _assert_ce_invariant(model, x: torch.Tensor) -> None:
-    """SPEC §3: sum_h fe'[n,h] W[c,h] + bias[c] = logits[n,c] (1e-4 relative), from the
+    """The embeddings' identity sum_h fe'[n,h] W[c,h] + bias[c] = logits[n,c] (1e-4 relative), from the
     weights the classifier file would hold."""
     with torch.no_grad():
         fe = model.features(x)

@@ -64,7 +64,7 @@ MAX_FUNCTION_LINES = 80
 
 def test_no_function_in_the_package_is_longer_than_80_lines():
     """A long function hides steps that tests, the bench and the reference loop want to call
-    one by one (issue 13): split it into named pieces instead."""
+    one by one: split it into named pieces instead."""
     import ast
 
     long = []

@@ -1,4 +1,4 @@
-"""Logs and benchmarks live under the study's `results:` root (SPEC section 6), so two studies
+"""Logs and benchmarks live under the study's `results:` root (docs/outputs.md), so two studies
 run in the same folder never write to the same log file."""
 
 import re

@@ -1,4 +1,4 @@
-"""Major Feature Weakening (the lecture's Solution 5; issue 14)."""
+"""Major Feature Weakening (the lecture's Solution 5)."""
 
 import dataclasses
 

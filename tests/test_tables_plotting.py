@@ -100,7 +100,7 @@ def write_run(
     kept_epoch=None,
     pool=True,
 ):
-    """A run directory in the SPEC §3 / §6 layout; ``train``/``test`` are (fe, labels)."""
+    """A run directory laid out as the catalog says; ``train``/``test`` are (fe, labels)."""
     meta = {"dataset": "synthetic", "normed": str(normed).lower()}
     emb = run_dir / "embeddings"
     write_parquet(_embeddings(*train, W, bias, normed), emb / "train.parquet", meta)

@@ -38,7 +38,7 @@ from collections.abc import Mapping
 import numpy as np
 import pyarrow as pa
 
-from fragility.analysis.paper import paper_loss, reference
+from fragility.analysis.paper import closest_paper_value, paper_loss
 from fragility.analysis.runs import GROUP_KEYS
 from fragility.analysis.uncertainty import MIN_SEEDS_FOR_VERDICT, combine_seeds, verdict
 from fragility.catalog.claims import CLAIMS, PREMISE_TRAIN_ACC, ClaimSpec
@@ -181,7 +181,7 @@ def _claim_row(name: str, key: tuple, measured: list, premise: dict, loss: str |
     if spec.partner and len(partners) == 1 and interval.kind.startswith("t over"):
         kind = f"{interval.kind} (the balanced partner {partners.pop()} held fixed)"
         interval = dataclasses.replace(interval, kind=kind)
-    paper, model = reference(spec.paper, *key[:2], loss)
+    paper, model = closest_paper_value(spec.paper, *key[:2], loss)
     base = verdict(interval.low, interval.high, interval.estimate)
     final = sized_verdict(spec, base, interval, paper)
     reasons = list(dict.fromkeys(s["reason"] for s in stats if s.get("reason")))

@@ -183,7 +183,7 @@ def remedies_table(
     for row in summary.select(list(REMEDY_KEYS)).to_pylist():
         rows = members[tuple(row.values())]
         if row["kind"] == "untreated":
-            verdicts.append("reference")
+            verdicts.append("untreated")  # the model the others are measured against
             kinds.append("none: the untreated model itself")
             continue
         interval = combine_seeds(

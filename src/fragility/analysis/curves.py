@@ -1,11 +1,11 @@
-"""Fragility curves (SPEC §4, "Fragility curves"): every claim statistic and every remedy's
+"""Fragility curves (docs/metrics-and-claims.md): every claim statistic and every remedy's
 gain against the imbalance ratio R, for runs that differ only in R.
 
 The inputs are the cross-run ``*_by_seed`` tables (one row per run) and
 ``remedies_by_seed``; the imbalance spec is parsed by :class:`fragility.data.splits.Imbalance`
 (``balanced`` is R = 1, ``exp{R}`` and ``step{R}`` are two *families*). A curve is a
 (dataset, loss, family) group; the balanced runs of the same dataset and loss are its R = 1
-reference, shared by both families.
+point, shared by both families.
 
 - :func:`per_run_values`: one row per run with the statistics of one source table.
 - :func:`curve_table`: one row per (dataset, family, R, loss) with ``{stat}_mean``,
@@ -346,7 +346,7 @@ def per_run_values(source: str, table: pa.Table) -> list[dict]:
 def curve_groups(runs: Iterable[tuple[str, str, str]]) -> dict[tuple[str, str, str], list[float]]:
     """The curves among ``(dataset, imbalance, loss)`` runs: ``(dataset, loss, family)`` ->
     its sorted ratios R > 1, for every family with at least two of them (runs that differ
-    only in R). The balanced run of the dataset and loss, if any, is their R = 1 reference."""
+    only in R). The balanced run of the dataset and loss, if any, is their R = 1 point."""
     ratios: dict[tuple[str, str, str], set[float]] = {}
     for dataset, imbalance, loss in runs:
         family, ratio = ratio_of(imbalance)

@@ -54,7 +54,7 @@ GROUP_SHARE = 0.40  # the paper contrasts classes 0-3 with 6-9 of CIFAR-10's ten
 
 def class_groups(n_per_class: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(majority group, minority group)``: class indices of the largest and the smallest
-    40 % of the classes by training count, at least one class each (SPEC §4).
+    40 % of the classes by training count, at least one class each.
 
     Classes are ranked by count, largest first, ties in class order (as
     :func:`majority_minority`): on ten classes of an exp or step split that is 0-3 and 6-9,

@@ -1,5 +1,5 @@
 """The paper beside us: which of the paper's five models a run group compares with, and the
-paper's numbers printed next to ours (SPEC §4, "Reference figures").
+paper's numbers printed next to ours.
 
 The numbers themselves are declared once, in :data:`fragility.catalog.claims.PAPER_NUMBERS` (tables)
 and each :data:`fragility.catalog.claims.CLAIMS` entry (the claims' statistics).
@@ -45,7 +45,7 @@ def same_model(dataset: str, imbalance: str, loss: str | None) -> str | None:
     return None
 
 
-def reference(
+def closest_paper_value(
     values: Mapping[str, PaperValue], dataset: str, imbalance: str, loss: str | None
 ) -> tuple[PaperValue | None, str]:
     """The paper's value among ``values`` (by model key) for a run group, and which model of

@@ -72,7 +72,7 @@ def identity_overlap(idx_a: np.ndarray, idx_b: np.ndarray) -> np.ndarray:
     return out
 
 
-# -- the size-matched control of FB(TP) (SPEC §4, "RQ7 FB") -------------------------------------
+# -- the size-matched control of FB(TP) -------------------------------------------------------
 #
 # FB(FP) averages a class's few false positives, FB(TP) its many true positives, and the mean
 # of a few instances lies farther from the training mean by sample size alone. The control

@@ -168,7 +168,7 @@ def over_seeds(by_seed: pa.Table, keys: Sequence[str] = GROUP_KEYS) -> pa.Table:
     numeric columns (see the module docstring for the interval), the value itself for
     identity columns (class indices, K) and text that does not vary, ``all`` for booleans,
     ``n_seeds`` and ``interval``. A column whose values a ``{column}_seed`` column traces to
-    a single run (one balanced reference for several seeds) takes that run's bootstrap
+    a single run (one balanced run for several seeds) takes that run's bootstrap
     interval instead of a zero-width t-interval, and ``{column}_interval`` says so."""
     key_cols = [by_seed[k].to_pylist() for k in keys]
     groups: dict[tuple, list[int]] = {}
@@ -239,7 +239,7 @@ def run_metrics(run: RunFiles, remedy: str | None = None) -> dict:
 
 def balanced_partner(run: RunFiles, runs: Sequence[RunFiles]) -> RunFiles | None:
     """The balanced run Table 1 compares ``run`` with: same dataset, the same seed when such
-    a run exists (else the lowest seed: a study may train one balanced reference for several
+    a run exists (else the lowest seed: a study may train one balanced run for several
     imbalanced seeds), the same loss when such a run exists, else the cross-entropy one (the
     paper's balanced column)."""
     candidates = [r for r in runs if r.balanced and r.dataset == run.dataset]

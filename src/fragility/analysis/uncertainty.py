@@ -1,4 +1,4 @@
-"""Uncertainty of every finding (SPEC §4, "Verdicts with uncertainty"): bootstrap and
+"""Uncertainty of every finding (docs/metrics-and-claims.md): bootstrap and
 t-intervals, and the three-way verdict on a signed difference.
 
 Two kinds of interval, never mixed silently:
@@ -24,7 +24,7 @@ import numpy as np
 
 CONFIDENCE = 0.95
 N_BOOT = 1000
-MIN_SEEDS_FOR_VERDICT = 3  # below this a verdict rests on the bootstrap (SPEC §4)
+MIN_SEEDS_FOR_VERDICT = 3  # below this a verdict rests on the bootstrap over images
 
 VERDICTS = ("holds", "fails", "inconclusive", "n/a")
 

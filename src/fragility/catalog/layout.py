@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from fragility.catalog.outputs import RUN_FIGURES, RUN_TABLES
 
 RUN = "{dataset}/{imbalance}/{loss}/seed{seed}"  # a run's folder under the results root
-# the imbalance of a split (SPEC section 1): balanced, exp<R> or step<R>; the config schema's
+# the imbalance of a split (docs/data-and-splits.md): balanced, exp<R> or step<R>; the schema's
 # pattern and the workflow's wildcard are this one (fragility.data.splits.Imbalance parses it)
 IMBALANCE = r"balanced|exp[0-9]+(?:\.[0-9]+)?|step[0-9]+(?:\.[0-9]+)?"
 REMEDY = "remedies/{remedy}"  # a remedied model's folder under its run's folder

@@ -1,4 +1,4 @@
-"""Seeded imbalanced training splits (SPEC §1), stored as Parquet.
+"""Seeded imbalanced training splits (docs/data-and-splits.md), stored as Parquet.
 
 A split assigns rows of the canonical train/test arrays to subsets:
 ``train`` (the imbalanced subset), ``pool`` (in the balanced pool, not in the subset),
@@ -48,7 +48,7 @@ class Imbalance:
 
 
 def class_counts(imbalance: str | Imbalance, n_max: int, n_classes: int) -> list[int]:
-    """Training images kept per class position (position 0 = majority), as SPEC §1 defines.
+    """Training images kept per class position (position 0 = majority).
 
     >>> class_counts("exp100", 5000, 10)
     [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50]

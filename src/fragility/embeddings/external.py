@@ -1,6 +1,6 @@
 """Models trained elsewhere (config ``models``): a checkpoint of a known format loaded as a
 feature extractor and a linear head, which :func:`fragility.embeddings.extraction.write_embeddings`
-reads like one of our own models (SPEC §3: FE, the head's weights, ``Σ_h CE + bias =
+reads like one of our own models (docs/embeddings.md: FE, the head's weights, ``Σ_h CE + bias =
 logits``).
 
 ===============  ===========================================================================

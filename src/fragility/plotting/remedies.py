@@ -1,4 +1,4 @@
-"""The remedies figure (:data:`fragility.catalog.outputs.REMEDY_FIGURE`, SPEC section 5): test BAC
+"""The remedies figure (:data:`fragility.catalog.outputs.REMEDY_FIGURE`): test BAC
 with its interval and the wall-clock cost of every remedy, from the ``remedies`` summary table
 of :mod:`fragility.analysis.crossrun`.
 """
@@ -37,7 +37,7 @@ def _seconds_label(x, _pos=None) -> str:
 @styled
 def _plot_remedy_costs(tables: dict[str, pa.Table], out_path: Path, title: str) -> None:
     """Two panels sharing one row per method, so labels never collide: test BAC with its 95 %
-    interval and the untreated model as a reference line (left), wall-clock cost (right)."""
+    interval and the untreated model as a dashed line (left), wall-clock cost (right)."""
     rows = tables["remedies"].to_pylist()
     groups = list(dict.fromkeys((r["dataset"], r["imbalance"], r["base_loss"]) for r in rows))
     ordered = []

@@ -108,7 +108,7 @@ def apply_remedy(
         val_pred = head_logits(val["fe"], W, b, normed).argmax(axis=1)
         info["val_metrics"] = summary(val["label"], val_pred, n_classes)
     if REMEDIES[name].posthoc and train.get("logits") is not None:
-        # the classifier file must reproduce the run's own logits (SPEC decomposition)
+        # the classifier file must reproduce the run's own logits (sum_h CE + bias = logits)
         original = head_logits(
             train["fe"], classifier["weight"], classifier["bias"], bool(classifier["normed"])
         )

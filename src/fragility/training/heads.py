@@ -93,7 +93,7 @@ def fit_linear_head(
     device: str = "cpu",
     on_epoch_end: Callable | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Phase 3 (SPEC §5): train ``logits = fe @ W.T + bias`` with CE and SGD; ``(W, b)`` float32.
+    """Train a linear head ``logits = fe @ W.T + bias`` with CE and SGD; ``(W, b)`` float32.
 
     ``sampler="uniform"`` shuffles the data every epoch (each instance once per epoch);
     ``"class_balanced"`` (cRT) draws each minibatch with :func:`class_balanced_indices`, the

@@ -557,9 +557,10 @@ class Study:
         """The balanced run the balanced-vs-imbalanced claims compare ``run`` with, or None
         and why there is none: a balanced run of the same dataset and loss, trained with the
         same settings but the seed (so the same head, architecture and epochs); the same
-        seed when it exists, else the lowest (a study's one balanced reference)."""
+        seed when it exists, else the lowest (a study may train one balanced run for several
+        imbalanced seeds)."""
         if run.imbalance == "balanced":
-            return None, "a balanced run is its own reference"
+            return None, "a balanced run has no balanced partner"
         if run in self.external:
             return None, f"model {run.loss!r} was trained elsewhere: it has no balanced partner"
         balanced = [r for r in self.trained_runs if r.imbalance == "balanced"]

@@ -82,7 +82,7 @@ def job_name(rule: str, wildcards) -> str:
     return f"{rule} {'/'.join(map(str, parts[:3]))}/seed{parts[3]}"
 
 
-def ref_files(runs) -> list[str]:
+def files_of_runs(runs) -> list[str]:
     """Every file the run dicts of a cross-run rule name (its own and its remedied models'):
     what the rule declares as input."""
     files = [p for run in runs for p in run.get("files", {}).values()]
@@ -95,7 +95,7 @@ def declared_runs(runs, declared_inputs) -> list[dict]:
     """The ``runs`` a rule's params hand a cross-run stage, after checking that every file
     they name is among the rule's declared inputs (so Snakemake tracks each one)."""
     runs = [dict(run) for run in runs]
-    undeclared = sorted(set(map(str, ref_files(runs))) - set(map(str, declared_inputs)))
+    undeclared = sorted(set(map(str, files_of_runs(runs))) - set(map(str, declared_inputs)))
     if undeclared:
         raise RuntimeError(f"the rule hands its stage files it did not declare: {undeclared}")
     return runs

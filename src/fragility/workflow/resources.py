@@ -14,7 +14,7 @@ settings) through a cost model calibrated on this project's measurements, with m
 * a retry asks for more: both are multiplied by the attempt (1, then 2, then 3).
 
 Under ``profiles/slurm`` a run's jobs travel in group jobs, whose jobs the SLURM plugin runs
-one after another (its issue #469). Each grouped job holds the group's one ``group_slot``
+one after another. Each grouped job holds the group's one ``group_slot``
 (a resource of local scope: every group job has a pool of one), so Snakemake sizes a group as
 that sequence: the largest CPUs and memory of any one of its jobs, and the sum of their times.
 Each job therefore asks for its own time, and a group never asks for CPUs it will not use.

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 from torchvision import transforms
-from usual_loop import ImageDataset, reference_transforms, train_reference
+from usual_loop import ImageDataset, train_usual_loop, usual_transforms
 
 from fragility.training.engine import (
     Normalizer,
@@ -83,7 +83,7 @@ def test_normalisation_is_identical(channels):
     x = rng.integers(0, 256, (4, 7, 5, channels), dtype=np.uint8)
     mean, std = channel_stats(x)
     engine = Normalizer(mean, std, torch.device("cpu"))(torch.from_numpy(x).permute(0, 3, 1, 2))
-    data = ImageDataset(x, np.zeros(4), reference_transforms((7, 5), mean, std, augment=False))
+    data = ImageDataset(x, np.zeros(4), usual_transforms((7, 5), mean, std, augment=False))
     ref = torch.stack([data[i][0] for i in range(4)])
     pil = Image.fromarray(x[0] if channels == 3 else x[0, ..., 0])
     direct = transforms.Normalize(mean, std)(transforms.ToTensor()(pil))
@@ -115,30 +115,30 @@ def test_one_epoch_without_augmentation_matches_the_engine(digit_subsets, loss, 
     )  # fmt: skip
     engine = train(cfg, tr, te, device="cpu", progress=False)
     start = _new_model(cfg, 3, 1).state_dict()
-    ref = train_reference(cfg, tr, te, initial_state=start, batch_order="engine")
+    ref = train_usual_loop(cfg, tr, te, initial_state=start, batch_order="engine")
     assert ref["loss"][0] == pytest.approx(engine.history[0]["loss"], rel=1e-3)
     final = engine.model.state_dict()
     for name in ("conv1.weight", "classifier.weight"):
         torch.testing.assert_close(ref["state_dict"][name], final[name], rtol=1e-3, atol=1e-3)
 
 
-def test_reference_reports_and_is_reproducible(digit_subsets):
+def test_the_usual_loop_reports_and_is_reproducible(digit_subsets):
     tr, te = digit_subsets
     cfg = TrainConfig(arch="resnet8", epochs=2, batch_size=32, crop_padding=1, seed=1)
     before = torch.random.get_rng_state()
-    a = train_reference(cfg, tr, te)
+    a = train_usual_loop(cfg, tr, te)
     assert torch.equal(torch.random.get_rng_state(), before)  # no global RNG state leaks
-    b = train_reference(cfg, tr, te, epochs=1)
+    b = train_usual_loop(cfg, tr, te, epochs=1)
     assert b["loss"] == a["loss"][:1]
     assert len(a["loss"]) == len(a["test_bac"]) == len(a["seconds_per_epoch"]) == 2
     assert all(np.isfinite(a["loss"])) and 0 <= a["test_bac"][-1] <= 1
     assert a["images_per_s"] > 0 and a["n_train"] == 90
     assert set(a["state_dict"]) == set(_new_model(cfg, 3, 1).state_dict())
     with pytest.raises(ValueError, match="batch_order"):
-        train_reference(cfg, tr, te, batch_order="sorted")
+        train_usual_loop(cfg, tr, te, batch_order="sorted")
 
 
-def test_the_reference_with_the_engines_compute_settings_matches_the_engine(digit_subsets):
+def test_the_usual_loop_with_the_engines_compute_settings_matches_the_engine(digit_subsets):
     """compute="engine": the engine's precision, channels-last and autotuning. In float32
     one epoch without augmentation ends where the engine's does; under the GPU policy (a bf16
     trunk, injected on the CPU) it trains and reports that precision."""
@@ -146,16 +146,16 @@ def test_the_reference_with_the_engines_compute_settings_matches_the_engine(digi
     cfg = TrainConfig(arch="resnet8", epochs=1, batch_size=16, seed=3, augment=False)
     engine = train(cfg, tr, te, device="cpu", progress=False)
     start = _new_model(cfg, 3, 1).state_dict()
-    ref = train_reference(cfg, tr, te, initial_state=start, batch_order="engine", compute="engine")
+    ref = train_usual_loop(cfg, tr, te, initial_state=start, batch_order="engine", compute="engine")
     assert (ref["compute"], ref["precision"]) == ("engine", "float32")
     assert ref["loss"][0] == pytest.approx(engine.history[0]["loss"], rel=1e-3)
     for name in ("conv1.weight", "classifier.weight"):
         final = engine.model.state_dict()[name]
         torch.testing.assert_close(ref["state_dict"][name], final, rtol=1e-3, atol=1e-3)
-    bf16 = train_reference(cfg, tr, te, compute="engine", precision="bfloat16")
+    bf16 = train_usual_loop(cfg, tr, te, compute="engine", precision="bfloat16")
     assert bf16["precision"] == "bfloat16" and np.isfinite(bf16["loss"]).all()
     with pytest.raises(ValueError, match="compute"):
-        train_reference(cfg, tr, te, compute="fast")
+        train_usual_loop(cfg, tr, te, compute="fast")
 
 
 def _train_speed_bench():
@@ -177,26 +177,26 @@ def test_benchmark_script_runs_and_writes_its_numbers(tmp_path, capsys):
     report = json.loads(out.read_text())
     assert report["verdict"] in ("PASS", "FAIL")
     names = [side["name"] for side in report["sides"]]
-    assert names[-1] == "engine" and names[0].startswith("reference")
+    assert names[-1] == "engine" and names[0].startswith("usual loop")
     engine, ref = report["sides"][-1], report["sides"][0]
     assert report["ratio"] == pytest.approx(engine["images_per_s"] / ref["images_per_s"])
     compute = report["compute_only"]
     assert report["ceiling"] == pytest.approx(compute["images_per_s"] / ref["images_per_s"])
     # every side timed in each of the rounds (the default two), one epoch each
     assert len(engine["train_seconds"]) == len(compute["train_seconds"]) == 2
-    # the target's ratio is against references with the engine's compute settings; the
+    # the target's ratio is against usual-loop rows with the engine's compute settings; the
     # plain float32 one has a ratio of its own
     plain = next(
-        side for side in report["sides"] if side["name"] == report["plain_float32_reference"]
+        side for side in report["sides"] if side["name"] == report["plain_float32_usual_loop"]
     )
-    assert "plain float32" in plain["name"] and report["best_reference"] != plain["name"]
+    assert "plain float32" in plain["name"] and report["best_usual_loop"] != plain["name"]
     assert report["ratio_plain_float32"] == pytest.approx(
         engine["images_per_s"] / plain["images_per_s"]
     )
     assert report["finished"] and report["rounds_done"] == 2
     printed = capsys.readouterr().out
-    assert "ratio = engine images/s / reference images/s" in printed
-    assert "ratio vs the plain float32 reference" in printed
+    assert "ratio = engine images/s / usual-loop images/s" in printed
+    assert "ratio vs the plain float32 usual loop" in printed
 
 
 def test_benchmark_full_run_times_whole_engine_runs(tmp_path, capsys):
@@ -216,4 +216,4 @@ def test_benchmark_full_run_times_whole_engine_runs(tmp_path, capsys):
     assert all(1 <= k <= 3 for k in report["kept_epoch"])
     assert report["verdict"] is None  # the 2-minute target is for 200 epochs on a GPU
     printed = capsys.readouterr().out
-    assert "engine, 3 epochs end to end" in printed and "reference" not in printed
+    assert "engine, 3 epochs end to end" in printed and "usual loop" not in printed
