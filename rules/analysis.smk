@@ -101,7 +101,7 @@ rule plot_run_figure:
     output:
         report(
             f"{LAYOUT.folder()}/{{rq}}/{{figure}}.png",
-            caption="../report/figure.rst",
+            caption="../report/run_figure.rst",
             category="{dataset} {imbalance} {loss} seed{seed}",
             subcategory="{rq}",
             labels={"figure": "{figure}", "run": "{dataset}/{imbalance}/{loss}/seed{seed}"},
@@ -109,8 +109,6 @@ rule plot_run_figure:
     log:
         LAYOUT.log("figures", RUN_LOG, "{rq}", "{figure}"),
     params:
-        caption=lambda wildcards: RUN_FIGURES[wildcards.figure].caption,
-        what=lambda wildcards: f"Run: {run_of(wildcards).path} (kept checkpoint).",
         title=lambda wildcards: f"{wildcards.dataset} {wildcards.imbalance} {wildcards.loss} seed {wildcards.seed}",
     shadow:
         SHADOW
@@ -146,7 +144,6 @@ for name, spec in CROSS_RUN_TABLES.items():
         params:
             name=name,
             runs=runs,
-            caption=spec.description,
         shadow:
             SHADOW
         conda:
@@ -220,14 +217,11 @@ rule plot_cross_run_figure:
     output:
         report(
             LAYOUT.figure("{figure}"),
-            caption="../report/figure.rst",
+            caption="../report/cross_run_figure.rst",
             category="Cross-run figures",
         ),
     log:
         LAYOUT.log("figures", "{figure}"),
-    params:
-        caption=lambda wildcards: CROSS_RUN_FIGURES[wildcards.figure].caption,
-        what="All runs of the study, means over seeds; the figure names the intervals it draws.",
     wildcard_constraints:
         figure="|".join(CROSS_RUN_FIGURES),
     shadow:

@@ -66,6 +66,16 @@ except FragilityError as error:
 for note in STUDY.notes:  # what a model trained elsewhere cannot have (config `models`)
     print(f"note: {note}", file=sys.stderr)
 
+# The report's captions come from the catalog through the config, which the caption files
+# (report/*.rst) read when Snakemake renders them: params would carry them too, but Snakemake
+# compares params to decide what to rerun, and editing a caption must rerun nothing.
+config["report_captions"] = {
+    "run_figure": {name: spec.caption for name, spec in RUN_FIGURES.items()},
+    "cross_run_figure": {name: spec.caption for name, spec in CROSS_RUN_FIGURES.items()},
+    "cross_run_table": {name: spec.description for name, spec in CROSS_RUN_TABLES.items()},
+    "curve_figure": {name: spec.caption for name, spec in CURVE_FIGURES.items()},
+}
+
 # Every path comes from the catalog (fragility.catalog.layout.Layout, docs/outputs.md), logs and
 # benchmarks included, under the study's results root.
 LAYOUT = Layout(results=config["results"], data_dir=config["data_dir"])
@@ -142,7 +152,7 @@ wildcard_constraints:
     imbalance=IMBALANCE,
     loss="|".join(STUDY.run_names()),
     seed=r"\d+",
-    rq=r"rq[1-7]",
+    rq="|".join(sorted({spec.rq for spec in RUN_FIGURES.values()})),
     figure="|".join(RUN_FIGURES),
     remedy="|".join(STUDY.remedy_methods()) or "no_remedy_configured",
 
@@ -403,7 +413,3 @@ def get_curve_figure_tables(wildcards):
     nothing else."""
     sources = figure_sources(CURVE_FIGURES[wildcards.curve])
     return {source: LAYOUT.table(curve_input(source)) for source in sources}
-
-
-def get_curve_caption(wildcards):
-    return CURVE_FIGURES[wildcards.curve].caption

@@ -15,7 +15,7 @@ for source in curve_sources():
         output:
             report(
                 LAYOUT.table(f"curves/{source}", "csv"),
-                caption="../report/curves.rst",
+                caption="../report/curve_table.rst",
                 category="Fragility curves",
                 subcategory="tables",
             ),
@@ -24,8 +24,6 @@ for source in curve_sources():
             LAYOUT.log("tables", "curves", source),
         params:
             source=source,
-            caption=f"Fragility curve table of {source}: one row per dataset, imbalance family, ratio R and loss.",
-            what="Each statistic's mean over seeds (column suffix _mean), its 95 % t-interval (_ci_low, _ci_high) and the number of seeds it was measured in (_n); R = 1 is the balanced model.",
         conda:
             "../envs/fragility.yaml"
         shadow:
@@ -43,16 +41,13 @@ rule curve_table_all:
     output:
         report(
             LAYOUT.table("curves/all_statistics", "csv"),
-            caption="../report/curves.rst",
+            caption="../report/curve_table_all.rst",
             category="Fragility curves",
             subcategory="tables",
         ),
         LAYOUT.table("curves/all_statistics"),
     log:
         LAYOUT.log("tables", "curves", "all_statistics"),
-    params:
-        caption="Fragility curves: every claim statistic and every remedy's gain, one row per dataset, imbalance family, ratio R and loss (R = 1 is the balanced model).",
-        what="Each statistic's mean over seeds (column suffix _mean), its 95 % t-interval (_ci_low, _ci_high) and the number of seeds it was measured in (_n); null where the statistic does not exist for that row (e.g. a remedy's gain on the balanced run).",
     shadow:
         SHADOW
     conda:
@@ -69,16 +64,13 @@ rule curve_claims_smallest_ratio:
     output:
         report(
             LAYOUT.table("curves/claims_smallest_ratio", "csv"),
-            caption="../report/curves.rst",
+            caption="../report/curve_smallest_ratio.rst",
             category="Fragility curves",
             subcategory="tables",
         ),
         LAYOUT.table("curves/claims_smallest_ratio"),
     log:
         LAYOUT.log("tables", "curves", "claims_smallest_ratio"),
-    params:
-        caption="Where each claim starts to hold: per claim, dataset, loss and imbalance family, the smallest ratio R whose verdict is 'holds' (its 95 % interval of the difference lies wholly on the claimed side), or 'never in the range'.",
-        what="verdicts lists the verdict at every ratio tested; holds_at_every_larger_ratio says whether it keeps holding above that R.",
     shadow:
         SHADOW
     conda:
@@ -95,16 +87,13 @@ rule plot_curve_figure:
     output:
         report(
             LAYOUT.figure("curves/{dataset}/{loss}/{curve}"),
-            caption="../report/curves.rst",
+            caption="../report/curve_figure.rst",
             category="Fragility curves",
             subcategory="{dataset} {loss}",
             labels={"figure": "{curve}", "curve": "{dataset}/{loss}"},
         ),
     log:
         LAYOUT.log("figures", "curves", "{dataset}", "{loss}", "{curve}"),
-    params:
-        caption=get_curve_caption,
-        what="Curves of the runs of this dataset and loss that differ only in the imbalance ratio R.",
     wildcard_constraints:
         curve="|".join(CURVE_FIGURES),
     shadow:

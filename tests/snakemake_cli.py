@@ -25,8 +25,18 @@ def snakemake_command(
 
 
 def run_snakemake(
-    workdir: Path, configfile: Path, *args: str, timeout: int = 900, **resources: int
+    workdir: Path,
+    configfile: Path,
+    *args: str,
+    timeout: int = 900,
+    pythonpath: tuple[Path, ...] = (),
+    **resources: int,
 ) -> subprocess.CompletedProcess:
+    """Snakemake on ``workdir``; ``pythonpath`` goes before the environment's PYTHONPATH of
+    the workflow and of every job it starts."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
+    if pythonpath:
+        paths = [*map(str, pythonpath), *filter(None, [env.get("PYTHONPATH")])]
+        env["PYTHONPATH"] = os.pathsep.join(paths)
     cmd = snakemake_command(workdir, configfile, *args, **resources)
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)

@@ -4,7 +4,10 @@ and the stages read only the files they are handed."""
 
 import re
 
+import numpy as np
+import pyarrow as pa
 import pytest
+import toy_entries
 import yaml
 from snakemake_cli import REPO, SMOKE, run_snakemake
 
@@ -143,3 +146,54 @@ def test_every_stage_runs_in_a_folder_holding_only_its_declared_inputs():
         "training.smk:train_model",
         "curves.smk:curves",
     }
+
+
+# -- one declaration is enough: a toy claim, table and figure (tests/toy_entries.py) ------------
+
+
+def test_a_table_and_a_figure_declared_once_get_their_rules_and_targets(tmp_path):
+    """Registered in the catalog alone, a per-run table and its figure are planned for every
+    trained run: a rule per research question makes the table, the figure rule draws it."""
+    site = toy_entries.site_folder(tmp_path / "site")
+    result = run_snakemake(tmp_path / "study", SMOKE, "-n", pythonpath=(site, REPO / "tests"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    planned = _planned_outputs(result.stdout)
+    assert "rule analyze_rq8:" in result.stdout
+    for run in ["digits/balanced/ce/seed0", "digits/exp10/ce/seed0", "digits/exp10/ldam_drw/seed0"]:
+        assert f"results/{run}/rq8/toy_means.csv" in planned, run
+        assert f"results/{run}/rq8/toy_means.png" in planned, run
+
+
+@pytest.fixture
+def toy_catalog():
+    """The toy entries in this process's catalog, for one test."""
+    toy_entries.register()
+    yield
+    del outputs.RUN_TABLES[toy_entries.TOY_RQ], outputs.RUN_FIGURES[toy_entries.TOY_FIGURE]
+    del claims.CLAIMS[toy_entries.TOY_CLAIM]
+
+
+def test_a_claim_declared_once_is_measured_judged_and_shown(toy_catalog):
+    """Registered in the catalog alone, a claim is bootstrapped with the others, gets its
+    verdict row in the claims table and its row in the claims matrix."""
+    from fragility.analysis.bootstrap import run_bootstrap
+    from fragility.analysis.claims import measure_claims
+    from fragility.analysis.inputs import RunInputs
+    from fragility.analysis.summary import claims_matrix
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1, 2], [30, 10, 5])
+    fe = rng.gamma(2.0, 1.0, size=(len(labels), 4)) + labels[:, None]  # the minority's larger
+    W, bias = rng.normal(size=(3, 4)), np.zeros(3)
+    logits = fe @ W.T
+    split = {"index": np.arange(len(labels)), "label": labels, "pred": logits.argmax(1),
+             "fe": fe, "logits": logits}  # fmt: skip
+    run = RunInputs(split, split, W, bias, False, np.bincount(labels))
+    table = run_bootstrap(run, seed=0, n_boot=50, claims=True)
+    row = next(r for r in table.to_pylist() if r["statistic"] == toy_entries.TOY_CLAIM)
+    assert row["estimate"] > 0 and row["ci_low"] > 0
+    key = ("toy", "exp10", "ce", 0)
+    verdicts = measure_claims(pa.table({"dataset": pa.array([], pa.string())}), {key: table})
+    toy = next(r for r in verdicts.to_pylist() if r["claim"] == toy_entries.TOY_CLAIM)
+    assert toy["verdict"] == "holds" and toy["label"] == "Toy: minority FE larger"
+    assert "Toy: minority FE larger" in claims_matrix(verdicts)

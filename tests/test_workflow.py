@@ -2,12 +2,14 @@
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+import toy_entries
 import yaml
 from snakemake_cli import REPO, SMOKE, run_snakemake
 
@@ -17,8 +19,10 @@ from fragility.catalog.outputs import CROSS_RUN_FIGURES, CROSS_RUN_TABLES, RUN_F
 RUNS = ["digits/balanced/ce/seed0", "digits/exp10/ce/seed0", "digits/exp10/ldam_drw/seed0"]
 
 
-def snakemake(workdir: Path, *args: str, configfile: Path = SMOKE) -> subprocess.CompletedProcess:
-    return run_snakemake(workdir, configfile, *args)
+def snakemake(
+    workdir: Path, *args: str, configfile: Path = SMOKE, pythonpath=()
+) -> subprocess.CompletedProcess:
+    return run_snakemake(workdir, configfile, *args, pythonpath=pythonpath)
 
 
 def planned_jobs(result: subprocess.CompletedProcess) -> dict[str, int]:
@@ -178,6 +182,47 @@ def test_report_holds_every_figure_with_its_caption(smoke_run):
     html = (smoke_run / "report.html").read_text()
     for spec in RUN_FIGURES.values():
         assert spec.caption[:60] in html
+
+
+@pytest.mark.slow
+def test_a_caption_edit_reruns_nothing_and_reaches_the_report(smoke_run, tmp_path):
+    """Captions reach the report from the catalog, not through params (a rerun trigger)."""
+    study = tmp_path / "study"
+    shutil.copytree(smoke_run, study, symlinks=True)  # times and Snakemake's records kept
+    edited = "An edited caption of the class-mean ce figure, to prove the report reads it."
+    patch = f"""
+from fragility.catalog import outputs
+import dataclasses
+spec = outputs.RUN_FIGURES["fig4_class_mean_ce"]
+outputs.RUN_FIGURES["fig4_class_mean_ce"] = dataclasses.replace(spec, caption={edited!r})
+"""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(patch)
+    dry = snakemake(study, "-n", pythonpath=(site,))
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    assert planned_jobs(dry) == {} and "Nothing to be done" in dry.stdout + dry.stderr
+    report = snakemake(study, "--report", "report.html", pythonpath=(site,))
+    assert report.returncode == 0, report.stderr[-3000:]
+    assert edited in (study / "report.html").read_text()
+
+
+@pytest.mark.slow
+def test_a_table_and_a_figure_declared_once_reach_the_report(smoke_run, tmp_path):
+    """A toy per-run table and its figure, registered in the catalog alone
+    (tests/toy_entries.py), are made for a finished study and shown in its report."""
+    study = tmp_path / "study"
+    shutil.copytree(smoke_run, study, symlinks=True)
+    site = toy_entries.site_folder(tmp_path / "site")
+    paths = (site, REPO / "tests")
+    planned = planned_jobs(snakemake(study, "-n", pythonpath=paths))
+    assert planned == {"analyze_rq8": 3, "plot_run_figure": 3, "all": 1}  # nothing else
+    assert snakemake(study, pythonpath=paths).returncode == 0
+    table = pq.read_table(study / "results/digits/exp10/ce/seed0/rq8/toy_means.parquet")
+    assert table.column_names == ["class", "mean_fe_norm"] and table.num_rows == 10
+    report = snakemake(study, "--report", "report.html", pythonpath=paths)
+    assert report.returncode == 0, report.stderr[-3000:]
+    assert toy_entries.TOY_CAPTION in (study / "report.html").read_text()
 
 
 @pytest.mark.slow
