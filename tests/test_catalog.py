@@ -11,8 +11,9 @@ import toy_entries
 import yaml
 from snakemake_cli import REPO, SMOKE, run_snakemake
 
-from fragility.catalog import claims, layout, outputs, resolve
+from fragility.catalog import claims, layout, outputs, remedies, resolve
 from fragility.catalog.layout import Layout
+from fragility.training.settings import LOSSES
 
 RULES = REPO / "rules"
 
@@ -64,6 +65,10 @@ def test_every_entry_names_a_function_that_exists():
     for figures in (outputs.RUN_FIGURES, outputs.CROSS_RUN_FIGURES, outputs.CURVE_FIGURES):
         for spec in figures.values():
             assert callable(resolve(spec.plot)), spec.plot
+    for spec in remedies.REMEDIES.values():
+        assert callable(resolve(spec.fit)), spec.fit
+    for builder in LOSSES.values():
+        assert callable(resolve(builder)), builder
     for name in claims.CLAIMS:
         assert callable(statistic(name)), name
     with pytest.raises(ValueError, match="names no function"):

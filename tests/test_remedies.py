@@ -11,7 +11,6 @@ from fragility.catalog.remedies import REMEDIES, TAUS
 from fragility.embeddings.files import head_logits
 from fragility.errors import ConfigError, FragilityError
 from fragility.metrics import balanced_accuracy
-from fragility.remedies.heads import fit_linear_head_on_val
 from fragility.remedies.oversampling import (
     eos_authors_oversample,
     eos_oversample,
@@ -22,6 +21,7 @@ from fragility.remedies.oversampling import (
 )
 from fragility.remedies.posthoc import fit_logit_adjust, fit_tau_norm, tau_normalize
 from fragility.remedies.registry import apply_remedy
+from fragility.remedies.retraining import fit_linear_head_on_val
 from fragility.training.heads import class_balanced_indices, fit_linear_head
 
 # -- helpers ------------------------------------------------------------------------------------

@@ -66,7 +66,7 @@ REMEDIES: dict[str, RemedySpec] = {
         "SMOTE in FE space + fresh linear head",
     ),
     "crt": RemedySpec(
-        "fragility.remedies.heads:fit_crt",
+        "fragility.remedies.retraining:fit_crt",
         dict(HEAD_PARAMS),
         "classifier re-training: fresh linear head, class-balanced minibatches",
     ),

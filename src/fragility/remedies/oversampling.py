@@ -1,6 +1,6 @@
 """Over-sampling in FE space, phase 2 of EOS and its baselines: synthetic training FE that
 balance the classes, then a fresh linear head on original and synthetic FE together
-(:func:`fragility.remedies.heads.oversampling_fit`).
+(:func:`fragility.remedies.retraining.oversampling_fit`).
 
 :func:`eos_oversample` computes EOS as the EOS paper's text describes it,
 :func:`eos_authors_oversample` as its authors' code computes it; :func:`random_oversample`
@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from fragility.errors import ConfigError, FragilityError
-from fragility.remedies.heads import oversampling_fit
+from fragility.remedies.retraining import oversampling_fit
 from fragility.training.heads import head_device
 
 _KNN_BUDGET = 2**25  # distance-matrix entries per chunk (float64: 256 MiB)
