@@ -276,8 +276,8 @@ def check_run(inputs) -> float:
     """Largest relative error of ``fe' @ W.T + bias`` against the stored logits."""
     from fragility.embeddings.files import head_logits
 
-    c, tr = inputs.classifier, inputs.train
-    rebuilt = head_logits(tr["fe"], c["weight"], c["bias"], c["normed"])
+    tr = inputs.train
+    rebuilt = head_logits(tr["fe"], inputs.W, inputs.bias, inputs.normed)
     scale = np.maximum(1.0, np.abs(tr["logits"]))
     return float(np.max(np.abs(rebuilt - tr["logits"]) / scale))
 
