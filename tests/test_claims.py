@@ -391,8 +391,13 @@ def test_claims_table_reads_n_a_with_its_reason_and_labels_a_fixed_partner():
         stats = {name: (None, "a reason", "{}") for name in CLAIMS}
         stats["fig6_shares"] = (value, None, '{"partner": "ce seed 0", "imbalanced": 0.5}')
         stats["bac_order"] = (None, "no balanced run of this dataset", "{}")
+        stats["minority_overfits"] = (value, None, '{"imbalanced": 0.5, "partner": "none"}')
+        stats["ce_far_above_weights"] = (value, None, '{"ce": 1.0}')
         boots[("d", "exp100", "ce", seed)] = _bootstrap(stats)
     rows = {r["claim"]: r for r in measure_claims(premise, boots).to_pylist()}
+    # no partner, or none recorded: an unlabelled t over seeds
+    assert rows["minority_overfits"]["interval"] == "t over 3 seeds"
+    assert rows["ce_far_above_weights"]["interval"] == "t over 3 seeds"
     assert rows["bac_order"]["verdict"] == "n/a"
     assert rows["bac_order"]["reason"] == "no balanced run of this dataset"
     shares = rows["fig6_shares"]
@@ -400,6 +405,21 @@ def test_claims_table_reads_n_a_with_its_reason_and_labels_a_fixed_partner():
     assert shares["interval"] == "t over 3 seeds (the balanced partner ce seed 0 held fixed)"
     assert "seed 0: mean top-1 share 0.500 imbalanced" in shares["detail"]
     assert "n/a" in shares["detail"]  # parts a seed did not record read n/a, not an error
+
+
+def test_one_balanced_model_under_every_seed_is_said_held_fixed_for_table_1_s_order_too():
+    premise = pa.Table.from_pylist([
+        {"dataset": "d", "imbalance": "exp100", "loss": "ce", "seed": s, "premise_met": True,
+         "lowest_train_acc": 1.0, "lowest_train_acc_class": 0, "lowest_train_acc_name": "0"}
+        for s in range(3)
+    ])  # fmt: skip
+    boots = {}
+    for seed, value in enumerate((0.20, 0.25, 0.30)):
+        stats = {name: (None, "a reason", "{}") for name in CLAIMS}
+        stats["bac_order"] = (value, None, '{"imbalanced": 0.7, "partner": "ce seed 0"}')
+        boots[("d", "exp100", "ce", seed)] = _bootstrap(stats)
+    row = next(r for r in measure_claims(premise, boots).to_pylist() if r["claim"] == "bac_order")
+    assert row["interval"] == "t over 3 seeds (the balanced partner ce seed 0 held fixed)"
 
 
 def test_every_detail_template_names_only_parts_its_statistic_returns():

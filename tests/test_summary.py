@@ -129,6 +129,18 @@ def test_the_claims_matrix_holds_every_claim_of_every_group_coloured_by_its_verd
     assert "<script" not in page  # self-contained and static
 
 
+def test_the_matrix_gives_the_paper_s_value_of_every_model_a_group_is_read_against():
+    ce = _claim("a", "fails", -0.2, -0.3, -0.1)
+    focal = dict(ce, loss="focal", paper_value=0.4, paper_model="CIFAR-10 Focal, other dataset",
+                 paper_reported="0.9 vs 0.5")  # fmt: skip
+    again = dict(ce, loss="ldam")  # read against the same model as ce: one line, not two
+    parser = _Cells()
+    parser.feed(claims_matrix(pa.Table.from_pylist([ce, focal, again])))
+    paper = parser.rows[0][1][1]
+    assert paper.count("+0.060") == 1 and "CIFAR-10 CE" in paper
+    assert "+0.400" in paper and "CIFAR-10 Focal" in paper
+
+
 def test_table1_prints_the_paper_beside_ours_on_the_paper_s_model():
     row = dict(TABLE1, dataset="cifar10", paper_model="CIFAR-10 CE", paper_balanced=0.9265,
                paper_imbalanced=0.7256, paper_retrained=0.786)  # fmt: skip

@@ -177,8 +177,10 @@ def _claim_row(name: str, key: tuple, measured: list, premise: dict, loss: str |
     stats = [s for _, s in measured]
     estimates = [_num(s["estimate"]) for s in stats]
     interval = combine_seeds(estimates, [_replicates(s) for s in stats], stats[0]["interval"])
+    # one balanced model serving every seed is not resampled by a t over seeds: say so
     partners = {_parts(s).get("partner") for s, e in zip(stats, estimates) if e is not None}
-    if spec.partner and len(partners) == 1 and interval.kind.startswith("t over"):
+    partners.discard("none")
+    if len(partners) == 1 and None not in partners and interval.kind.startswith("t over"):
         kind = f"{interval.kind} (the balanced partner {partners.pop()} held fixed)"
         interval = dataclasses.replace(interval, kind=kind)
     paper, model = closest_paper_value(spec.paper, *key[:2], loss)

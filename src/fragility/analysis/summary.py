@@ -232,21 +232,24 @@ def _cell(row: dict | None) -> str:
 
 
 def _paper_cell(rows: list[dict]) -> str:
-    """The paper's value of a claim and its model (the first group's); * marks a value no
-    size is read against."""
-    shown = next((r for r in rows if r.get("paper_model")), None)
-    if shown is None:
+    """The paper's value of a claim for each distinct model the run groups are read against
+    (one line each: a focal group is read against the paper's focal model, not its CE one);
+    * marks a value no size is read against."""
+    lines, tips = [], []
+    for r in rows:
+        if not r.get("paper_model"):
+            continue
+        value = r.get("paper_value")
+        number = _number(value) if value is not None else "no number"
+        if value is not None and not r.get("paper_comparable"):
+            number += "*"
+        line = f"{_escape(number)} <small>{_escape(r['paper_model'].split(',')[0])}</small>"
+        if line not in lines:
+            lines.append(line)
+            tips.append(f"{r['paper_model']}: {r['paper_reported']}")
+    if not lines:
         return '<td class="paper">–</td>'
-    value = shown.get("paper_value")
-    number = _number(value) if value is not None else "no number"
-    if value is not None and not shown.get("paper_comparable"):
-        number += "*"
-    model = shown["paper_model"].split(",")[0]
-    tip = f"{shown['paper_model']}: {shown['paper_reported']}"
-    return (
-        f'<td class="paper" title="{_escape(tip)}">{_escape(number)} '
-        f"<small>{_escape(model)}</small></td>"
-    )
+    return f'<td class="paper" title="{_escape(" | ".join(tips))}">{"<br>".join(lines)}</td>'
 
 
 def _claim_cell(rows: list[dict | None], groups: list[tuple]) -> str:
