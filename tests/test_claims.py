@@ -380,12 +380,16 @@ def _bootstrap(values: dict[str, tuple]) -> pa.Table:
     return pa.Table.from_pylist(rows)
 
 
-def test_claims_table_reads_n_a_with_its_reason_and_labels_a_fixed_partner():
-    premise = pa.Table.from_pylist([
+def _premise_met(n_seeds: int) -> pa.Table:
+    return pa.Table.from_pylist([
         {"dataset": "d", "imbalance": "exp100", "loss": "ce", "seed": s, "premise_met": True,
          "lowest_train_acc": 1.0, "lowest_train_acc_class": 0, "lowest_train_acc_name": "0"}
-        for s in range(3)
+        for s in range(n_seeds)
     ])  # fmt: skip
+
+
+def test_claims_table_reads_n_a_with_its_reason_and_labels_a_fixed_partner():
+    premise = _premise_met(3)
     boots = {}
     for seed, value in enumerate((0.20, 0.25, 0.30)):
         stats = {name: (None, "a reason", "{}") for name in CLAIMS}
@@ -408,11 +412,7 @@ def test_claims_table_reads_n_a_with_its_reason_and_labels_a_fixed_partner():
 
 
 def test_one_balanced_model_under_every_seed_is_said_held_fixed_for_table_1_s_order_too():
-    premise = pa.Table.from_pylist([
-        {"dataset": "d", "imbalance": "exp100", "loss": "ce", "seed": s, "premise_met": True,
-         "lowest_train_acc": 1.0, "lowest_train_acc_class": 0, "lowest_train_acc_name": "0"}
-        for s in range(3)
-    ])  # fmt: skip
+    premise = _premise_met(3)
     boots = {}
     for seed, value in enumerate((0.20, 0.25, 0.30)):
         stats = {name: (None, "a reason", "{}") for name in CLAIMS}
