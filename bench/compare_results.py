@@ -56,12 +56,21 @@ def _files(root: Path) -> dict[str, Path]:
     }
 
 
-def _same_values(a, b) -> bool:
+def _difference(a, b) -> str | None:
+    """None when two columns hold the same values; else how they differ (for numbers, the
+    largest absolute difference, which tells rounding noise from a moved number)."""
     try:
         x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     except (TypeError, ValueError):
-        return a == b
-    return x.shape == y.shape and bool(np.array_equal(x, y, equal_nan=True))
+        return None if a == b else "differs"
+    if x.shape != y.shape:
+        return "differs in shape"
+    if np.array_equal(x, y, equal_nan=True):
+        return None
+    gap = np.abs(x - y)
+    if np.isnan(x).tolist() != np.isnan(y).tolist() or not np.isfinite(gap[~np.isnan(x)]).all():
+        return "differs (missing or infinite values)"
+    return f"differs by up to {np.nanmax(gap):.2g}"
 
 
 def _compare_tables(a, b) -> str | None:
@@ -69,12 +78,14 @@ def _compare_tables(a, b) -> str | None:
         return f"columns differ: {sorted(set(a.column_names) ^ set(b.column_names))}"
     if a.num_rows != b.num_rows:
         return f"{a.num_rows} rows against {b.num_rows}"
+    problems = []
     for name in a.column_names:
         if _volatile(name):
             continue
-        if not _same_values(a[name].to_pylist(), b[name].to_pylist()):
-            return f"column {name} differs"
-    return None
+        problem = _difference(a[name].to_pylist(), b[name].to_pylist())
+        if problem:
+            problems.append(f"column {name} {problem}")
+    return "; ".join(problems) or None
 
 
 def _strip(obj):
