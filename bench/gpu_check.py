@@ -99,12 +99,14 @@ def run_part(
             proc = subprocess.Popen(
                 cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=stderr, text=True,
                 env={**os.environ, **(env or {})}, start_new_session=True,
+                preexec_fn=_die_with_parent,
             )  # fmt: skip
         except OSError as error:
             record = {"status": "failed", "seconds": 0.0, "returncode": None, "tail": str(error)}
             report.part(name, **record)
             return record
         stdout = _Collected(proc.stdout)
+        _RUNNING.add(proc)
         status = None
         while status is None:
             left = limit - (time.monotonic() - t0)
@@ -119,6 +121,7 @@ def run_part(
                     report.part(
                         name, **_record(result, stdout.text(), "running", t0, None, "", limit)
                     )
+        _RUNNING.discard(proc)
         stdout.close()
         stderr.seek(0)
         text = stdout.text()
@@ -146,6 +149,29 @@ class _Collected:
 
     def close(self) -> None:
         self.thread.join(timeout=5)
+
+
+# A part runs in a session of its own, so that past its limit its whole group can be killed;
+# it must not outlive the check either (a killed check's part would train for hours, or hold
+# the GPU): SIGKILL reaches it through the parent-death signal, a catchable end through
+# _end_running_parts.
+_RUNNING: set[subprocess.Popen] = set()
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the part's process, before it starts: SIGKILL it when the check's process ends."""
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _end_running_parts(signum, frame) -> None:
+    for proc in list(_RUNNING):
+        _kill_group(proc)
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -347,6 +373,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, _end_running_parts)
     out = Path(args.out).resolve()
     report = Report(out, args.tiny)
     deadline = time.monotonic() + args.budget

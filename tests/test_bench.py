@@ -3,6 +3,7 @@ business: no timing is asserted here)."""
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from snakemake_cli import REPO
@@ -153,6 +154,27 @@ def test_a_gpu_check_killed_mid_part_keeps_that_parts_figures(tmp_path):
     assert report["finished"] is False and report["parts"]["machine"]["status"] == "ok"
     kept = report["parts"]["full_run"]
     assert kept["status"] == "running" and len(kept["result"]["epoch_seconds"][0]) >= 2
+    # the part (a session of its own) does not outlive the check: no 100000-epoch orphan
+    part = str(out.with_name(out.name + ".parts") / "full_run.json")
+    deadline = time.monotonic() + 10
+    while _running(part) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _running(part)
+
+
+def _running(marker: str) -> bool:
+    """Whether a live (not zombie) process has ``marker`` in its command line."""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if marker in cmdline and state != "Z":
+            return True
+    return False
 
 
 def test_the_cpu_sharing_bench_times_a_training_epoch():
