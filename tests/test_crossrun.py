@@ -390,7 +390,8 @@ def test_claims_verdicts_rest_on_known_intervals():
     # within reach of its upper limit: as large as the paper's
     bac = claims[("exp100", "bac_order")]
     assert (bac["n_seeds"], bac["n"], bac["n_positive"]) == (3, 3, 3)
-    assert bac["interval"] == "t over 3 seeds"
+    # every seed read the one balanced model (PARTS: "ce seed 0"): held fixed, and said so
+    assert bac["interval"] == "t over 3 seeds (the balanced partner ce seed 0 held fixed)"
     assert bac["difference"] == pytest.approx(0.12)
     assert (bac["ci_low"], bac["ci_high"]) == pytest.approx(
         (0.12 - 4.30265 * 0.02 / np.sqrt(3), 0.12 + 4.30265 * 0.02 / np.sqrt(3)), abs=1e-5
