@@ -80,6 +80,18 @@ def _needed(counts: np.ndarray, target) -> np.ndarray:
     return np.maximum(target - counts, 0)
 
 
+def _classes_to_fill(y: np.ndarray, need: np.ndarray, info: dict):
+    """Each class that needs synthetic points, with its members and how many it needs; a
+    class with no instance to draw from gets none and is listed in ``info["empty_classes"]``."""
+    for c in np.flatnonzero(need):
+        members = np.flatnonzero(y == c)
+        if members.size == 0:
+            info["empty_classes"].append(int(c))
+            info["synthetic"][c] = 0
+            continue
+        yield c, members, int(need[c])
+
+
 def _finish(parts_fe, parts_y, width: int, info: dict, sources: dict):
     fe_syn = (
         np.concatenate(parts_fe).astype(np.float32)
@@ -242,13 +254,7 @@ def eos_oversample(
     if need.sum() > 0:
         nbr = knn(fe, k, chunk_size=chunk_size, device=device)  # (N, k), nearest first
         enemy = y[nbr] != y[:, None]
-    for c in np.flatnonzero(need):
-        members = np.flatnonzero(y == c)
-        n_new = int(need[c])
-        if members.size == 0:
-            info["empty_classes"].append(int(c))
-            info["synthetic"][c] = 0
-            continue
+    for c, members, n_new in _classes_to_fill(y, need, info):
         base, drawn_enemy, partner, n_bases, fallback = _eos_draws(
             fe, y, members, n_new, nbr, enemy, rng, variant, device
         )
@@ -299,13 +305,8 @@ def random_oversample(
     rng = np.random.default_rng(seed)
     info = {"synthetic": need.tolist(), "empty_classes": []}
     parts_fe, parts_y, sources = [], [], {"base": [], "partner": [], "r": []}
-    for c in np.flatnonzero(need):
-        members = np.flatnonzero(y == c)
-        if members.size == 0:
-            info["empty_classes"].append(int(c))
-            info["synthetic"][c] = 0
-            continue
-        base = members[rng.integers(0, members.size, int(need[c]))]
+    for c, members, n_new in _classes_to_fill(y, need, info):
+        base = members[rng.integers(0, members.size, n_new)]
         parts_fe.append(fe[base])
         parts_y.append(np.full(base.size, c))
         sources["base"].append(base)
@@ -347,13 +348,7 @@ def smote(
         "empty_classes": [],
     }
     parts_fe, parts_y, sources = [], [], {"base": [], "partner": [], "r": []}
-    for c in np.flatnonzero(need):
-        members = np.flatnonzero(y == c)
-        n_new = int(need[c])
-        if members.size == 0:
-            info["empty_classes"].append(int(c))
-            info["synthetic"][c] = 0
-            continue
+    for c, members, n_new in _classes_to_fill(y, need, info):
         local = rng.integers(0, members.size, n_new)
         if members.size == 1:
             partner_local = local
