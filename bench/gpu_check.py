@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import json
 import os
 import re
@@ -157,14 +158,18 @@ class _Collected:
 # _end_running_parts.
 _RUNNING: set[subprocess.Popen] = set()
 _PR_SET_PDEATHSIG = 1
+# looked up here, in the check: a child forked beside the check's reader threads must not
+# load libraries between fork and exec, only call what is already resolved
+try:
+    _PRCTL = ctypes.CDLL(None).prctl
+except (OSError, AttributeError):  # no prctl: not Linux
+    _PRCTL = None
 
 
 def _die_with_parent() -> None:
     """In the part's process, before it starts: SIGKILL it when the check's process ends."""
-    with contextlib.suppress(OSError, AttributeError):
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _end_running_parts(signum, frame) -> None:
